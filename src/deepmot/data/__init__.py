@@ -1,0 +1,1 @@
+"""Data: sequences, synthetic scenes, training sets and samplers."""

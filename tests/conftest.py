@@ -1,0 +1,18 @@
+"""Shared fixtures: where the real MOTChallenge files are, and a skip when they are absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MOT_ROOT = SHARED_DATA / "mot"
+
+
+@pytest.fixture
+def mot_root() -> Path:
+    """The folder of real MOTChallenge sequences; skips the test where it is absent."""
+    if not MOT_ROOT.is_dir():
+        pytest.skip(f"real MOTChallenge files not found at {MOT_ROOT}")
+    return MOT_ROOT
