@@ -16,7 +16,8 @@ import numpy as np
 
 from deepmot.io import mot
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot" / "MOT17-04" / "gt" / "gt.txt"
+SHARED_MOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot"
+DEFAULT = SHARED_MOT / "MOT17-04" / "gt" / "gt.txt"
 
 
 def best_of(fn, repeats: int = 5) -> float:

@@ -16,3 +16,11 @@ def mot_root() -> Path:
     if not MOT_ROOT.is_dir():
         pytest.skip(f"real MOTChallenge files not found at {MOT_ROOT}")
     return MOT_ROOT
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One intra-op thread: the tests' tensors are small, and on a busy 2-core machine torch's
+    thread pool made them up to 60x slower (measured on Sinkhorn's logsumexp)."""
+    import torch
+
+    torch.set_num_threads(1)

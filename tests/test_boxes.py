@@ -64,6 +64,14 @@ def test_iou_of_empty_boxes_is_zero_with_zero_gradient() -> None:
     assert torch.isfinite(a.grad).all()
 
 
+def test_denormal_union_gives_finite_gradients() -> None:
+    """Found by hypothesis: a union of 1.4e-45 px² used to give an infinite gradient (NaN)."""
+    a = torch.tensor([[0.0, 0.0, 0.0, 1.0]], requires_grad=True)
+    b = torch.tensor([[0.0, 0.0, 1.0, 1.401298464324817e-45]], requires_grad=True)
+    (boxes.box_iou(a, b).sum() + boxes.distance_matrix(a, b, 100.0, 100.0).sum()).backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+
+
 def test_empty_sets_give_empty_matrices() -> None:
     a = torch.zeros(0, 4)
     b = torch.rand(3, 4)

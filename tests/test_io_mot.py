@@ -156,6 +156,7 @@ BAD_CASES = [
         "id 2 appears twice in frame 1",
     ),
     (mot.read_gt, "1,2.5,0,0,1,1,1,1,1\n", 1, "id must be an integer"),
+    (mot.read_results, "1,1,0,0,1,1\n1,18014398509481984,0,0,1,1\n", 2, "is too large"),
     (mot.read_detections, "1,-1,0,0,1,1\n", 1, "expected 7 to 10 columns"),
     (mot.read_detections, "1,-1,0,0,1,1,high\n", 1, "column 7 is not a number"),
     (mot.read_detections, "-2,-1,0,0,1,1,0.5\n", 1, "frame must be an integer >= 1"),
@@ -246,3 +247,14 @@ def test_real_files_load_with_expected_counts(mot_root: Path) -> None:
         for det_name in filter(None, row["det_files"].split(";")):
             dets = mot.read_detections(found[name] / "det" / det_name)
             assert len(dets) > 0 and dets.frames.max() <= info.seq_length
+
+
+def test_written_files_have_a_normal_mode(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    mot.write_seqinfo(tmp_path / "seqinfo.ini", mot.SeqInfo("S", 1, 1, 1))
+    mask = os.umask(0)
+    os.umask(mask)
+    mode = stat.S_IMODE((tmp_path / "seqinfo.ini").stat().st_mode)
+    assert mode == 0o666 & ~mask

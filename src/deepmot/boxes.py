@@ -99,8 +99,9 @@ def box_area(boxes: Tensor) -> Tensor:
 
 
 def _safe_divide(numerator: Tensor, denominator: Tensor) -> Tensor:
-    """``numerator / denominator`` where ``denominator > 0``, else 0, with finite gradients."""
-    positive = denominator > 0
+    """``numerator / denominator``, or 0 where the denominator is 0 or below the dtype's
+    resolution (e.g. a union of 1e-45 px²), so that values and gradients stay finite."""
+    positive = denominator > torch.finfo(denominator.dtype).eps
     return torch.where(positive, numerator / torch.where(positive, denominator, 1), 0)
 
 

@@ -30,8 +30,8 @@ class FrameGT:
     visibility: np.ndarray
 
     def active_pedestrians(self) -> FrameGT:
-        """The rows an evaluation counts: flag 1 and class pedestrian."""
-        keep = (self.flags == 1) & (self.classes == mot.PEDESTRIAN)
+        """The rows an evaluation counts: flag not 0 and class pedestrian (as the devkit)."""
+        keep = (self.flags != 0) & (self.classes == mot.PEDESTRIAN)
         return FrameGT(
             *(a[keep] for a in (self.ids, self.boxes, self.classes, self.flags, self.visibility))
         )
@@ -98,6 +98,9 @@ class Sequence:
         self.detections = detections
         self.image_dir = image_dir
         self.image_ext = image_ext
+        for table, what in ((gt, "gt"), (detections, "detections")):
+            if table is not None and len(table) and (np.diff(table.frames) < 0).any():
+                raise ValueError(f"{what} rows must be sorted by frame (the readers sort them)")
         if gt is not None:
             self._gt_boxes = _xywh_to_xyxy32(gt.boxes_xywh)
             self._gt_slices = _frame_slices(gt.frames, self.seq_length)

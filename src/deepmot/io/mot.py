@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 PEDESTRIAN = 1  # MOTChallenge class id of pedestrians
+MAX_EXACT_ID = 2**53  # numbers are parsed as float64, exact for integers up to here
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,14 @@ def _check_ids(path: Path, table: np.ndarray, lines: np.ndarray) -> np.ndarray:
     if bad.size:
         i = bad[0]
         raise MOTFormatError(path, f"id must be an integer, found {ids[i]:g}", line=int(lines[i]))
+    big = np.flatnonzero(np.abs(ids) > MAX_EXACT_ID)
+    if big.size:
+        i = big[0]
+        raise MOTFormatError(
+            path,
+            f"id {ids[i]:.0f} is too large (ids up to 2**53 are read exactly)",
+            line=int(lines[i]),
+        )
     return ids.astype(np.int64)
 
 
@@ -400,6 +409,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
@@ -408,6 +418,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _format_number(value: float) -> str:

@@ -1,0 +1,47 @@
+"""Tracking measures identical to the reference evaluator (TrackEval / MOTChallenge devkit).
+
+One class per family, one interface (``eval_sequence`` -> counts and ratios,
+``combine_sequences`` -> counts summed, ratios last): :class:`CLEAR` (MOTA, MOTP, IDSW, ...),
+:class:`Identity` (IDF1, IDP, IDR) and :class:`HOTA`. :func:`evaluate` runs them on a folder of
+MOTChallenge sequences and a folder of result files, with the MOTChallenge preprocessing.
+
+ID switches follow the devkit/TrackEval definition, not py-motmetrics' (see
+:mod:`deepmot.metrics.clear`). NumPy and SciPy only: importing this package never imports torch.
+"""
+
+from deepmot.metrics._base import MetricFamily, Result, SequenceData, box_iou_xywh
+from deepmot.metrics.clear import CLEAR
+from deepmot.metrics.evaluate import (
+    BENCHMARKS,
+    METRICS,
+    Evaluation,
+    EvaluationError,
+    create_metric,
+    detect_benchmark,
+    evaluate,
+    evaluate_data,
+    load_sequence,
+    preprocess,
+)
+from deepmot.metrics.hota import HOTA
+from deepmot.metrics.identity import Identity
+
+__all__ = [
+    "BENCHMARKS",
+    "CLEAR",
+    "HOTA",
+    "METRICS",
+    "Evaluation",
+    "EvaluationError",
+    "Identity",
+    "MetricFamily",
+    "Result",
+    "SequenceData",
+    "box_iou_xywh",
+    "create_metric",
+    "detect_benchmark",
+    "evaluate",
+    "evaluate_data",
+    "load_sequence",
+    "preprocess",
+]

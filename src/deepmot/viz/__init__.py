@@ -1,0 +1,1 @@
+"""Pictures: frames with boxes, plots of training and assignment accuracy."""
