@@ -110,3 +110,16 @@ def test_real_sequence_detections(mot_root: Path) -> None:
     assert dets.shape[1] == 5 and len(dets) > 0
     assert (dets[:, 4] == -1).all()  # cleaned detections carry no score
     assert (dets[:, 2] > dets[:, 0]).all()
+
+
+def test_clip_renumbers_frames_and_keeps_images(tmp_path: Path) -> None:
+    seq = Sequence.from_dir(_make_sequence_dir(tmp_path, with_images=True))
+    clip = seq.clip(range(2, 5))
+    assert (len(clip), clip.name) == (3, "SEQ-01[2:4]")
+    np.testing.assert_array_equal(clip.gt_at(1).boxes, seq.gt_at(2).boxes)
+    np.testing.assert_array_equal(clip.gt_at(3).ids, seq.gt_at(4).ids)
+    np.testing.assert_array_equal(clip.detections_at(3), seq.detections_at(4))
+    np.testing.assert_array_equal(clip.read_image(1), seq.read_image(2))
+    assert clip.clip(range(2, 3)).image_path(1) == seq.image_path(3)
+    with pytest.raises(ValueError, match="within 1..5"):
+        seq.clip(range(4, 7))

@@ -75,6 +75,7 @@ class Sequence:
         detections: detection table, or None.
         image_dir: folder of the frames (``000001.jpg`` ...), or None.
         image_ext: file extension of the frames.
+        frame_offset: frame ``f`` is image ``f + frame_offset`` (for a clip of a longer sequence).
     """
 
     def __init__(
@@ -88,8 +89,10 @@ class Sequence:
         detections: mot.Detections | None = None,
         image_dir: Path | None = None,
         image_ext: str = ".jpg",
+        frame_offset: int = 0,
     ) -> None:
         self.name = name
+        self.frame_offset = frame_offset
         self.seq_length = int(seq_length)
         self.im_width = im_width
         self.im_height = im_height
@@ -216,7 +219,7 @@ class Sequence:
         if self.image_dir is None:
             raise DeepMOTError(f"sequence {self.name} has no image folder")
         self._check_frame(frame)
-        return self.image_dir / f"{frame:06d}{self.image_ext}"
+        return self.image_dir / f"{frame + self.frame_offset:06d}{self.image_ext}"
 
     def read_image(self, frame: int) -> np.ndarray:
         """The image of ``frame`` as ``(H, W, 3) uint8`` RGB."""
@@ -227,6 +230,34 @@ class Sequence:
         if image is None:
             raise DeepMOTError(f"{path}: missing or unreadable image")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def clip(self, frames: range) -> Sequence:
+        """The consecutive ``frames`` of this sequence as a sequence of their own, renumbered
+        from 1 (e.g. the validation split, to be tracked and evaluated on its own)."""
+        if len(frames) == 0 or frames.step != 1 or frames[0] < 1 or frames[-1] > self.seq_length:
+            raise ValueError(f"frames must be a non-empty step-1 range within 1..{self.seq_length}")
+        first, last = frames[0], frames[-1]
+
+        def cut(table):
+            if table is None:
+                return None
+            keep = (table.frames >= first) & (table.frames <= last)
+            values = {f: getattr(table, f)[keep] for f in table.__dataclass_fields__}
+            values["frames"] = values["frames"] - (first - 1)
+            return type(table)(**values)
+
+        return Sequence(
+            f"{self.name}[{first}:{last}]",
+            len(frames),
+            self.im_width,
+            self.im_height,
+            self.frame_rate,
+            cut(self.gt),
+            cut(self.detections),
+            self.image_dir,
+            self.image_ext,
+            self.frame_offset + first - 1,
+        )
 
     def split(self, train: float = 0.5, val: float = 0.25) -> tuple[range, range]:
         """The paper's train/validation frames of this sequence; see :func:`paper_split`."""

@@ -1,0 +1,106 @@
+"""Tracking and training speed of the motion tracker.
+
+1. Tracking: the learned motion tracker (untrained weights: the same cost as trained ones) and
+   the constant-velocity baseline over every frame of the shared sequences that have public
+   detections, frames per second, split into the motion model's time and the rest (association
+   and track management).
+2. Training: steps per second with the DeepMOT loss (Sinkhorn and, if shipped, the DHN) and with
+   Smooth-L1 on MOT17 frame pairs, and their ratio.
+
+    python benchmarks/bench_track.py [--steps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from deepmot.data.sequence import Sequence
+from deepmot.io.mot import find_sequences
+from deepmot.trackers import create_tracker, track_sequence
+from deepmot.train.tracker import TrackerTrainConfig, train_motion_tracker
+
+MOT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot"
+
+
+class Timed(torch.nn.Module):
+    """Wraps a motion model and adds up the seconds spent in it."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+        self.history_len = model.history_len
+        self.seconds = 0.0
+
+    def forward(self, *args, **kwargs):
+        start = time.perf_counter()
+        out = self.model(*args, **kwargs)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def tracking(sequences: list[Sequence]) -> None:
+    frames = sum(len(s) for s in sequences)
+    print(f"tracking {len(sequences)} sequences, {frames} frames")
+    for name in ("motion", "constant_velocity"):
+        tracker = create_tracker(name)
+        timed = Timed(tracker.motion_model)
+        tracker.motion_model = tracker.manager.motion_model = timed
+        start = time.perf_counter()
+        for seq in sequences:
+            track_sequence(tracker, seq, progress=False)
+        total = time.perf_counter() - start
+        rest = total - timed.seconds
+        print(
+            f"  {name:18} {frames / total:7.0f} frames/s  (model {timed.seconds:5.2f} s, "
+            f"association+management {rest:5.2f} s, total {total:5.2f} s)"
+        )
+
+
+def training(sequences: list[Sequence], steps: int) -> None:
+    from deepmot.assign.dhn import create_dhn
+
+    variants = {"smoothl1": {"loss": "smoothl1"}, "deepmot sinkhorn": {"matcher": "sinkhorn"}}
+    try:
+        create_dhn("seq_gru", pretrained=True)
+        variants["deepmot dhn"] = {"matcher": "dhn"}
+    except Exception as error:  # no shipped weights: say so and go on
+        print(f"  (no shipped DHN: {error})")
+    rates = {}
+    for name, overrides in variants.items():
+        config = TrackerTrainConfig(iterations=steps, checkpoint_every=10**6, **overrides)
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            train_motion_tracker(sequences, out, config, progress=False)
+            rates[name] = steps / (time.perf_counter() - start)
+    print(f"training, {steps} steps of 16 frame pairs (MOT17, FRCNN detections)")
+    for name, rate in rates.items():
+        print(
+            f"  {name:18} {rate:6.2f} steps/s  (Smooth-L1 / this: {rates['smoothl1'] / rate:5.2f}x)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    if not MOT_ROOT.is_dir():
+        sys.exit(f"real MOTChallenge files not found at {MOT_ROOT}")
+    torch.set_num_threads(1)
+    with_dets = []
+    for path in find_sequences(MOT_ROOT):
+        files = Sequence.detection_files(path)
+        det = next((f for f in ("deepmot_clean_FRCNN.txt", "det.txt") if f in files), None)
+        if det:
+            with_dets.append(Sequence.from_dir(path, det_file=det))
+    tracking(with_dets)
+    training([s for s in with_dets if s.name.startswith("MOT17")], args.steps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Train tracker variants and compare them on held-out frames (the paper's Tables 1–2 layout).
+
+A :class:`Variant` is a name and the settings it trains with (None: not trained, the "Vanilla"
+row — the learned motion model untrained is exactly the constant-velocity tracker). Every
+variant trains on the same training frames with the same seed, tracks the same validation clips
+(the last 25% of each sequence, renumbered) and is scored by the project's evaluator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence as SequenceOf
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from deepmot.data.sequence import Sequence
+from deepmot.io.mot import atomic_write_text
+from deepmot.metrics.evaluate import Evaluation, detect_benchmark, evaluate_data, preprocess
+from deepmot.trackers import Tracker, create_tracker, track_sequence
+from deepmot.train.tracker import TrackerTrainConfig, train_motion_tracker
+
+__all__ = [
+    "Variant",
+    "paper_variants",
+    "validation_clips",
+    "evaluate_tracker",
+    "compare_variants",
+    "format_table",
+    "TABLE_COLUMNS",
+]
+
+log = logging.getLogger(__name__)
+
+# (column, evaluator family, field, as a percentage)
+TABLE_COLUMNS = (
+    ("MOTA", "clear", "MOTA", True),
+    ("MOTP", "clear", "MOTP", True),
+    ("IDF1", "identity", "IDF1", True),
+    ("MT", "clear", "MT", False),
+    ("ML", "clear", "ML", False),
+    ("FP", "clear", "CLR_FP", False),
+    ("FN", "clear", "CLR_FN", False),
+    ("IDS", "clear", "IDSW", False),
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A row of the comparison: ``train`` None means the untrained model."""
+
+    name: str
+    train: TrackerTrainConfig | None
+
+
+def paper_variants(base: TrackerTrainConfig) -> list[Variant]:
+    """The rows of the paper's Table 2 for a motion tracker: Vanilla, Smooth-L1 and the DeepMOT
+    loss with dMOTA + dMOTP, dMOTA alone, dMOTP alone, and without the ID-switch term."""
+    deepmot = replace(base, loss="deepmot")
+    return [
+        Variant("Vanilla", None),
+        Variant("Smooth L1", replace(base, loss="smoothl1")),
+        Variant("dMOTA+dMOTP", deepmot),
+        Variant("dMOTA", replace(deepmot, lam=0.0)),
+        Variant("dMOTP", replace(deepmot, use_dmota=False)),
+        Variant("dMOTA+dMOTP-IDS", replace(deepmot, gamma=0.0)),
+    ]
+
+
+def validation_clips(sequences: SequenceOf[Sequence], val: float = 0.25) -> list[Sequence]:
+    """The last ``val`` share of each sequence as clips of their own (supplementary A.2)."""
+    return [seq.clip(seq.split(val=val)[1]) for seq in sequences]
+
+
+def evaluate_tracker(
+    tracker: Tracker, sequences: SequenceOf[Sequence], progress: bool = False
+) -> Evaluation:
+    """Track every sequence and score it (CLEAR and Identity) with the MOTChallenge rules."""
+    data = []
+    for seq in sequences:
+        results = track_sequence(tracker, seq, progress=progress)
+        benchmark = detect_benchmark(seq.name)
+        data.append(
+            preprocess(seq.gt, results, benchmark=benchmark, num_frames=len(seq), name=seq.name)
+        )
+    return evaluate_data(data, ("clear", "identity"))
+
+
+def _row(name: str, evaluation: Evaluation) -> dict[str, Any]:
+    combined = evaluation.combined
+    row: dict[str, Any] = {"variant": name}
+    for column, family, field, percent in TABLE_COLUMNS:
+        value = float(combined[family][field])
+        row[column] = round(100 * value, 2) if percent else int(value)
+    return row
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower()
+
+
+def compare_variants(
+    train_sequences: SequenceOf[Sequence],
+    val_sequences: SequenceOf[Sequence],
+    variants: SequenceOf[Variant],
+    out: str | Path,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train each variant into ``out/<variant>/``, track and score ``val_sequences``.
+
+    Writes ``out/table.md`` and ``out/table.json`` (atomically) and returns the rows.
+    """
+    out = Path(out)
+    rows = []
+    for variant in variants:
+        if variant.train is None:
+            tracker = create_tracker("motion")
+        else:
+            summary = train_motion_tracker(
+                list(train_sequences), out / _slug(variant.name), variant.train, progress=progress
+            )
+            tracker = create_tracker("motion", weights=summary["weights"])
+        rows.append(_row(variant.name, evaluate_tracker(tracker, val_sequences)))
+        log.info("%s: %s", variant.name, rows[-1])
+    atomic_write_text(out / "table.md", format_table(rows) + "\n")
+    atomic_write_text(out / "table.json", json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
+def format_table(rows: SequenceOf[dict[str, Any]]) -> str:
+    """Rows as a markdown table in the paper's column order."""
+    names = ["variant", *(c[0] for c in TABLE_COLUMNS)]
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row[n]) for n in names) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""Training curves of tracker runs: the loss and the true MOTA of each step, per run."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from deepmot.viz.figures import pyplot, save_figure
+
+__all__ = ["plot_training_curves"]
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if len(values) < window or window <= 1:
+        return values
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def plot_training_curves(
+    logs: Mapping[str, str | Path], path: str | Path, smooth: int = 20
+) -> Path:
+    """Plot ``log.csv`` files of :func:`deepmot.train.tracker.train_motion_tracker` side by side.
+
+    Args:
+        logs: run name to its ``log.csv``.
+        path: the PNG to write (atomically).
+        smooth: moving-average window in steps.
+
+    Returns:
+        ``path``. Left panel: the training loss of each run (each on its own scale, so divided by
+        its first value); right: the true MOTA of the training batches (exact matching).
+    """
+    plt = pyplot()
+    fig, (ax_loss, ax_mota) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, log_path in logs.items():
+        with Path(log_path).open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows:
+            continue
+        steps = np.array([int(r["iteration"]) for r in rows])
+        loss = np.array([float(r["loss"]) for r in rows])
+        mota = np.array([float(r["true_mota"]) for r in rows])
+        x = steps[len(steps) - len(_smooth(loss, smooth)) :]
+        ax_loss.plot(x, _smooth(loss / loss[0], smooth), label=name)
+        ax_mota.plot(x, _smooth(mota, smooth), label=name)
+    ax_loss.set(xlabel="step", ylabel="loss / first loss", title="training loss")
+    ax_mota.set(xlabel="step", ylabel="MOTA", title="true MOTA of the training batches")
+    for ax in (ax_loss, ax_mota):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return save_figure(fig, path)
