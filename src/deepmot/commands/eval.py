@@ -95,7 +95,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepmot.io.mot import atomic_write_text
+    from deepmot.io.atomic import atomic_write_text
     from deepmot.metrics import evaluate
 
     evaluation = evaluate(

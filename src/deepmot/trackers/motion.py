@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ from torch import Tensor, nn
 
 from deepmot.boxes import box_iou
 from deepmot.errors import DeepMOTError
-from deepmot.io.mot import atomic_write_text
+from deepmot.io.atomic import atomic_write_bytes, atomic_write_text
 from deepmot.trackers.base import Tracker
 from deepmot.trackers.management import (
     MotionModel,
@@ -414,20 +412,6 @@ class MotionTracker(Tracker):
 # --------------------------------------------------------------------------- save / load
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_motion_model(
     model: LearnedMotionModel, path: str | Path, card: dict[str, Any] | None = None
 ) -> None:
@@ -438,7 +422,7 @@ def save_motion_model(
     path = Path(path)
     config = model.config.to_dict()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write_bytes(path, save(state, metadata={"config": json.dumps(config)}))
+    atomic_write_bytes(path, save(state, metadata={"config": json.dumps(config)}))
     text = json.dumps({"config": config, **(card or {})}, indent=2, sort_keys=True) + "\n"
     atomic_write_text(path.with_suffix(".json"), text)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from deepmot.io.atomic import atomic_path
 
 __all__ = ["atomic_torch_save", "trim_log"]
 
@@ -16,16 +16,8 @@ __all__ = ["atomic_torch_save", "trim_log"]
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename: a crash mid-write
     leaves the previous checkpoint intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def trim_log(path: str | Path, iteration: int) -> None:
@@ -44,7 +36,5 @@ def trim_log(path: str | Path, iteration: int) -> None:
     kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= iteration]
     if len(kept) == len(rows):
         return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         csv.writer(handle).writerows(kept)
-    os.replace(tmp, path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deepmot.data.sequence import Sequence
-from deepmot.io.mot import atomic_write_text
+from deepmot.io.atomic import atomic_write_text
 from deepmot.metrics.evaluate import Evaluation, detect_benchmark, evaluate_data, preprocess
 from deepmot.trackers import Tracker, create_tracker, track_sequence
 from deepmot.train.tracker import TrackerTrainConfig, train_motion_tracker

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from types import ModuleType
+
+from deepmot.io.atomic import atomic_path
 
 __all__ = ["pyplot", "save_figure"]
 
@@ -22,16 +22,9 @@ def pyplot() -> ModuleType:
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     """Write ``fig`` as a PNG through a temporary file and a rename, then close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     finally:
         pyplot().close(fig)
-    return path
+    return Path(path)

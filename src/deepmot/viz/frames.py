@@ -7,14 +7,14 @@ returns them; drawing uses OpenCV.
 from __future__ import annotations
 
 import colorsys
-import os
-import secrets
 from collections.abc import Sequence as SequenceABC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+from deepmot.io.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
     from deepmot.data.sequence import Sequence
@@ -113,14 +113,7 @@ def write_png(path: str | Path, image_rgb: np.ndarray) -> Path:
     ok, buf = cv2.imencode(".png", bgr)
     if not ok:
         raise RuntimeError(f"OpenCV could not encode {path} as PNG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buf.tobytes())
     return path
 
 
