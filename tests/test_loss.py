@@ -51,6 +51,20 @@ def reference_clear(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return trackeval.metrics.CLEAR({"PRINT_CONFIG": False}).eval_sequence(data)
 
 
+def our_clear(frames) -> dict:
+    """The same counts by the project's evaluator."""
+    from deepmot.metrics import CLEAR, SequenceData
+
+    def rows(index_boxes, index_ids):
+        frame_ids = np.concatenate([np.full(len(f[index_ids]), t) for t, f in enumerate(frames)])
+        ids = np.concatenate([f[index_ids] for f in frames])
+        xyxy = np.concatenate([f[index_boxes].reshape(-1, 4) for f in frames]).astype(np.float64)
+        return frame_ids, ids, np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+
+    data = SequenceData.from_rows("clip", len(frames), *rows(0, 1), *rows(2, 3))
+    return CLEAR().eval_sequence(data)
+
+
 def soft_counts(loss_fn: DeepMOTLoss, frames) -> tuple[float, float, float]:
     loss_fn.reset()
     fp = fn = ids = 0.0
@@ -111,6 +125,12 @@ def test_hard_limit_equals_reference_clear_counts(frames) -> None:
     fp, fn, ids = soft_counts(loss_fn, frames)
     ref = reference_clear(frames)
     assert (fp, fn, ids) == pytest.approx((ref["CLR_FP"], ref["CLR_FN"], ref["IDSW"]), abs=1e-4)
+    ours = our_clear(frames)
+    assert (ours["CLR_FP"], ours["CLR_FN"], ours["IDSW"]) == (
+        ref["CLR_FP"],
+        ref["CLR_FN"],
+        ref["IDSW"],
+    )
 
 
 def test_counts_converge_as_temperature_goes_to_zero() -> None:
