@@ -378,3 +378,21 @@ def test_dmota_follows_true_mota_on_real_frame_pairs(mot_root) -> None:
 
     assert spearmanr(dmota(DeepMOTLoss(Sinkhorn())), mota)[0] > 0.9
     assert spearmanr(dmota(DeepMOTLoss(Sinkhorn(), gate="none")), mota)[0] < 0.8
+
+
+def test_default_matcher_is_the_shipped_dhn() -> None:
+    from deepmot.assign.dhn import DHN
+
+    loss_fn = DeepMOTLoss()
+    assert isinstance(loss_fn.matcher, DHN)
+    assert not any(p.requires_grad for p in loss_fn.matcher.parameters())  # frozen
+    gt = torch.tensor([[10.0, 10, 50, 90], [100, 10, 140, 90]])
+    tracks = (gt + torch.tensor([[3.0, 0, 3, 0], [0, 2, 0, 2]])).requires_grad_(True)
+    out = loss_fn(boxes.distance_matrix(tracks, gt, *IMAGE), [1, 2], [1, 2])
+    assert (
+        float(out.fp.detach()) < 0.1
+        and float(out.fn.detach()) < 0.1
+        and int(out.true_positives) == 2
+    )
+    (grad,) = torch.autograd.grad(out.loss, tracks)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0

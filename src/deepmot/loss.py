@@ -205,9 +205,10 @@ class DeepMOTLoss(nn.Module):
     """The DeepMOT loss with a track-to-object memory carried across the frames of a clip.
 
     Args:
-        matcher: ``matcher(D, mask=None) -> Â`` on ``(B, N, M)`` batches: a frozen DHN (e.g.
-            ``create_dhn("seq_gru", pretrained=True)``), :class:`~deepmot.assign.sinkhorn.Sinkhorn`,
-            or an exact matcher (no gradient through Â). Its parameters are frozen here.
+        matcher: ``matcher(D, mask=None) -> Â`` on ``(B, N, M)`` batches: a frozen DHN (by
+            default the shipped ``create_dhn("seq_gru", pretrained=True)``),
+            :class:`~deepmot.assign.sinkhorn.Sinkhorn`, or an exact matcher (no gradient
+            through Â). Its parameters are frozen here.
         config: :class:`DeepMOTLossConfig`; keyword overrides (``delta=...``) are applied on top.
 
     Use ``out = loss_fn(D, track_ids, gt_ids)`` frame after frame and ``loss_fn.reset()`` between
@@ -215,11 +216,15 @@ class DeepMOTLoss(nn.Module):
     """
 
     def __init__(
-        self, matcher: Matcher, config: DeepMOTLossConfig | None = None, **overrides
+        self, matcher: Matcher | None = None, config: DeepMOTLossConfig | None = None, **overrides
     ) -> None:
         super().__init__()
         base = config or DeepMOTLossConfig()
         self.config = DeepMOTLossConfig(**{**base.__dict__, **overrides})
+        if matcher is None:
+            from deepmot.assign.dhn import create_dhn
+
+            matcher = create_dhn("seq_gru", pretrained=True)
         self.matcher = matcher
         if isinstance(matcher, nn.Module):
             matcher.eval()

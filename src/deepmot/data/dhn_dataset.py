@@ -30,6 +30,7 @@ from deepmot.assign.hungarian import hungarian
 from deepmot.boxes import distance_matrix
 from deepmot.data.sequence import Sequence as MOTSequence
 from deepmot.errors import DeepMOTError
+from deepmot.io.atomic import atomic_path, atomic_write_text
 from deepmot.io.mot import find_sequences
 
 __all__ = [
@@ -212,21 +213,19 @@ class DHNDataset(torch.utils.data.Dataset):
         """Write one safetensors file (atomically); ``sources`` go into its metadata."""
         from safetensors.numpy import save_file
 
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(
-            {
-                "d": self.d,
-                "a": self.a,
-                "shapes": self.shapes,
-                "thresholds": self.thresholds,
-                "source": self.source,
-                "frame": self.frame,
-            },
-            str(tmp),
-            metadata={"sources": json.dumps(self.sources)},
-        )
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            save_file(
+                {
+                    "d": self.d,
+                    "a": self.a,
+                    "shapes": self.shapes,
+                    "thresholds": self.thresholds,
+                    "source": self.source,
+                    "frame": self.frame,
+                },
+                str(tmp),
+                metadata={"sources": json.dumps(self.sources)},
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> DHNDataset:
@@ -393,9 +392,7 @@ def build_dhn_data(
         "sources": counts,
         "skipped": skipped,
     }
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(out / "manifest.json")
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

@@ -1,0 +1,487 @@
+"""The Deep Hungarian Net (paper Sec. 4.1, supplementary B): D (N x M) → soft assignment Â.
+
+Five variants behind one registry, :func:`create_dhn`:
+
+- ``seq_gru`` / ``seq_lstm`` (Fig. 2 / Fig. 5): row-wise flattening → Bi-RNN → column-wise
+  flattening of its hidden states → a second Bi-RNN (same hidden size, own weights) → three
+  fully-connected layers per entry → sigmoid;
+- ``paral_gru`` / ``paral_lstm`` (Fig. 6): row-wise and column-wise Bi-RNNs side by side on D,
+  each reduced by an FC layer, concatenated, two FC layers, sigmoid;
+- ``conv1d`` (Fig. 7): a U-Net-like 1-D convolutional net over the row-wise flattened D.
+
+One interface for all: ``model(D, mask=None) -> Â`` with D ``(B, N, M)`` or ``(N, M)`` and Â of
+the same shape. Matrices of different sizes go in one padded batch with a ``mask (B, N, M)
+bool`` marking each one's valid top-left block; padding never changes a result (sequences
+are packed, convolutions re-zero the padding after every layer), and Â is 0 on padding.
+
+Two ways to flatten (``DHNConfig.flatten``):
+
+- ``"matrix"`` (the paper, and the authors' code): the whole matrix is one sequence of
+  ``N * M`` entries, so a Bi-RNN runs ``N * M`` steps one after the other;
+- ``"lines"``: every row is its own sequence of ``M`` entries (all rows of all matrices run
+  side by side), then every column of the first stage's hidden states is a sequence of ``N``
+  entries. After the row stage each entry knows its row; after the column stage it knows its
+  column and, through the hidden states, every row, so the receptive field is still the
+  whole matrix, in ``N + M`` sequential steps instead of ``2 * N * M``.
+
+``DHNConfig()`` holds the paper's settings; :data:`SHIPPED_CONFIG` the lean settings of the
+shipped weights (see ``weights/dhn_seq_gru.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from deepmot.errors import DeepMOTError
+from deepmot.io.atomic import atomic_path, atomic_write_text
+
+__all__ = [
+    "DHNConfig",
+    "SHIPPED_CONFIG",
+    "DHN",
+    "SeqDHN",
+    "ParalDHN",
+    "Conv1dDHN",
+    "create_dhn",
+    "list_dhns",
+    "load_dhn",
+    "save_dhn",
+]
+
+log = logging.getLogger(__name__)
+
+CHUNK_ENTRIES = 40_000
+"""A padded batch is processed in chunks of at most this many entries (at least one matrix)."""
+
+_FAR = 1e4  # stands in for +inf in masked minima (finite: no NaN in gradients)
+
+
+@dataclass(frozen=True)
+class DHNConfig:
+    """Settings of a DHN. Defaults are the paper's (Sec. 4.1, supp. B, authors' code).
+
+    Attributes:
+        arch: ``"seq"``, ``"paral"`` or ``"conv1d"``.
+        cell: ``"gru"`` or ``"lstm"`` (recurrent variants).
+        hidden: Bi-RNN hidden size h per direction (authors' code: 256).
+        num_layers: stacked layers per Bi-RNN (authors' code: 2).
+        fc: widths of the hidden FC layers after the ``2h`` features; a last layer maps to 1
+            (paper: three FC layers, 512-256-64-1).
+        flatten: ``"matrix"`` (paper: one sequence of ``N * M`` entries) or ``"lines"`` (one
+            sequence per row, then per column); see the module docstring.
+        extra_channels: feed ``D - row-min(D)`` and ``D - column-min(D)`` next to D (not in the
+            paper; NOTES.md: +1.0 / +1.7 WA for a lean model).
+    """
+
+    arch: str = "seq"
+    cell: str = "gru"
+    hidden: int = 256
+    num_layers: int = 2
+    fc: tuple[int, ...] = (256, 64)
+    flatten: str = "matrix"
+    extra_channels: bool = False
+    rounds: int = 1
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("seq", "paral", "conv1d"):
+            raise ValueError(f"arch must be 'seq', 'paral' or 'conv1d', got {self.arch!r}")
+        if self.cell not in ("gru", "lstm"):
+            raise ValueError(f"cell must be 'gru' or 'lstm', got {self.cell!r}")
+        if self.flatten not in ("matrix", "lines"):
+            raise ValueError(f"flatten must be 'matrix' or 'lines', got {self.flatten!r}")
+        if self.hidden < 1 or self.num_layers < 1 or self.rounds < 1:
+            raise ValueError("hidden, num_layers and rounds must be >= 1")
+        object.__setattr__(self, "fc", tuple(int(w) for w in self.fc))
+
+    @property
+    def in_channels(self) -> int:
+        return 3 if self.extra_channels else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["fc"] = list(self.fc)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DHNConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown DHNConfig fields: {sorted(unknown)}")
+        return cls(**{**data, "fc": tuple(data.get("fc", cls.fc))})
+
+
+SHIPPED_CONFIG = DHNConfig(
+    hidden=64, num_layers=1, fc=(64, 32), flatten="lines", extra_channels=True, rounds=2
+)
+"""The lean settings of the shipped ``seq_gru`` weights (trained on a CPU)."""
+
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "seq_gru": {"arch": "seq", "cell": "gru"},
+    "seq_lstm": {"arch": "seq", "cell": "lstm"},
+    "paral_gru": {"arch": "paral", "cell": "gru"},
+    "paral_lstm": {"arch": "paral", "cell": "lstm"},
+    "conv1d": {"arch": "conv1d"},
+}
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _check_input(d: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, bool]:
+    """``D`` as ``(B, N, M)`` float, the mask as ``(B, N, M)`` bool, and whether to squeeze."""
+    if not isinstance(d, Tensor):
+        raise TypeError(f"D must be a torch.Tensor, got {type(d).__name__}")
+    squeeze = d.ndim == 2
+    if squeeze:
+        d = d.unsqueeze(0)
+        mask = None if mask is None else mask.unsqueeze(0) if mask.ndim == 2 else mask
+    if d.ndim != 3:
+        raise ValueError(f"D must have shape (B, N, M) or (N, M), got {tuple(d.shape)}")
+    if not d.is_floating_point():
+        d = d.float()
+    if mask is None:
+        mask = torch.ones(d.shape, dtype=torch.bool, device=d.device)
+    elif mask.shape != d.shape:
+        raise ValueError(f"mask must have D's shape {tuple(d.shape)}, got {tuple(mask.shape)}")
+    mask = mask.to(dtype=torch.bool, device=d.device)
+    n_valid = mask.any(2).sum(1)
+    m_valid = mask.any(1).sum(1)
+    rows = torch.arange(d.shape[1], device=d.device)[None, :, None] < n_valid[:, None, None]
+    cols = torch.arange(d.shape[2], device=d.device)[None, None, :] < m_valid[:, None, None]
+    if not torch.equal(mask, rows & cols):
+        raise ValueError("mask must mark a top-left block (N_b x M_b) of each matrix")
+    return d, mask, squeeze
+
+
+def _features(d: Tensor, mask: Tensor, extra: bool) -> Tensor:
+    """``(B, N, M, C)`` input channels, zero on padding."""
+    d = d.masked_fill(~mask, 0.0)
+    if not extra:
+        return d.unsqueeze(-1)
+    far = d.masked_fill(~mask, _FAR)
+    row_min = far.amin(2, keepdim=True)
+    col_min = far.amin(1, keepdim=True)
+    x = torch.stack([d, d - row_min, d - col_min], dim=-1)
+    return x.masked_fill(~mask.unsqueeze(-1), 0.0)
+
+
+def _run_packed(rnn: nn.RNNBase, seqs: Tensor, lengths: Tensor) -> Tensor:
+    """Run a batch-first RNN on padded sequences ``(S, L, C)`` with ``lengths (S,)`` (all > 0);
+    returns ``(S, L, H)``, zero past each length. Equal lengths skip the packing."""
+    if bool((lengths == seqs.shape[1]).all()):
+        return rnn(seqs)[0]
+    packed = pack_padded_sequence(seqs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, _ = rnn(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=seqs.shape[1])
+    return out
+
+
+def _lines(fn, x: Tensor, mask: Tensor) -> Tensor:
+    """Apply a sequence function to every line along dim 2 of ``x (B, L1, L2, C)``.
+
+    ``fn(seqs (S, L2, C), lengths (S,)) -> (S, L2, H)``; lines without a valid entry are
+    skipped and come back as zeros. Valid entries of a line must come first (top-left blocks).
+    """
+    b, l1, l2, c = x.shape
+    flat_mask = mask.reshape(b * l1, l2)
+    lengths = flat_mask.sum(1)
+    valid = lengths > 0
+    seqs = x.reshape(b * l1, l2, c)[valid]
+    out_valid = fn(seqs, lengths[valid])
+    out = out_valid.new_zeros(b * l1, l2, out_valid.shape[-1])
+    out[valid] = out_valid
+    return out.reshape(b, l1, l2, -1)
+
+
+def _whole(fn, x: Tensor, mask: Tensor) -> Tensor:
+    """Apply a sequence function to each matrix of ``x (B, N, M, C)`` flattened row-major over
+    its valid entries (one sequence of ``N_b * M_b`` entries per matrix)."""
+    b, n, m, c = x.shape
+    flat_mask = mask.reshape(b, n * m)
+    lengths = flat_mask.sum(1)
+    max_len = max(int(lengths.max()), 1) if b else 1
+    rank = flat_mask.long().cumsum(1) - 1
+    b_idx = torch.arange(b, device=x.device)[:, None].expand(b, n * m)[flat_mask]
+    pos = rank[flat_mask]
+    seqs = x.new_zeros(b, max_len, c)
+    seqs[b_idx, pos] = x.reshape(b, n * m, c)[flat_mask]
+    valid = lengths > 0
+    out_valid = fn(seqs[valid], lengths[valid])
+    out = out_valid.new_zeros(b, max_len, out_valid.shape[-1])
+    out[valid] = out_valid
+    result = out.new_zeros(b, n * m, out.shape[-1])
+    result[flat_mask] = out[b_idx, pos]
+    return result.reshape(b, n, m, -1)
+
+
+def _make_rnn(cell: str, in_size: int, hidden: int, layers: int) -> nn.RNNBase:
+    cls = nn.GRU if cell == "gru" else nn.LSTM
+    return cls(in_size, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+
+
+def _mlp(in_size: int, widths: tuple[int, ...]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [nn.Linear(in_size, w), nn.ReLU()]
+        in_size = w
+    layers.append(nn.Linear(in_size, 1))
+    return nn.Sequential(*layers)
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class DHN(nn.Module):
+    """Base class: input checks, features, output masking. Subclasses define ``_logits``."""
+
+    def __init__(self, config: DHNConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def forward(self, d: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Soft assignment.
+
+        Args:
+            d: ``(B, N, M)`` or ``(N, M)`` distances (rows: tracks, columns: objects).
+            mask: ``(B, N, M)`` bool, True on each matrix's valid top-left block; None = all.
+
+        Returns:
+            Â of ``d``'s shape, in [0, 1], 0 on padding.
+        """
+        logits, mask3, squeeze = self._logits3(d, mask)
+        out = torch.sigmoid(logits).masked_fill(~mask3, 0.0)
+        return out[0] if squeeze else out
+
+    def logits(self, d: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Pre-sigmoid scores of ``d``'s shape (0 on padding)."""
+        logits, _, squeeze = self._logits3(d, mask)
+        return logits[0] if squeeze else logits
+
+    def _logits3(self, d: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, bool]:
+        d3, mask3, squeeze = _check_input(d, mask)
+        if d3.shape[1] == 0 or d3.shape[2] == 0 or not mask3.any():
+            return d3.new_zeros(d3.shape), mask3, squeeze
+        x = _features(d3, mask3, self.config.extra_channels)
+        # Large batches go in chunks: past a few tens of thousands of entries the hidden states
+        # leave the CPU caches and one big batch runs slower than several small ones.
+        per_matrix = d3.shape[1] * d3.shape[2]
+        step = max(1, CHUNK_ENTRIES // per_matrix)
+        parts = [self._logits(x[i : i + step], mask3[i : i + step]) for i in range(0, len(x), step)]
+        logits = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return logits.masked_fill(~mask3, 0.0), mask3, squeeze
+
+    def _logits(self, x: Tensor, mask: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SeqDHN(DHN):
+    """Sequential DHN (Fig. 2): row-wise Bi-RNN, then column-wise Bi-RNN, then FC layers
+    (``rounds`` > 1 repeats the row/column pair)."""
+
+    def __init__(self, config: DHNConfig) -> None:
+        super().__init__(config)
+        h, c, layers = config.hidden, config.in_channels, config.num_layers
+        self.row_rnns = nn.ModuleList(
+            _make_rnn(config.cell, c if r == 0 else 2 * h + c, h, layers)
+            for r in range(config.rounds)
+        )
+        self.col_rnns = nn.ModuleList(
+            _make_rnn(config.cell, 2 * h, h, layers) for _ in range(config.rounds)
+        )
+        self.head = _mlp(2 * h, config.fc)
+
+    def _logits(self, x: Tensor, mask: Tensor) -> Tensor:
+        """``x (B, N, M, C)`` → ``(B, N, M)``."""
+        apply = _lines if self.config.flatten == "lines" else _whole
+        mask_t = mask.transpose(1, 2)
+        inp = x
+        for row_rnn, col_rnn in zip(self.row_rnns, self.col_rnns, strict=True):
+            h1 = apply(lambda s, n, rnn=row_rnn: _run_packed(rnn, s, n), inp, mask)
+            h2 = apply(lambda s, n, rnn=col_rnn: _run_packed(rnn, s, n), h1.transpose(1, 2), mask_t)
+            h2 = h2.transpose(1, 2)
+            inp = torch.cat([h2, x], dim=-1)
+        return self.head(h2).squeeze(-1)
+
+
+class ParalDHN(DHN):
+    """Parallel DHN (Fig. 6): row-wise and column-wise Bi-RNNs on D side by side."""
+
+    def __init__(self, config: DHNConfig) -> None:
+        super().__init__(config)
+        h = config.hidden
+        self.row_rnn = _make_rnn(config.cell, config.in_channels, h, config.num_layers)
+        self.col_rnn = _make_rnn(config.cell, config.in_channels, h, config.num_layers)
+        self.row_fc = nn.Linear(2 * h, h)
+        self.col_fc = nn.Linear(2 * h, h)
+        self.head = _mlp(2 * h, config.fc[-1:] if config.fc else ())
+
+    def _logits(self, x: Tensor, mask: Tensor) -> Tensor:
+        apply = _lines if self.config.flatten == "lines" else _whole
+        hr = apply(lambda s, n: _run_packed(self.row_rnn, s, n), x, mask)
+        hc = apply(
+            lambda s, n: _run_packed(self.col_rnn, s, n), x.transpose(1, 2), mask.transpose(1, 2)
+        )
+        joined = torch.cat(
+            [torch.relu(self.row_fc(hr)), torch.relu(self.col_fc(hc.transpose(1, 2)))], -1
+        )
+        return self.head(joined).squeeze(-1)
+
+
+class _MaskedConv(nn.Module):
+    """A 'same' 1-D convolution over ``(S, C, L)`` that zeros positions past each length."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(
+            c_in, c_out, kernel, padding=dilation * (kernel // 2), dilation=dilation
+        )
+
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        return torch.relu(self.conv(x)) * valid
+
+
+class Conv1dDHN(DHN):
+    """1-D convolutional U-Net-like DHN (Fig. 7) over the row-wise flattened matrix.
+
+    Encoder ``[C, 24, 15]``, ``[24, 48, 15]``; a bottleneck ``[48, 48, 15]``; decoder
+    ``[96, 48, 5]`` (bottleneck ‖ encoder 2) and ``[72, 24, 5]`` (decoder 1 ‖ encoder 1); a
+    1x1 convolution to one channel. The paper does not say how its U-Net changes scale; here
+    dilations (1, 2, 4) widen the receptive field instead of pooling, so that padding stays
+    exact. Its receptive field is local (the paper's point: 56% WA).
+    """
+
+    def __init__(self, config: DHNConfig) -> None:
+        super().__init__(config)
+        self.enc1 = _MaskedConv(config.in_channels, 24, 15)
+        self.enc2 = _MaskedConv(24, 48, 15, dilation=2)
+        self.mid = _MaskedConv(48, 48, 15, dilation=4)
+        self.dec1 = _MaskedConv(96, 48, 5)
+        self.dec2 = _MaskedConv(72, 24, 5)
+        self.out = nn.Conv1d(24, 1, 1)
+
+    def _net(self, seqs: Tensor, lengths: Tensor) -> Tensor:
+        """``(S, L, C)`` → ``(S, L, 1)``."""
+        x = seqs.transpose(1, 2)
+        steps = torch.arange(x.shape[-1], device=x.device)
+        valid = (steps[None, :] < lengths.to(x.device)[:, None]).unsqueeze(1).to(x.dtype)
+        e1 = self.enc1(x, valid)
+        e2 = self.enc2(e1, valid)
+        b = self.mid(e2, valid)
+        d1 = self.dec1(torch.cat([b, e2], 1), valid)
+        d2 = self.dec2(torch.cat([d1, e1], 1), valid)
+        return (self.out(d2) * valid).transpose(1, 2)
+
+    def _logits(self, x: Tensor, mask: Tensor) -> Tensor:
+        return _whole(self._net, x, mask).squeeze(-1)
+
+
+_CLASSES = {"seq": SeqDHN, "paral": ParalDHN, "conv1d": Conv1dDHN}
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+def list_dhns() -> list[str]:
+    """Names :func:`create_dhn` accepts."""
+    return list(_VARIANTS)
+
+
+def _weights_dir() -> Path:
+    return Path(str(resources.files("deepmot") / "weights"))
+
+
+def build_dhn(config: DHNConfig) -> DHN:
+    """A freshly initialised DHN for ``config``."""
+    return _CLASSES[config.arch](config)
+
+
+def create_dhn(name: str, pretrained: bool = False, **overrides: Any) -> DHN:
+    """Build a DHN variant by name.
+
+    Args:
+        name: one of :func:`list_dhns` (``seq_gru``, ``seq_lstm``, ``paral_gru``,
+            ``paral_lstm``, ``conv1d``).
+        pretrained: load the shipped weights ``deepmot/weights/dhn_<name>.safetensors``
+            (offline; the JSON card next to them holds the config). Overrides are not
+            allowed then, since they would not fit the weights.
+        **overrides: :class:`DHNConfig` fields replacing the paper's defaults
+            (e.g. ``hidden=64, flatten="lines"``).
+
+    Returns:
+        The model, in eval mode when pretrained.
+    """
+    if name not in _VARIANTS:
+        raise ValueError(f"unknown DHN {name!r}; valid names: {', '.join(_VARIANTS)}")
+    if pretrained:
+        if overrides:
+            raise ValueError(
+                f"pretrained weights fix the config; got overrides {sorted(overrides)}"
+            )
+        path = _weights_dir() / f"dhn_{name}.safetensors"
+        if not path.is_file():
+            shipped = sorted(
+                p.stem.removeprefix("dhn_") for p in _weights_dir().glob("dhn_*.safetensors")
+            )
+            raise ValueError(
+                f"no shipped weights for {name!r}; shipped: {', '.join(shipped) or 'none'}"
+            )
+        model = load_dhn(path)
+        if (model.config.arch, model.config.cell) != (
+            _VARIANTS[name]["arch"],
+            _VARIANTS[name].get("cell", model.config.cell),
+        ):
+            raise DeepMOTError(f"{path}: its card describes a different variant than {name!r}")
+        return model
+    unknown = set(overrides) - {f.name for f in fields(DHNConfig)}
+    if unknown:
+        raise ValueError(
+            f"unknown DHN settings {sorted(unknown)}; valid: {[f.name for f in fields(DHNConfig)]}"
+        )
+    config = replace(DHNConfig(), **_VARIANTS[name], **overrides)
+    return build_dhn(config)
+
+
+def save_dhn(model: DHN, path: str | Path, card: dict[str, Any] | None = None) -> None:
+    """Write ``path`` (safetensors, atomically) and ``path`` with ``.json`` (the card: the
+    config plus anything in ``card``)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"config": json.dumps(model.config.to_dict())})
+    full_card = {"config": model.config.to_dict(), **(card or {})}
+    atomic_write_text(path.with_suffix(".json"), json.dumps(full_card, indent=2) + "\n")
+
+
+def load_dhn(path: str | Path, map_location: str | torch.device = "cpu") -> DHN:
+    """Load weights written by :func:`save_dhn` (config from the safetensors metadata, else
+    from the JSON card next to it). Returns the model in eval mode."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise DeepMOTError(f"{path}: no such DHN weights file")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "config" in meta:
+        config = DHNConfig.from_dict(json.loads(meta["config"]))
+    else:
+        card = path.with_suffix(".json")
+        if not card.is_file():
+            raise DeepMOTError(f"{path}: no config in the file and no card {card.name}")
+        config = DHNConfig.from_dict(json.loads(card.read_text())["config"])
+    model = build_dhn(config)
+    model.load_state_dict(load_file(str(path), device=str(map_location)))
+    return model.eval()

@@ -1,0 +1,160 @@
+"""DHN variants: registry, shapes and range, padding invariance, gradients, weights I/O."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from deepmot.assign.dhn import (
+    SHIPPED_CONFIG,
+    DHNConfig,
+    create_dhn,
+    list_dhns,
+    load_dhn,
+    save_dhn,
+)
+
+SMALL = {"hidden": 8, "num_layers": 1, "fc": (8,)}
+FLATTENS = ("matrix", "lines")
+
+
+def _padded(ds: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    n = max(d.shape[0] for d in ds)
+    m = max(d.shape[1] for d in ds)
+    batch = torch.full((len(ds), n, m), 0.37, dtype=ds[0].dtype)  # junk in the padding
+    mask = torch.zeros(len(ds), n, m, dtype=torch.bool)
+    for i, d in enumerate(ds):
+        batch[i, : d.shape[0], : d.shape[1]] = d
+        mask[i, : d.shape[0], : d.shape[1]] = True
+    return batch, mask
+
+
+def test_registry_lists_the_five_variants():
+    assert list_dhns() == ["seq_gru", "seq_lstm", "paral_gru", "paral_lstm", "conv1d"]
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(ValueError, match="seq_gru, seq_lstm, paral_gru, paral_lstm, conv1d"):
+        create_dhn("transformer")
+    with pytest.raises(ValueError, match="unknown DHN settings"):
+        create_dhn("seq_gru", hiden=3)
+    with pytest.raises(ValueError, match="flatten"):
+        create_dhn("seq_gru", flatten="diagonal")
+
+
+def test_paper_defaults():
+    model = create_dhn("seq_gru")
+    c = model.config
+    assert (c.arch, c.cell, c.hidden, c.num_layers, c.fc, c.flatten) == (
+        "seq",
+        "gru",
+        256,
+        2,
+        (256, 64),
+        "matrix",
+    )
+    # three FC layers 512-256-64-1 after the 2h = 512 features
+    linears = [m for m in model.head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(512, 256), (256, 64), (64, 1)]
+    conv = create_dhn("conv1d")
+    assert (conv.enc1.conv.in_channels, conv.enc1.conv.out_channels) == (1, 24)
+    assert conv.enc1.conv.kernel_size == (15,) and conv.enc2.conv.out_channels == 48
+    assert (conv.dec1.conv.in_channels, conv.dec1.conv.out_channels) == (96, 48)
+    assert (conv.dec2.conv.in_channels, conv.dec2.conv.out_channels) == (72, 24)
+
+
+@pytest.mark.parametrize("flatten", FLATTENS)
+@pytest.mark.parametrize("name", list_dhns())
+def test_shape_and_range(name, flatten):
+    torch.manual_seed(0)
+    model = create_dhn(name, flatten=flatten, extra_channels=True, **SMALL)
+    d = torch.rand(3, 4, 6)
+    out = model(d)
+    assert out.shape == (3, 4, 6)
+    assert ((out >= 0) & (out <= 1)).all()
+    single = model(d[0])
+    assert single.shape == (4, 6)
+    assert model(torch.rand(0, 5)).shape == (0, 5)
+
+
+@pytest.mark.parametrize("flatten", FLATTENS)
+@pytest.mark.parametrize("name", list_dhns())
+def test_padding_never_changes_a_result(name, flatten):
+    torch.manual_seed(1)
+    model = create_dhn(name, flatten=flatten, extra_channels=True, **SMALL).eval()
+    ds = [torch.rand(3, 5), torch.rand(6, 2), torch.rand(1, 1), torch.rand(4, 4)]
+    batch, mask = _padded(ds)
+    out = model(batch, mask)
+    for i, d in enumerate(ds):
+        alone = model(d)
+        torch.testing.assert_close(out[i, : d.shape[0], : d.shape[1]], alone, atol=1e-5, rtol=0)
+    assert (out[~mask] == 0).all()
+
+
+def test_rounds_and_lstm_padding():
+    torch.manual_seed(2)
+    model = create_dhn("seq_lstm", flatten="lines", rounds=2, **SMALL)
+    ds = [torch.rand(2, 7), torch.rand(5, 3)]
+    batch, mask = _padded(ds)
+    out = model(batch, mask)
+    for i, d in enumerate(ds):
+        torch.testing.assert_close(out[i, : d.shape[0], : d.shape[1]], model(d), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", list_dhns())
+def test_gradient_flows_to_d(name):
+    torch.manual_seed(3)
+    model = create_dhn(name, flatten="lines", extra_channels=True, **SMALL)
+    d = torch.rand(2, 3, 4, requires_grad=True)
+    mask = torch.ones(2, 3, 4, dtype=torch.bool)
+    mask[1, 2:, :] = False
+    out = model(d, mask)
+    (out * torch.rand_like(out)).sum().backward()
+    assert d.grad is not None and torch.isfinite(d.grad).all()
+    assert d.grad[mask].abs().sum() > 0
+    assert (d.grad[~mask] == 0).all()  # padding does not influence the output
+
+
+def test_mask_shape_is_checked():
+    model = create_dhn("seq_gru", **SMALL)
+    with pytest.raises(ValueError, match="mask"):
+        model(torch.rand(2, 3, 3), torch.ones(2, 3, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"\(B, N, M\)"):
+        model(torch.rand(3))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    torch.manual_seed(4)
+    model = create_dhn("paral_gru", flatten="lines", **SMALL).eval()
+    path = tmp_path / "dhn_test.safetensors"
+    save_dhn(model, path, {"note": "x"})
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["note"] == "x" and card["config"]["arch"] == "paral"
+    loaded = load_dhn(path)
+    d = torch.rand(4, 5)
+    torch.testing.assert_close(loaded(d), model(d), atol=0, rtol=0)
+    assert DHNConfig.from_dict(model.config.to_dict()) == model.config
+
+
+def test_pretrained_seq_gru_loads_offline():
+    model = create_dhn("seq_gru", pretrained=True)
+    assert not model.training
+    assert model.config == SHIPPED_CONFIG
+    # an easy case: a clear diagonal
+    d = torch.tensor([[0.05, 0.9, 0.8], [0.85, 0.1, 0.9], [0.9, 0.8, 0.08]])
+    a = model(d)
+    assert (a.argmax(1) == torch.arange(3)).all() and (a.diagonal() > 0.5).all()
+    with pytest.raises(ValueError, match="overrides"):
+        create_dhn("seq_gru", pretrained=True, hidden=3)
+    with pytest.raises(ValueError, match="no shipped weights"):
+        create_dhn("conv1d", pretrained=True)
+
+
+def test_mask_must_be_top_left_blocks():
+    model = create_dhn("seq_gru", **SMALL)
+    mask = torch.ones(1, 3, 3, dtype=torch.bool)
+    mask[0, 0, 0] = False
+    with pytest.raises(ValueError, match="top-left"):
+        model(torch.rand(1, 3, 3), mask)
