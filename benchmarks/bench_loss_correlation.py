@@ -112,8 +112,8 @@ def main() -> None:
         matchers["dhn"] = create_dhn("seq_gru", pretrained=True)
     settings = [
         ("none", False, {"gate": "none"}),
-        ("hard D>0.25 *", False, {"gate": "hard"}),
-        ("soft D>0.25", False, {"gate": "soft"}),
+        ("hard D>0.25", False, {"gate": "hard"}),
+        ("soft D>0.25 *", False, {"gate": "soft"}),
         ("soft, large=1", False, {"gate": "soft", "large_value": 1.0}),
         ("hard IoU<0.5", True, {"gate": "hard"}),
         ("soft IoU<0.5", True, {"gate": "soft"}),
