@@ -56,7 +56,7 @@ def test_deepmot_training_reduces_the_loss(tmp_path: Path, sequences) -> None:
     # Without the supplementary's perturbation most tracks start inside the gate, where the
     # DeepMOT loss has a gradient (see the issue note: with it, few do and learning is slow).
     config = TrackerTrainConfig(
-        matcher="sinkhorn", iterations=80, batch_size=8, lr=1e-3, det_file=None, perturb=False
+        matcher="sinkhorn", iterations=80, batch_size=8, lr=1e-3, det_file="det.txt", perturb=False
     )
     torch.manual_seed(config.seed)
     before = _held_out_loss(LearnedMotionModel(config.model), sequences, config)

@@ -59,7 +59,7 @@ def run_demo(
         det_file = "det.txt"
     else:
         train = _load_folder(Path(data))
-        det_file = None
+        det_file = "per sequence: det.txt, else deepmot_clean_FRCNN.txt"
         if not train:
             from deepmot.errors import DeepMOTError
 

@@ -71,7 +71,8 @@ class TrackerTrainConfig:
     batch_size: int = 16  # frame pairs per step
     perturb: bool = True  # the supplementary's augmentation of the last box
     train_fraction: float = 0.5  # first 50% of each sequence trains (A.2)
-    det_file: str | None = "deepmot_clean_FRCNN.txt"  # detections the model sees (None: none)
+    # the detection file the sequences were loaded with; None: the model sees no detections
+    det_file: str | None = "deepmot_clean_FRCNN.txt"
     checkpoint_every: int = 100
     seed: int = 0
     device: str = "cpu"
@@ -304,7 +305,9 @@ def train_motion_tracker(
                 model(
                     p.history.to(device),
                     p.mask.to(device),
-                    None if p.detections is None else p.detections.to(device),
+                    None
+                    if p.detections is None or config.det_file is None
+                    else p.detections.to(device),
                     (p.sequence.im_width, p.sequence.im_height),
                 )
                 for p in pairs
