@@ -30,7 +30,6 @@ shipped weights (see ``weights/dhn_seq_gru.json``).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, fields, replace
 from importlib import resources
@@ -42,7 +41,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from deepmot.errors import DeepMOTError
-from deepmot.io.atomic import atomic_path, atomic_write_text
+from deepmot.io.weights import load_state, read_weights, save_weights
 
 __all__ = [
     "DHNConfig",
@@ -454,34 +453,11 @@ def create_dhn(name: str, pretrained: bool = False, **overrides: Any) -> DHN:
 def save_dhn(model: DHN, path: str | Path, card: dict[str, Any] | None = None) -> None:
     """Write ``path`` (safetensors, atomically) and ``path`` with ``.json`` (the card: the
     config plus anything in ``card``)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"config": json.dumps(model.config.to_dict())})
-    full_card = {"config": model.config.to_dict(), **(card or {})}
-    atomic_write_text(path.with_suffix(".json"), json.dumps(full_card, indent=2) + "\n")
+    save_weights(model, model.config.to_dict(), path, card)
 
 
 def load_dhn(path: str | Path, map_location: str | torch.device = "cpu") -> DHN:
     """Load weights written by :func:`save_dhn` (config from the safetensors metadata, else
     from the JSON card next to it). Returns the model in eval mode."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise DeepMOTError(f"{path}: no such DHN weights file")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if "config" in meta:
-        config = DHNConfig.from_dict(json.loads(meta["config"]))
-    else:
-        card = path.with_suffix(".json")
-        if not card.is_file():
-            raise DeepMOTError(f"{path}: no config in the file and no card {card.name}")
-        config = DHNConfig.from_dict(json.loads(card.read_text())["config"])
-    model = build_dhn(config)
-    model.load_state_dict(load_file(str(path), device=str(map_location)))
-    return model.eval()
+    config, state = read_weights(path, "DHN", map_location)
+    return load_state(build_dhn(DHNConfig.from_dict(config)), state, path)

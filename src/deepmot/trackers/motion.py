@@ -23,7 +23,6 @@ holding the :class:`LearnedMotionConfig`; :func:`load_motion_model` reads them b
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -34,8 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from deepmot.boxes import box_iou
-from deepmot.errors import DeepMOTError
-from deepmot.io.atomic import atomic_write_bytes, atomic_write_text
+from deepmot.io.weights import load_state, read_weights, save_weights
 from deepmot.trackers.base import Tracker
 from deepmot.trackers.management import (
     MotionModel,
@@ -417,14 +415,7 @@ def save_motion_model(
 ) -> None:
     """Write the weights to ``path`` (safetensors, config in its metadata) and a JSON card to
     ``path`` with suffix ``.json`` (the config plus ``card``), both atomically."""
-    from safetensors.torch import save
-
-    path = Path(path)
-    config = model.config.to_dict()
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(path, save(state, metadata={"config": json.dumps(config)}))
-    text = json.dumps({"config": config, **(card or {})}, indent=2, sort_keys=True) + "\n"
-    atomic_write_text(path.with_suffix(".json"), text)
+    save_weights(model, model.config.to_dict(), path, card)
 
 
 def load_motion_model(
@@ -432,27 +423,5 @@ def load_motion_model(
 ) -> LearnedMotionModel:
     """Read weights written by :func:`save_motion_model` (config from the file's metadata, else
     from the JSON card beside it). Returns the model in eval mode."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise DeepMOTError(f"{path}: no such motion-model weights file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-    except Exception as error:  # safetensors raises its own error types
-        raise DeepMOTError(f"{path}: not a safetensors file ({error})") from None
-    if "config" in meta:
-        config = LearnedMotionConfig.from_dict(json.loads(meta["config"]))
-    else:
-        card = path.with_suffix(".json")
-        if not card.is_file():
-            raise DeepMOTError(f"{path}: no config in the file and no card {card.name}")
-        config = LearnedMotionConfig.from_dict(json.loads(card.read_text())["config"])
-    model = LearnedMotionModel(config)
-    try:
-        model.load_state_dict(load_file(str(path), device=str(map_location)))
-    except RuntimeError as error:
-        raise DeepMOTError(f"{path}: weights do not fit its config ({error})") from None
-    return model.eval()
+    config, state = read_weights(path, "motion-model", map_location)
+    return load_state(LearnedMotionModel(LearnedMotionConfig.from_dict(config)), state, path)
