@@ -23,7 +23,7 @@ from deepmot.io.mot import (
     write_results,
     write_seqinfo,
 )
-from deepmot.metrics import Evaluation, box_iou_xywh
+from deepmot.metrics import Evaluation, SequenceData, box_iou_xywh
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MOT_ROOT = SHARED_DATA / "mot"
@@ -280,3 +280,15 @@ def trackeval_data(data) -> dict:
         "similarity_scores": sims,
         "seq": data.name,
     }
+
+
+def seq(num_frames: int, gt: list[tuple], tracker: list[tuple]) -> SequenceData:
+    """A hand-made sequence from rows ``(frame, id, xywh box)`` with 0-based frames."""
+
+    def split(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not rows:
+            return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 4))
+        f, i, b = zip(*rows, strict=True)
+        return np.array(f), np.array(i), np.array(b, dtype=float)
+
+    return SequenceData.from_rows("t", num_frames, *split(gt), *split(tracker))

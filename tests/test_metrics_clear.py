@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from _eval_helpers import seq
 
-from deepmot.metrics import CLEAR, SequenceData, box_iou_xywh
+from deepmot.metrics import CLEAR, box_iou_xywh
 
 A = [0.0, 0.0, 10.0, 10.0]  # a 10 x 10 box
 FAR = [100.0, 100.0, 10.0, 10.0]
@@ -15,18 +16,6 @@ FAR = [100.0, 100.0, 10.0, 10.0]
 
 def shifted(dx: float) -> list[float]:
     return [dx, 0.0, 10.0, 10.0]  # IoU with A: (10 - dx) / (10 + dx)
-
-
-def seq(num_frames: int, gt: list[tuple], tracker: list[tuple]) -> SequenceData:
-    """Rows ``(frame, id, box)`` with 0-based frames."""
-
-    def split(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not rows:
-            return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 4))
-        f, i, b = zip(*rows, strict=True)
-        return np.array(f), np.array(i), np.array(b, dtype=float)
-
-    return SequenceData.from_rows("t", num_frames, *split(gt), *split(tracker))
 
 
 def test_iou_helper_matches_the_formula() -> None:

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _eval_helpers import seq
 
-from deepmot.metrics import HOTA, SequenceData
+from deepmot.metrics import HOTA
 from deepmot.metrics.hota import ALPHAS
 
 A = [0.0, 0.0, 10.0, 10.0]
 B = [50.0, 0.0, 10.0, 10.0]
-
-
-def seq(num_frames: int, gt: list[tuple], tracker: list[tuple]) -> SequenceData:
-    def split(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not rows:
-            return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 4))
-        f, i, b = zip(*rows, strict=True)
-        return np.array(f), np.array(i), np.array(b, dtype=float)
-
-    return SequenceData.from_rows("t", num_frames, *split(gt), *split(tracker))
 
 
 def test_alphas() -> None:

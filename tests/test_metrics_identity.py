@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from _eval_helpers import seq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
@@ -15,16 +16,6 @@ from deepmot.metrics.identity import max_weight_matching
 
 A = [0.0, 0.0, 10.0, 10.0]
 B = [50.0, 0.0, 10.0, 10.0]
-
-
-def seq(num_frames: int, gt: list[tuple], tracker: list[tuple]) -> SequenceData:
-    def split(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not rows:
-            return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 4))
-        f, i, b = zip(*rows, strict=True)
-        return np.array(f), np.array(i), np.array(b, dtype=float)
-
-    return SequenceData.from_rows("t", num_frames, *split(gt), *split(tracker))
 
 
 def test_one_switch_halves_idf1() -> None:
