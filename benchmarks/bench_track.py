@@ -23,7 +23,8 @@ import torch
 from deepmot.data.sequence import Sequence
 from deepmot.io.mot import find_sequences
 from deepmot.trackers import create_tracker, track_sequence
-from deepmot.train.tracker import TrackerTrainConfig, train_motion_tracker
+from deepmot.train.config import TrackerTrainConfig
+from deepmot.train.tracker import train_tracker
 
 MOT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot"
 
@@ -49,8 +50,8 @@ def tracking(sequences: list[Sequence]) -> None:
     print(f"tracking {len(sequences)} sequences, {frames} frames")
     for name in ("motion", "constant_velocity"):
         tracker = create_tracker(name)
-        timed = Timed(tracker.motion_model)
-        tracker.motion_model = tracker.manager.motion_model = timed
+        timed = Timed(tracker.predictor.model)
+        tracker.predictor.model = timed
         start = time.perf_counter()
         for seq in sequences:
             track_sequence(tracker, seq, progress=False)
@@ -76,7 +77,7 @@ def training(sequences: list[Sequence], steps: int) -> None:
         config = TrackerTrainConfig(iterations=steps, checkpoint_every=10**6, **overrides)
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            train_motion_tracker(sequences, out, config, progress=False)
+            train_tracker(sequences, out, config, progress=False)
             rates[name] = steps / (time.perf_counter() - start)
     print(f"training, {steps} steps of 16 frame pairs (MOT17, FRCNN detections)")
     for name, rate in rates.items():

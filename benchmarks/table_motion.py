@@ -21,7 +21,7 @@ import torch
 from deepmot.data.sequence import Sequence
 from deepmot.io.mot import find_sequences
 from deepmot.train.compare import compare_variants, format_table, paper_variants, validation_clips
-from deepmot.train.tracker import TrackerTrainConfig
+from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 
 MOT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot"
 
@@ -32,6 +32,14 @@ def main() -> None:
     parser.add_argument("--matcher", choices=["dhn", "sinkhorn"], default="dhn")
     parser.add_argument("--detector", choices=["DPM", "FRCNN", "SDP"], default="FRCNN")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sampling", choices=["pairs", "clips"], default="pairs")
+    parser.add_argument("--clip-length", type=int, default=10)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        metavar="NAME",
+        help="only these rows (e.g. Vanilla 'Smooth L1' dMOTA+dMOTP); default: all",
+    )
     parser.add_argument(
         "--no-perturb", action="store_true", help="train without the supplementary's perturbation"
     )
@@ -49,15 +57,21 @@ def main() -> None:
         matcher=args.matcher,
         det_file=det_file,
         seed=args.seed,
-        perturb=not args.no_perturb,
+        sampling=args.sampling,
+        clip_length=args.clip_length,
+        augment=AugmentationConfig(perturb=0.0 if args.no_perturb else 1.0),
     )
+    variants = paper_variants(base)
+    if args.variants:
+        variants = [v for v in variants if v.name in args.variants]
     start = time.perf_counter()
     rows = compare_variants(
-        sequences, validation_clips(sequences), paper_variants(base), args.out, progress=False
+        sequences, validation_clips(sequences), variants, args.out, progress=False
     )
     print(
         f"MOT17 validation split (last 25% of {len(sequences)} sequences), {det_file}, "
-        f"{args.iterations} iterations, matcher {args.matcher}, seed {args.seed}, "
+        f"{args.iterations} iterations of {args.sampling}, matcher {args.matcher}, "
+        f"seed {args.seed}, "
         f"{time.perf_counter() - start:.0f} s"
     )
     print(format_table(rows))

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from deepmot.trackers import (
     ConstantVelocityModel,
-    MotionTracker,
+    ManagedTracker,
     TrackManagementConfig,
     TrackManager,
     TrackState,
@@ -48,8 +48,8 @@ def shifted(box: tuple[float, ...], dx: float) -> tuple[float, ...]:
     return (box[0] + dx, box[1], box[2] + dx, box[3])
 
 
-def tracker(model=None, **config) -> MotionTracker:
-    return MotionTracker(model or Scripted(), TrackManagementConfig(**config))
+def tracker(model=None, **config) -> ManagedTracker:
+    return ManagedTracker(model or Scripted(), TrackManagementConfig(**config))
 
 
 def ids(tracks: np.ndarray) -> list[int]:
@@ -220,7 +220,7 @@ def test_invisible_tracks_move_with_the_motion_model():
 
 
 def test_track_leaving_the_image_is_terminated():
-    t = MotionTracker(
+    t = ManagedTracker(
         ConstantVelocityModel(),
         TrackManagementConfig(birth_min_frames=1, match_iou=0.1, refine_weight=1.0, refine_iou=0.0),
         image_size=(50, 50),
@@ -235,7 +235,7 @@ def test_track_leaving_the_image_is_terminated():
 
 
 def test_boxes_are_clipped_to_the_image():
-    t = MotionTracker(
+    t = ManagedTracker(
         ConstantVelocityModel(),
         TrackManagementConfig(birth_min_frames=1, refine_weight=1.0, refine_iou=0.0),
         image_size=(50, 50),

@@ -13,6 +13,7 @@ from deepmot.trackers import (
     ConstantVelocityModel,
     LearnedMotionConfig,
     LearnedMotionModel,
+    TrackBatch,
     create_tracker,
     load_motion_model,
     save_motion_model,
@@ -225,7 +226,7 @@ def test_save_load_round_trip(tmp_path):
             model(history, mask, tracks[:, -1], (1920, 1080)),
         )
     tracker = create_tracker("motion", weights=str(path))
-    assert tracker.motion_model.config == model.config
+    assert tracker.predictor.model.config == model.config
     with pytest.raises(ValueError, match="fix the model"):
         create_tracker("motion", weights=str(path), hidden=8)
 
@@ -244,12 +245,13 @@ def test_load_errors(tmp_path):
     assert load_motion_model(path).config.hidden == 16
 
 
-def test_motion_tracker_predict_is_the_differentiable_path():
+def test_motion_predictor_is_the_differentiable_path():
     tracker = create_tracker("motion")
     track = linear_track([100.0, 50.0, 140.0, 150.0], [3.0, -2.0, 3.0, -2.0], 4)
-    history, mask = stack_histories([track[:-1]], tracker.motion_model.history_len)
-    history.requires_grad_(True)
-    out = tracker.predict(history, mask, detections=track[-1:], image_size=(1920, 1080))
-    torch.testing.assert_close(out, track[-1:])  # untrained: constant velocity
-    out.sum().backward()
-    assert history.grad is not None and history.grad.abs().sum() > 0
+    batch = TrackBatch.from_histories([track[:-1]], tracker.predictor.history_len)
+    batch.history.requires_grad_(True)
+    out = tracker.predictor.predict(None, batch, track[-1:], (1920, 1080))
+    assert out.scores is None and out.embeddings is None
+    torch.testing.assert_close(out.boxes, track[-1:])  # untrained: constant velocity
+    out.boxes.sum().backward()
+    assert batch.history.grad is not None and batch.history.grad.abs().sum() > 0

@@ -11,7 +11,6 @@ from deepmot.data.sequence import Sequence
 from deepmot.errors import DeepMOTError
 from deepmot.io import mot
 from deepmot.trackers import (
-    TRACKERS,
     Tracker,
     check_detections,
     create_tracker,
@@ -30,7 +29,7 @@ def walkers(frame: int) -> np.ndarray:
 
 
 def test_registry_names_and_unknown_name():
-    assert {"motion", "constant_velocity"} <= set(TRACKERS)
+    assert {"motion", "constant_velocity"} <= set(NAMES)
     with pytest.raises(ValueError, match="valid names: constant_velocity, motion"):
         create_tracker("sort")
     with pytest.raises(ValueError, match="unknown settings"):

@@ -1,21 +1,24 @@
-"""Training the motion tracker: the loss goes down, a resumed run is the same run, the CLI."""
+"""Training a tracker: the loss goes down, a resumed run is the same run, the CLI."""
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from deepmot.boxes import distance_matrix
 from deepmot.cli import main
 from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.errors import DeepMOTError
 from deepmot.loss import DeepMOTLoss
 from deepmot.trackers.motion import LearnedMotionModel, load_motion_model
-from deepmot.train.tracker import FramePairSampler, TrackerTrainConfig, train_motion_tracker
+from deepmot.trackers.predictor import MotionPredictor
+from deepmot.train.clips import ClipSampler
+from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
+from deepmot.train.tracker import run_clips, train_tracker
 
 
 @pytest.fixture(scope="module")
@@ -27,40 +30,39 @@ def sequences():
 
 
 def _held_out_loss(model: LearnedMotionModel, sequences, config: TrackerTrainConfig) -> float:
-    """The DeepMOT loss of a fixed batch of 32 frame pairs."""
+    """The DeepMOT loss of a fixed batch of 32 samples (through Sinkhorn)."""
     from deepmot.assign.sinkhorn import Sinkhorn
 
-    sampler = FramePairSampler(sequences, config.model.history_len, 1.0, config.perturb)
-    pairs = sampler.sample(np.random.default_rng(123), 32)
-    loss_fn = DeepMOTLoss(Sinkhorn())
+    history_len = model.config.history_len
+    sampler = ClipSampler(sequences, config.frames_per_sample, history_len, 1.0, config.augment)
+    rng = np.random.default_rng(123)
     with torch.no_grad():
-        distances = [
-            distance_matrix(
-                model(p.history, p.mask, p.detections, (p.sequence.im_width, p.sequence.im_height)),
-                p.gt_boxes,
-                p.sequence.im_width,
-                p.sequence.im_height,
-            )
-            for p in pairs
-        ]
-        out, _ = loss_fn.forward_batch(
-            distances,
-            [p.track_ids for p in pairs],
-            [p.gt_ids for p in pairs],
-            [{int(g): int(g) for g in p.track_ids} for p in pairs],
+        result = run_clips(
+            sampler.sample(rng, 32),
+            MotionPredictor(model),
+            DeepMOTLoss(Sinkhorn()),
+            config,
+            rng,
+            history_len,
+            torch.device("cpu"),
         )
-    return float(out.loss.mean())
+    return float(result.loss)
 
 
 def test_deepmot_training_reduces_the_loss(tmp_path: Path, sequences) -> None:
     # Without the supplementary's perturbation most tracks start inside the gate, where the
     # DeepMOT loss has a gradient (see the issue note: with it, few do and learning is slow).
     config = TrackerTrainConfig(
-        matcher="sinkhorn", iterations=80, batch_size=8, lr=1e-3, det_file="det.txt", perturb=False
+        matcher="sinkhorn",
+        iterations=80,
+        batch_size=8,
+        lr=1e-3,
+        det_file="det.txt",
+        augment=AugmentationConfig(perturb=0.0),
     )
     torch.manual_seed(config.seed)
-    before = _held_out_loss(LearnedMotionModel(config.model), sequences, config)
-    summary = train_motion_tracker(sequences, tmp_path / "run", config, progress=False)
+    before = _held_out_loss(LearnedMotionModel(), sequences, config)
+    summary = train_tracker(sequences, tmp_path / "run", config, progress=False)
     after = _held_out_loss(load_motion_model(summary["weights"]), sequences, config)
     assert after < 0.75 * before, (before, after)  # measured: 0.0233 -> 0.0129
     rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
@@ -71,19 +73,28 @@ def test_deepmot_training_reduces_the_loss(tmp_path: Path, sequences) -> None:
     )
 
 
-@pytest.mark.parametrize("loss", ["deepmot", "smoothl1"])
-def test_resume_continues_exactly(tmp_path: Path, sequences, loss: str) -> None:
+@pytest.mark.parametrize(("loss", "sampling"), [("deepmot", "pairs"), ("smoothl1", "clips")])
+def test_resume_continues_exactly(tmp_path: Path, sequences, loss: str, sampling: str) -> None:
     config = TrackerTrainConfig(
-        loss=loss, matcher="sinkhorn", iterations=6, batch_size=4, checkpoint_every=3
+        loss=loss,
+        matcher="sinkhorn",
+        iterations=6,
+        batch_size=4,
+        checkpoint_every=3,
+        sampling=sampling,
+        clip_length=4,
+        augment=AugmentationConfig(drop=0.2, false_tracks=0.5, swap=0.2),
     )
-    train_motion_tracker(sequences, tmp_path / "straight", config, progress=False)
-    train_motion_tracker(
+    train_tracker(sequences, tmp_path / "straight", config, progress=False)
+    train_tracker(
         sequences,
         tmp_path / "resumed",
         TrackerTrainConfig(**{**config.__dict__, "iterations": 3}),
         progress=False,
     )
-    train_motion_tracker(sequences, tmp_path / "resumed", config, resume=True, progress=False)
+    # resuming with a larger iteration count trains on to it (the new count is applied)
+    train_tracker(sequences, tmp_path / "resumed", config, resume=True, progress=False)
+    assert json.loads((tmp_path / "resumed" / "config.json").read_text())["iterations"] == 6
     a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
     assert a["iteration"] == b["iteration"] == 6
@@ -96,13 +107,13 @@ def test_resume_continues_exactly(tmp_path: Path, sequences, loss: str) -> None:
 
 def test_resume_refuses_other_settings(tmp_path: Path, sequences) -> None:
     config = TrackerTrainConfig(matcher="sinkhorn", iterations=2, batch_size=2)
-    train_motion_tracker(sequences, tmp_path, config, progress=False)
+    train_tracker(sequences, tmp_path, config, progress=False)
     with pytest.raises(DeepMOTError, match="stored settings"):
-        train_motion_tracker(
+        train_tracker(
             sequences, tmp_path, TrackerTrainConfig(matcher="sinkhorn", lr=1.0), resume=True
         )
     with pytest.raises(DeepMOTError, match="nothing to resume"):
-        train_motion_tracker(sequences, tmp_path / "new", resume=True)
+        train_tracker(sequences, tmp_path / "new", resume=True)
 
 
 def test_train_and_track_commands(tmp_path: Path) -> None:
@@ -152,8 +163,8 @@ def test_compare_variants_writes_the_table(tmp_path: Path, sequences) -> None:
     assert [v.name for v in variants] == [
         "Vanilla", "Smooth L1", "dMOTA+dMOTP", "dMOTA", "dMOTP", "dMOTA+dMOTP-IDS",
     ]  # fmt: skip
-    assert variants[3].train.lam == 0 and not variants[4].train.use_dmota
-    assert variants[5].train.gamma == 0
+    assert variants[3].train.deepmot.lam == 0 and not variants[4].train.deepmot.use_dmota
+    assert variants[5].train.deepmot.gamma == 0 and variants[2].train.deepmot.gamma == 2
     rows = compare_variants(
         sequences, validation_clips(sequences), variants[:3], tmp_path, progress=False
     )

@@ -18,7 +18,7 @@ import numpy as np
 from deepmot.data.sequence import Sequence
 from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
 from deepmot.train.compare import Variant, compare_variants, format_table, validation_clips
-from deepmot.train.tracker import TrackerTrainConfig
+from deepmot.train.config import TrackerTrainConfig
 from deepmot.viz.frames import draw_boxes, write_png
 from deepmot.viz.training import plot_training_curves
 
@@ -48,14 +48,19 @@ def run_demo(
     sequences: int = 4,
     seed: int = 0,
     progress: bool = True,
+    split: str = "val",
 ) -> list[dict[str, Any]]:
-    """Run the demo into ``out``; returns the table rows (see :func:`compare_variants`)."""
+    """Run the demo into ``out``; returns the table rows (see :func:`compare_variants`).
+
+    ``split="val"`` scores the last 25% of each sequence (frames no variant trained on);
+    ``"all"`` scores whole sequences, training frames included.
+    """
+    if split not in ("val", "all"):
+        raise ValueError(f"split must be 'val' or 'all', got {split!r}")
     out = Path(out)
-    scenes = []
     if data is None:
         configs = dataset_configs(sequences, SceneConfig(frames=300, seed=seed))
-        scenes = [generate_scene(c) for c in configs]
-        train = [scene.to_sequence() for scene in scenes]
+        train = [generate_scene(c).to_sequence() for c in configs]
         det_file = "det.txt"
     else:
         train = _load_folder(Path(data))
@@ -64,7 +69,7 @@ def run_demo(
             from deepmot.errors import DeepMOTError
 
             raise DeepMOTError(f"{data}: no sequence with ground truth and detections")
-    val = validation_clips(train)
+    val = validation_clips(train) if split == "val" else train
     base = TrackerTrainConfig(iterations=iterations, matcher=matcher, det_file=det_file, seed=seed)
     variants = [
         Variant("Vanilla", None),
@@ -76,13 +81,13 @@ def run_demo(
         {"Smooth L1": out / "smooth_l1" / "log.csv", "DeepMOT": out / "deepmot" / "log.csv"},
         out / "training_curves.png",
     )
-    _draw_tracks(out, val[0], scenes[0] if scenes else None)
+    _draw_tracks(out, val[0])
     print(format_table(rows))
     print(f"wrote {out / 'table.md'}, {out / 'training_curves.png'} and {out / 'tracks.png'}")
     return rows
 
 
-def _draw_tracks(out: Path, clip: Sequence, scene) -> None:
+def _draw_tracks(out: Path, clip: Sequence) -> None:
     """The DeepMOT tracker's tracks on the middle frame of the first validation clip."""
     from deepmot.trackers import create_tracker
 
@@ -91,8 +96,8 @@ def _draw_tracks(out: Path, clip: Sequence, scene) -> None:
     middle = len(clip) // 2
     for frame in range(1, middle + 1):
         tracks = np.asarray(tracker.update(clip.detections_at(frame)))
-    if scene is not None:
-        image = scene.render_frame(middle + clip.frame_offset)
+    if clip.has_images:
+        image = np.array(clip.read_image(middle))
     else:
         image = np.full((clip.im_height, clip.im_width, 3), 255, np.uint8)
     image = draw_boxes(image, tracks[:, :4], tracks[:, 4].astype(np.int64))

@@ -14,7 +14,8 @@ For one frame, with D the ``(N, M)`` track-to-object distance matrix and Â = ma
 - ``IDS~ = ‖C^c[:N, :M] ⊙ ¬B^TP_{-1}‖₁`` (eq. 6);
 - ``dMOTA = 1 − (FP~ + FN~ + γ IDS~) / M`` (eq. 7; M is taken as 1 when the frame has no object);
 - ``dMOTP = 1 − ‖D ⊙ B^TP‖₁ / ‖B^TP‖₀`` (eq. 8; 1 when there is no true positive);
-- ``L = (1 − dMOTA) + λ (1 − dMOTP)`` (eq. 9).
+- ``L = (1 − dMOTA) + λ (1 − dMOTP)`` (eq. 9; without the first term when ``use_dmota`` is
+  off, the dMOTP-only ablation of Table 2).
 
 Gating (paper footnotes 1–2, and the "large value" of the DHN's training data): pairs CLEAR MOT
 could never match (IoU below 0.5 when IoU is given, else D above ``gate_distance``) are set to
@@ -31,14 +32,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepmot.data.dhn_dataset import LARGE_VALUE
+from deepmot.loss_config import DeepMOTLossConfig
 
 __all__ = [
     "DeepMOTLossConfig",
@@ -51,37 +51,6 @@ __all__ = [
 
 Matcher = Callable[..., Tensor]
 IdsLike = Sequence[int] | np.ndarray | Tensor
-
-
-@dataclass(frozen=True)
-class DeepMOTLossConfig:
-    """Loss settings; defaults are the paper's (supplementary A.2) unless noted."""
-
-    delta: float = 0.5  # δ, the dustbin value appended to Â (A.2)
-    lam: float = 5.0  # λ, weight of 1 − dMOTP (A.2)
-    gamma: float = 2.0  # γ, weight of IDS~ in dMOTA (A.2)
-    scale: float = 100.0  # softmax inverse temperature (the authors' released code)
-    # Gating, chosen by benchmarks/bench_loss_correlation.py on 1,000 MOT17 frame pairs with the
-    # shipped DHN as matcher: gating at D > 0.25 lifts Spearman(dMOTA, true MOTA) from 0.53
-    # (ungated) to 0.953 hard / 0.949 soft; the soft gate also leaves a gradient towards their
-    # object to 40% of the tracks that miss it (IoU < 0.5), against 22% when hard. Training
-    # needs that gradient, so soft is the default. (With Sinkhorn the soft gate at LARGE_VALUE
-    # pulls no more than the hard one: 21% against 22%.)
-    gate: Literal["hard", "soft", "none"] = "soft"
-    gate_distance: float = 0.25  # D above this is gated when no IoU is given
-    gate_iou: float = 0.5  # IoU below this is gated when IoU is given (CLEAR MOT's threshold)
-    soft_gate_width: float = 0.02  # sigmoid width of the soft gate, in units of D (or IoU)
-    large_value: float = LARGE_VALUE  # what gated pairs become: the DHN's training data's value
-
-    def __post_init__(self) -> None:
-        if self.gate not in ("hard", "soft", "none"):
-            raise ValueError(f"gate must be 'hard', 'soft' or 'none', got {self.gate!r}")
-        for name in ("scale", "soft_gate_width"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("lam", "gamma"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -180,7 +149,8 @@ def deepmot_terms(
     tp = b_tp.sum((1, 2))
     matched_distance = (distance * b_tp).sum((1, 2))
     dmotp = 1 - matched_distance / tp.clamp(min=1)
-    loss = (1 - dmota) + config.lam * (1 - dmotp)
+    dmota_term = (1 - dmota) if config.use_dmota else torch.zeros_like(dmota)
+    loss = dmota_term + config.lam * (1 - dmotp)
     out = DeepMOTLossOutput(loss, dmota, dmotp, fp, fn, ids, tp, num_objects)
     return out, b_tp
 

@@ -22,6 +22,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--iterations", type=int, default=200, help="training steps per variant")
     parser.add_argument("--matcher", choices=["dhn", "sinkhorn"], default="dhn")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--split",
+        choices=["val", "all"],
+        default="val",
+        help="score the last 25%% of each sequence (never trained on) or whole sequences",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(run=run)
 
@@ -38,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         matcher=args.matcher,
         seed=args.seed,
+        split=args.split,
         progress=not args.no_progress,
     )
     return 0

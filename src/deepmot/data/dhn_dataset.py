@@ -32,10 +32,12 @@ from deepmot.data.sequence import Sequence as MOTSequence
 from deepmot.errors import DeepMOTError
 from deepmot.io.atomic import atomic_path, atomic_write_text
 from deepmot.io.mot import find_sequences
+from deepmot.loss_config import LARGE_VALUE
 
 __all__ = [
     "DHNDataConfig",
     "DHNDataset",
+    "LARGE_VALUE",
     "augment",
     "build_dhn_data",
     "collate",
@@ -46,9 +48,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-LARGE_VALUE = 2.0
-"""What the augmentation writes into gated entries: above every real distance (D is in [0, 1])."""
 
 
 @dataclass(frozen=True)

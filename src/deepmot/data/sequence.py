@@ -2,7 +2,9 @@
 
 ``Sequence.from_dir`` reads a sequence folder (``seqinfo.ini``, ``gt/gt.txt``, ``det/*.txt``,
 ``img1/``); any part but one of ``seqinfo.ini`` / ``gt/gt.txt`` may be absent. Boxes come out
-as ``float32`` ``xyxy`` numpy arrays, the library's convention.
+as ``float32`` ``xyxy`` numpy arrays, the library's convention. Frames come from a
+:class:`~deepmot.data.frames.FrameSource`: the ``img1/`` folder, or a synthetic scene rendered
+on demand (``SyntheticScene.to_sequence()``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepmot.data.frames import FrameSource, ImageFolder
 from deepmot.errors import DeepMOTError, MOTFormatError
 from deepmot.io import mot
 
@@ -64,7 +67,7 @@ def paper_split(seq_length: int, train: float = 0.5, val: float = 0.25) -> tuple
 
 
 class Sequence:
-    """One sequence: ground truth and detections indexed by frame, image size, image paths.
+    """One sequence: ground truth and detections indexed by frame, image size, frames.
 
     Args:
         name: sequence name.
@@ -73,9 +76,10 @@ class Sequence:
         frame_rate: frames per second.
         gt: ground-truth table, or None.
         detections: detection table, or None.
-        image_dir: folder of the frames (``000001.jpg`` ...), or None.
-        image_ext: file extension of the frames.
-        frame_offset: frame ``f`` is image ``f + frame_offset`` (for a clip of a longer sequence).
+        frame_source: where the frames come from (:class:`~deepmot.data.frames.ImageFolder`,
+            :class:`~deepmot.data.frames.RenderedFrames`), or None.
+        frame_offset: frame ``f`` is the source's frame ``f + frame_offset`` (for a clip of a
+            longer sequence).
     """
 
     def __init__(
@@ -87,8 +91,7 @@ class Sequence:
         frame_rate: float = 30.0,
         gt: mot.GroundTruth | None = None,
         detections: mot.Detections | None = None,
-        image_dir: Path | None = None,
-        image_ext: str = ".jpg",
+        frame_source: FrameSource | None = None,
         frame_offset: int = 0,
     ) -> None:
         self.name = name
@@ -99,8 +102,7 @@ class Sequence:
         self.frame_rate = frame_rate
         self.gt = gt
         self.detections = detections
-        self.image_dir = image_dir
-        self.image_ext = image_ext
+        self.frame_source = frame_source
         for table, what in ((gt, "gt"), (detections, "detections")):
             if table is not None and len(table) and (np.diff(table.frames) < 0).any():
                 raise ValueError(f"{what} rows must be sorted by frame (the readers sort them)")
@@ -145,6 +147,7 @@ class Sequence:
         im_dir = path / (info.im_dir if info else "img1")
         im_ext = info.im_ext if info else ".jpg"
         image_dir = im_dir if im_dir.is_dir() else None
+        source = ImageFolder(image_dir, im_ext) if image_dir is not None else None
         if info is not None:
             length, width, height, rate, name = (
                 info.seq_length,
@@ -163,7 +166,7 @@ class Sequence:
             last = [int(t.frames[-1]) for t in (gt, dets) if t is not None and len(t)]
             length, rate, name = max(last, default=0), 30.0, path.name
             width, height = _image_size(image_dir, im_ext)
-        return cls(name, length, width, height, rate, gt, dets, image_dir, im_ext)
+        return cls(name, length, width, height, rate, gt, dets, source)
 
     @staticmethod
     def detection_files(path: str | Path) -> list[str]:
@@ -214,22 +217,30 @@ class Sequence:
         scores = self.detections.scores[s].astype(np.float32)[:, None]
         return np.concatenate([self._det_boxes[s], scores], axis=1)
 
+    @property
+    def has_images(self) -> bool:
+        """Whether frames can be read (an image folder or a rendered scene)."""
+        return self.frame_source is not None
+
+    @property
+    def image_dir(self) -> Path | None:
+        """The image folder, where the frames come from one."""
+        source = self.frame_source
+        return source.image_dir if isinstance(source, ImageFolder) else None
+
     def image_path(self, frame: int) -> Path:
-        """Path of the image of ``frame`` (``img1/000001.jpg``)."""
-        if self.image_dir is None:
+        """Path of the image of ``frame`` (``img1/000001.jpg``), for a folder source."""
+        if not isinstance(self.frame_source, ImageFolder):
             raise DeepMOTError(f"sequence {self.name} has no image folder")
         self._check_frame(frame)
-        return self.image_dir / f"{frame + self.frame_offset:06d}{self.image_ext}"
+        return self.frame_source.path(frame + self.frame_offset)
 
     def read_image(self, frame: int) -> np.ndarray:
-        """The image of ``frame`` as ``(H, W, 3) uint8`` RGB."""
-        import cv2
-
-        path = self.image_path(frame)
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DeepMOTError(f"{path}: missing or unreadable image")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        """The image of ``frame`` as ``(H, W, 3) uint8`` RGB (from the frame source)."""
+        if self.frame_source is None:
+            raise DeepMOTError(f"sequence {self.name} has no frames (no img1/ folder or scene)")
+        self._check_frame(frame)
+        return self.frame_source.read(frame + self.frame_offset)
 
     def clip(self, frames: range) -> Sequence:
         """The consecutive ``frames`` of this sequence as a sequence of their own, renumbered
@@ -254,8 +265,7 @@ class Sequence:
             self.frame_rate,
             cut(self.gt),
             cut(self.detections),
-            self.image_dir,
-            self.image_ext,
+            self.frame_source,
             self.frame_offset + first - 1,
         )
 

@@ -56,6 +56,7 @@ import cv2
 import numpy as np
 
 from deepmot.data import _synthetic_render as render
+from deepmot.data.frames import RenderedFrames
 from deepmot.data.sequence import Sequence
 from deepmot.io import mot
 
@@ -502,8 +503,9 @@ class SyntheticScene:
         """Number of distinct people annotated."""
         return int(self.gt.ids.max()) if len(self.gt) else 0
 
-    def to_sequence(self) -> Sequence:
-        """The scene as a :class:`~deepmot.data.sequence.Sequence` without images."""
+    def to_sequence(self, cache_size: int = 32) -> Sequence:
+        """The scene as a :class:`~deepmot.data.sequence.Sequence` whose frames are rendered on
+        demand (:meth:`render_frame`, the last ``cache_size`` kept in memory)."""
         info = self.seqinfo
         return Sequence(
             info.name,
@@ -513,6 +515,7 @@ class SyntheticScene:
             info.frame_rate,
             self.gt,
             self.detections,
+            RenderedFrames(self.render_frame, cache_size),
         )
 
     def _background(self) -> np.ndarray:

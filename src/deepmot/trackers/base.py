@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from deepmot.data.sequence import Sequence
+from deepmot.errors import DeepMOTError
 from deepmot.io.mot import Results
 
 __all__ = ["Tracker", "check_detections", "track_sequence", "TRACK_COLUMNS"]
@@ -120,6 +121,11 @@ class Tracker(abc.ABC):
             same kind as ``dets`` (a numpy array for numpy input; a tensor on ``dets``'
             device for a tensor). Ids are positive integers, never reused within a sequence.
         """
+        if self.needs_images and frame is None:
+            raise ValueError(
+                f"{type(self).__name__} regresses boxes from the image: pass frame=(H, W, 3) "
+                "RGB to update()"
+            )
         tracks = self._update(check_detections(dets).cpu(), frame)
         if isinstance(dets, np.ndarray):
             return tracks.detach().cpu().numpy()
@@ -139,12 +145,17 @@ def track_sequence(tracker: Tracker, sequence: Sequence, progress: bool = True) 
         ``x, y, w, h``; ready for :func:`deepmot.io.mot.write_results`.
 
     Raises:
-        DeepMOTError: the sequence has no detections (or no images for a tracker that needs
-            them).
+        DeepMOTError: the sequence has no detections, or no frames for a tracker that needs
+            them.
         RuntimeError: the tracker returned one id twice in a frame (a broken tracker).
     """
     from tqdm.auto import tqdm
 
+    if tracker.needs_images and not sequence.has_images:
+        raise DeepMOTError(
+            f"sequence {sequence.name} has no frames (img1/ or a synthetic scene), and "
+            f"{type(tracker).__name__} needs them"
+        )
     size = None
     if sequence.im_width and sequence.im_height:
         size = (int(sequence.im_width), int(sequence.im_height))

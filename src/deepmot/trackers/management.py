@@ -2,15 +2,19 @@
 
 The paper uses "a simple (non-trainable) track management procedure" (Sec. 5, "Track
 Management"; supplementary A.2, "Test-time Track Management"). :class:`TrackManager` implements
-it around a pluggable *motion model*: any callable that maps the recent boxes of a batch of
-tracks to their boxes in the next frame (see :class:`MotionModel`). One call of
-:meth:`TrackManager.update` per frame does, in this order:
+it around a pluggable *predictor* (:class:`~deepmot.trackers.predictor.Predictor`): it gets the
+frame, the tracks and the detections and moves the tracks to the frame (a motion model through
+:class:`~deepmot.trackers.predictor.MotionPredictor`, or an image-based regressor).
+:class:`ManagedTracker` puts a predictor and a manager behind the one tracker contract. One
+call of :meth:`TrackManager.update` per frame does, in this order:
 
 0. Detections are clipped to the image (when its size is known), as Tracktor does; those
    left without area are dropped.
 1. **Regression** (t-1 -> t): every alive track (active, and invisible ones when
-   ``predict_invisible``) is moved by the motion model; boxes are clipped to the image; a
-   track whose box leaves the image (no area left) is terminated.
+   ``predict_invisible``) is moved by the predictor; boxes are clipped to the image; a
+   track whose box leaves the image (no area left) is terminated; an active track the
+   predictor scores below ``min_track_score`` becomes invisible (Tracktor's regression
+   threshold).
 2. **Verification**: active tracks are matched one-to-one to the detections (Hungarian on
    ``1 - IoU``, pairs below ``match_iou`` forbidden). A verified track may be **refined** by
    averaging its box with its detection when their IoU is above ``refine_iou`` (supp. A.2).
@@ -22,17 +26,20 @@ tracks to their boxes in the next frame (see :class:`MotionModel`). One call of
    detection overlapping an active track by more than ``detection_nms`` is dropped (Tracktor's
    ``detection_nms_thresh``, applied between tracks and detections as Tracktor does).
 5. **Re-activation**: the remaining detections are matched to invisible tracks by IoU
-   (>= ``revive_iou``); a matched track becomes active again and keeps its id.
+   (>= ``revive_iou``) and, where the predictor has ``appearance_similarity``, by appearance
+   too (>= ``revive_similarity``); a matched track becomes active again and keeps its id.
 6. **Births** from the detections still left. With ``birth_min_frames > 1`` (the paper's SOT
    birth rule: 3 consecutive frames, consecutive IoU >= 0.3) a detection first opens a
    *tentative* track with no id; it is confirmed (and gets the next id) once it has been seen in
-   ``birth_min_frames`` consecutive frames, and dropped at its first miss.
+   ``birth_min_frames`` consecutive frames, and dropped at its first miss. The predictor's
+   ``on_birth`` hook sees each confirmed track with the frame.
 7. **Termination**: a track invisible for more than ``max_invisible`` (K) frames is terminated.
 
 Only active tracks are reported. Ids start at 1, are never reused, and restart with
 :meth:`TrackManager.reset`. Tracking is inference: :meth:`TrackManager.update` runs without
-gradients (a graph across a whole sequence would only grow). Training calls the motion model
-directly on batched histories (see :func:`stack_histories`), where it is differentiable.
+gradients (a graph across a whole sequence would only grow). Training calls the same
+``predictor.predict`` on sampled tracks (:mod:`deepmot.train.tracker`), where it is
+differentiable.
 """
 
 from __future__ import annotations
@@ -40,17 +47,28 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchvision.ops import nms
 
 from deepmot.assign.hungarian import linear_assignment
 from deepmot.boxes import box_iou
+from deepmot.trackers.base import Tracker
+from deepmot.trackers.predictor import (
+    Frame,
+    MotionModel,
+    MotionPredictor,
+    Predictor,
+    TrackBatch,
+    module_device,
+    stack_histories,
+)
 
 __all__ = [
-    "MotionModel",
+    "ManagedTracker",
     "Track",
     "TrackManagementConfig",
     "TrackManager",
@@ -59,62 +77,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class MotionModel(Protocol):
-    """What the manager needs from a motion model.
-
-    ``history_len`` is the number of recent boxes it looks at. Calling it maps
-
-    * ``history (T, L, 4)`` float32 xyxy, oldest first, the most recent box in ``[:, -1]``;
-    * ``mask (T, L)`` bool, True where ``history`` holds a box (left padding is False; the last
-      column is always True);
-    * ``detections (K, 4)`` xyxy of the frame being predicted, or None;
-    * ``image_size`` ``(width, height)`` or None;
-
-    to the predicted boxes ``(T, 4)`` xyxy in the next frame. A learned model must be
-    differentiable from ``history`` (and ``detections``) to its output.
-    """
-
-    history_len: int
-
-    def __call__(
-        self,
-        history: Tensor,
-        mask: Tensor,
-        detections: Tensor | None = None,
-        image_size: tuple[float, float] | None = None,
-    ) -> Tensor: ...
-
-
-def stack_histories(histories: list[Tensor], length: int) -> tuple[Tensor, Tensor]:
-    """Left-pad per-track box histories into one batch for a :class:`MotionModel`.
-
-    Args:
-        histories: ``T`` tensors ``(n_i, 4)`` xyxy, oldest first, each with ``n_i >= 1``.
-        length: ``L``, the number of recent boxes kept (older ones are cut).
-
-    Returns:
-        ``history (T, L, 4)`` (padding repeats each track's oldest kept box, so padded values
-        stay plausible boxes) and ``mask (T, L)`` bool. Differentiable with respect to the
-        inputs.
-    """
-    if length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
-    if not histories:
-        return torch.zeros((0, length, 4)), torch.zeros((0, length), dtype=torch.bool)
-    rows, masks = [], []
-    for i, h in enumerate(histories):
-        if h.ndim != 2 or h.shape[-1] != 4 or len(h) == 0:
-            raise ValueError(f"history {i} must have shape (n >= 1, 4), got {tuple(h.shape)}")
-        h = h[-length:]
-        pad = length - len(h)
-        rows.append(torch.cat([h[:1].expand(pad, 4), h]) if pad else h)
-        mask = torch.ones(length, dtype=torch.bool, device=h.device)
-        mask[:pad] = False
-        masks.append(mask)
-    return torch.stack(rows), torch.stack(masks)
 
 
 @dataclass(frozen=True)
@@ -147,9 +109,15 @@ class TrackManagementConfig:
         min_score: drop detections scored below this. None keeps all: Tracktor's 0.5
             (``detection_person_thresh``) applies to its own Faster R-CNN scores, and MOT17's
             cleaned public detections carry no score (-1).
-        predict_invisible: move invisible tracks with the motion model too (Tracktor moves its
+        predict_invisible: move invisible tracks with the predictor too (Tracktor moves its
             inactive tracks with its motion model when that is enabled), so that a person who
             walks behind an occluder is looked for where they went.
+        min_track_score: an active track whose predicted score (for predictors that score,
+            e.g. Tracktor's classification head) is below this becomes invisible (Tracktor's
+            ``regression_person_thresh: 0.5``). None: scores are ignored.
+        revive_similarity: least appearance similarity (for predictors with
+            ``appearance_similarity``) for a detection to re-activate an invisible track, on
+            top of ``revive_iou``.
     """
 
     max_invisible: int = 60
@@ -163,13 +131,16 @@ class TrackManagementConfig:
     birth_iou: float = 0.3
     min_score: float | None = None
     predict_invisible: bool = True
+    min_track_score: float | None = None
+    revive_similarity: float = 0.5
 
     def __post_init__(self) -> None:
         if self.max_invisible < 0:
             raise ValueError(f"max_invisible must be >= 0, got {self.max_invisible}")
         if self.birth_min_frames < 1:
             raise ValueError(f"birth_min_frames must be >= 1, got {self.birth_min_frames}")
-        for name in ("match_iou", "detection_nms", "track_nms", "revive_iou", "birth_iou"):
+        names = ("match_iou", "detection_nms", "track_nms", "revive_iou", "birth_iou")
+        for name in (*names, "revive_similarity"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -273,14 +244,6 @@ def _match(boxes_a: Tensor, boxes_b: Tensor, min_iou: float) -> tuple[Tensor, Te
     return torch.from_numpy(matches), iou
 
 
-def _device_of(model: Any) -> torch.device:
-    """Where a motion model's parameters live (the CPU for a model without any)."""
-    if isinstance(model, torch.nn.Module):
-        for parameter in model.parameters():
-            return parameter.device
-    return torch.device("cpu")
-
-
 def _clip(boxes: Tensor, image_size: tuple[int, int] | None) -> Tensor:
     if image_size is None:
         return boxes
@@ -290,25 +253,32 @@ def _clip(boxes: Tensor, image_size: tuple[int, int] | None) -> Tensor:
     return torch.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], dim=1)
 
 
+def as_predictor(model: Predictor | MotionModel) -> Predictor:
+    """``model`` itself if it is a :class:`Predictor`, a history-only :class:`MotionModel`
+    wrapped in :class:`MotionPredictor` otherwise."""
+    if isinstance(model, Predictor):
+        return model
+    return MotionPredictor(model)
+
+
 class TrackManager:
-    """The paper's test-time track management around a motion model (see the module doc).
+    """The paper's test-time track management around a predictor (see the module doc).
 
     Args:
-        motion_model: a :class:`MotionModel` (e.g. ``ConstantVelocityModel`` or a
-            ``LearnedMotionModel``).
+        predictor: a :class:`~deepmot.trackers.predictor.Predictor`, or a history-only
+            :class:`~deepmot.trackers.predictor.MotionModel` (wrapped in a
+            :class:`~deepmot.trackers.predictor.MotionPredictor`).
         config: :class:`TrackManagementConfig` (default: the paper's).
         image_size: ``(width, height)``, or None where unknown; :meth:`reset` may change it.
     """
 
     def __init__(
         self,
-        motion_model: MotionModel,
+        predictor: Predictor | MotionModel,
         config: TrackManagementConfig | None = None,
         image_size: tuple[int, int] | None = None,
     ) -> None:
-        if not callable(motion_model) or not hasattr(motion_model, "history_len"):
-            raise TypeError("motion_model must be callable and have a history_len attribute")
-        self.motion_model = motion_model
+        self.predictor = as_predictor(predictor)
         self.config = config if config is not None else TrackManagementConfig()
         self.image_size = image_size
         self.tracks: list[Track] = []
@@ -317,7 +287,7 @@ class TrackManager:
 
     @property
     def history_len(self) -> int:
-        return max(2, int(self.motion_model.history_len))
+        return max(2, int(self.predictor.history_len))
 
     def reset(self, image_size: tuple[int, int] | None = None) -> None:
         """Forget every track; ids restart at 1. ``image_size`` is that of the next sequence
@@ -333,14 +303,25 @@ class TrackManager:
 
     # ------------------------------------------------------------------ one frame
 
+    def batch(self, tracks: list[Track]) -> TrackBatch:
+        """``tracks`` as the predictor sees them (their ``extra`` dicts shared)."""
+        return TrackBatch.from_histories(
+            [t.history for t in tracks],
+            self.history_len,
+            ids=[t.id for t in tracks],
+            verified=[t.state is TrackState.ACTIVE for t in tracks],
+            extras=[t.extra for t in tracks],
+        )
+
     @torch.no_grad()
-    def update(self, dets: Tensor) -> Tensor:
+    def update(self, dets: Tensor, frame: Frame = None) -> Tensor:
         """One frame.
 
         Args:
             dets: ``(K, 5|6)`` float32 CPU tensor: xyxy + score [+ class], finite,
                 positive-area boxes (see :func:`deepmot.trackers.base.check_detections`).
-                The state lives on the CPU; the motion model runs on its own device.
+                The state lives on the CPU; the predictor runs on its own device.
+            frame: the image ``(H, W, 3)`` uint8 RGB, for predictors that need it.
 
         Returns:
             ``(T, 6)`` float32 xyxy + id + score of the active tracks, sorted by id.
@@ -353,37 +334,39 @@ class TrackManager:
         inside = (det_boxes[:, 2:] > det_boxes[:, :2]).all(dim=1)
         det_boxes, det_scores = det_boxes[inside], det_scores[inside]
 
-        self._predict(det_boxes)
+        self._predict(frame, det_boxes)
         used = self._verify(det_boxes, det_scores)
         self._suppress_tracks()
         free = self._uncovered(det_boxes, det_scores, used)
-        free = self._revive(det_boxes, det_scores, free)
-        self._births(det_boxes, det_scores, free)
+        free = self._revive(frame, det_boxes, det_scores, free)
+        self._births(frame, det_boxes, det_scores, free)
         self._age_invisible()
         return self._output()
 
-    def _predict(self, det_boxes: Tensor) -> None:
-        """Step 1: move alive tracks with the motion model; terminate those leaving the image."""
+    def _predict(self, frame: Frame, det_boxes: Tensor) -> None:
+        """Step 1: move alive tracks with the predictor; terminate those leaving the image,
+        hide active ones scored below ``min_track_score``."""
         moving = [TrackState.ACTIVE] + (
             [TrackState.INVISIBLE] if self.config.predict_invisible else []
         )
         tracks = self.tracks_in(*moving)
         if not tracks:
             return
-        history, mask = stack_histories([t.history for t in tracks], self.history_len)
-        device = _device_of(self.motion_model)
-        predicted = self.motion_model(
-            history.to(device),
-            mask.to(device),
-            detections=det_boxes.to(device),
-            image_size=self.image_size,
+        device = module_device(self.predictor)
+        out = self.predictor.predict(
+            frame, self.batch(tracks).to(device), det_boxes.to(device), self.image_size
         )
-        predicted = _clip(predicted.float().cpu(), self.image_size)
-        for track, box in zip(tracks, predicted, strict=True):
+        predicted = _clip(out.boxes.float().cpu(), self.image_size)
+        threshold = self.config.min_track_score
+        scores = None if out.scores is None or threshold is None else out.scores.float().cpu()
+        for i, (track, box) in enumerate(zip(tracks, predicted, strict=True)):
             if not bool((box[2:] > box[:2]).all()) or not bool(torch.isfinite(box).all()):
                 track.state = TrackState.TERMINATED
                 continue
             track.push(box, self.history_len)
+            active = track.state is TrackState.ACTIVE
+            if scores is not None and active and float(scores[i]) < threshold:
+                track.state = TrackState.INVISIBLE
 
     def _verify(self, det_boxes: Tensor, det_scores: Tensor) -> set[int]:
         """Step 2: detections verify (and may refine) active tracks; the rest turn invisible.
@@ -437,13 +420,26 @@ class TrackManager:
             free = free[~covered]
         return free.tolist()
 
-    def _revive(self, det_boxes: Tensor, det_scores: Tensor, free: list[int]) -> list[int]:
-        """Step 5: free detections re-activate invisible tracks (IoU); returns those left."""
+    def _revive(
+        self, frame: Frame, det_boxes: Tensor, det_scores: Tensor, free: list[int]
+    ) -> list[int]:
+        """Step 5: free detections re-activate invisible tracks (IoU, and appearance where the
+        predictor has it); returns the detections left."""
         invisible = self.tracks_in(TrackState.INVISIBLE)
         if not invisible or not free:
             return free
         boxes = torch.stack([t.box for t in invisible])
-        matches, _ = _match(boxes, det_boxes[free], self.config.revive_iou)
+        similarity_of = getattr(self.predictor, "appearance_similarity", None)
+        if similarity_of is None:
+            matches, _ = _match(boxes, det_boxes[free], self.config.revive_iou)
+        else:
+            similarity = similarity_of(frame, self.batch(invisible), det_boxes[free]).float().cpu()
+            iou = box_iou(boxes, det_boxes[free])
+            cost = 1.0 - similarity
+            cost[(iou < self.config.revive_iou) | (similarity < self.config.revive_similarity)] = (
+                float("inf")
+            )
+            matches = torch.from_numpy(linear_assignment(cost)[0])
         taken = set()
         for row, col in matches.tolist():
             det = free[col]
@@ -458,9 +454,11 @@ class TrackManager:
             taken.add(col)
         return [d for c, d in enumerate(free) if c not in taken]
 
-    def _births(self, det_boxes: Tensor, det_scores: Tensor, free: list[int]) -> None:
-        """Step 6: new tracks from the free detections, directly or after the SOT birth rule."""
+    def _births(self, frame: Frame, det_boxes: Tensor, det_scores: Tensor, free: list[int]) -> None:
+        """Step 6: new tracks from the free detections, directly or after the SOT birth rule;
+        the predictor's ``on_birth`` hook sees the confirmed ones."""
         cfg = self.config
+        before = self.next_id
         candidates = self.tracks_in(TrackState.TENTATIVE)
         if cfg.birth_min_frames > 1 and candidates:
             if free:
@@ -494,6 +492,10 @@ class TrackManager:
             self.tracks.append(track)
             if cfg.birth_min_frames <= 1:
                 self._confirm(track)
+        on_birth = getattr(self.predictor, "on_birth", None)
+        born = [t for t in self.tracks if t.id >= before]
+        if on_birth is not None and born:
+            on_birth(frame, self.batch(born))
 
     def _confirm(self, track: Track) -> None:
         track.state = TrackState.ACTIVE
@@ -516,3 +518,41 @@ class TrackManager:
         ids = torch.tensor([[float(t.id)] for t in active])
         scores = torch.tensor([[t.score] for t in active])
         return torch.cat([boxes, ids, scores], dim=1)
+
+
+class ManagedTracker(Tracker):
+    """A predictor inside the shared track management, behind the tracker contract.
+
+    Args:
+        predictor: a :class:`~deepmot.trackers.predictor.Predictor` or a history-only motion
+            model (adapted with :class:`~deepmot.trackers.predictor.MotionPredictor`).
+        management: :class:`TrackManagementConfig`.
+        image_size: ``(width, height)`` of the frames, or None; :meth:`reset` may set it.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor | MotionModel,
+        management: TrackManagementConfig | None = None,
+        image_size: tuple[int, int] | None = None,
+    ) -> None:
+        self.manager = TrackManager(predictor, management, image_size)
+
+    @property
+    def predictor(self) -> Predictor:
+        return self.manager.predictor
+
+    @property
+    def needs_images(self) -> bool:  # type: ignore[override]
+        return bool(self.predictor.needs_images)
+
+    @property
+    def config(self) -> TrackManagementConfig:
+        return self.manager.config
+
+    def reset(self, image_size: tuple[int, int] | None = None) -> None:
+        """Forget every track (ids restart at 1); set the image size of the next sequence."""
+        self.manager.reset(image_size)
+
+    def _update(self, dets: Tensor, frame: np.ndarray | Tensor | None) -> Tensor:
+        return self.manager.update(dets, frame)

@@ -1,9 +1,10 @@
 """Motion trackers: a constant-velocity baseline and a learned motion regressor.
 
-Both are :class:`~deepmot.trackers.management.MotionModel` s: they map each track's recent
+Both are :class:`~deepmot.trackers.predictor.MotionModel` s: they map each track's recent
 boxes ``history (T, L, 4)`` (with ``mask (T, L)``) to its box in the next frame ``(T, 4)``.
-:class:`MotionTracker` puts one inside the shared :class:`~deepmot.trackers.management.
-TrackManager`, behind the one tracker interface (``reset`` / ``update``).
+:class:`~deepmot.trackers.predictor.MotionPredictor` adapts one to the predictor contract, and
+:class:`~deepmot.trackers.management.ManagedTracker` puts it inside the shared track management
+behind the one tracker interface (``reset`` / ``update``); the registrations are at the end.
 
 * :class:`ConstantVelocityModel` — no learning: the box moves by its mean velocity over the
   last ``velocity_steps`` steps (Tracktor's optional motion model, ``n_steps: 1``,
@@ -28,31 +29,23 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from deepmot.boxes import box_iou
 from deepmot.io.weights import load_state, read_weights, save_weights
-from deepmot.trackers.base import Tracker
-from deepmot.trackers.management import (
-    MotionModel,
-    TrackManagementConfig,
-    TrackManager,
-    stack_histories,
-)
+from deepmot.trackers.predictor import MotionPredictor, Predictor
+from deepmot.trackers.registry import Trainable, register_tracker, register_trainable
 
 __all__ = [
     "ConstantVelocityConfig",
     "ConstantVelocityModel",
     "LearnedMotionConfig",
     "LearnedMotionModel",
-    "MotionTracker",
     "decode_deltas",
     "encode_boxes",
     "load_motion_model",
     "save_motion_model",
-    "stack_histories",
 ]
 
 _MIN_SIZE = 1e-3  # px: widths/heights are floored here before dividing or taking logs
@@ -362,51 +355,6 @@ class LearnedMotionModel(nn.Module):
         )
 
 
-# --------------------------------------------------------------------------- tracker
-
-
-class MotionTracker(Tracker):
-    """A motion model inside the shared track management, behind the tracker interface.
-
-    Args:
-        motion_model: a :class:`~deepmot.trackers.management.MotionModel`
-            (:class:`ConstantVelocityModel`, :class:`LearnedMotionModel`, ...).
-        management: :class:`~deepmot.trackers.management.TrackManagementConfig`.
-        image_size: ``(width, height)`` of the frames, or None; :meth:`reset` may set it.
-    """
-
-    def __init__(
-        self,
-        motion_model: MotionModel,
-        management: TrackManagementConfig | None = None,
-        image_size: tuple[int, int] | None = None,
-    ) -> None:
-        self.motion_model = motion_model
-        self.manager = TrackManager(motion_model, management, image_size)
-
-    @property
-    def config(self) -> TrackManagementConfig:
-        return self.manager.config
-
-    def reset(self, image_size: tuple[int, int] | None = None) -> None:
-        """Forget every track (ids restart at 1); set the image size of the next sequence."""
-        self.manager.reset(image_size)
-
-    def _update(self, dets: Tensor, frame: np.ndarray | Tensor | None) -> Tensor:
-        return self.manager.update(dets)
-
-    def predict(
-        self,
-        history: Tensor,
-        mask: Tensor,
-        detections: Tensor | None = None,
-        image_size: tuple[float, float] | None = None,
-    ) -> Tensor:
-        """The motion model's differentiable prediction (for training): ``history (T, L, 4)``,
-        ``mask (T, L)`` -> ``(T, 4)`` xyxy. See :func:`stack_histories`."""
-        return self.motion_model(history, mask, detections=detections, image_size=image_size)
-
-
 # --------------------------------------------------------------------------- save / load
 
 
@@ -425,3 +373,27 @@ def load_motion_model(
     from the JSON card beside it). Returns the model in eval mode."""
     config, state = read_weights(path, "motion-model", map_location)
     return load_state(LearnedMotionModel(LearnedMotionConfig.from_dict(config)), state, path)
+
+
+# --------------------------------------------------------------------------- registrations
+
+
+@register_tracker("constant_velocity", config=ConstantVelocityConfig)
+def constant_velocity(config: ConstantVelocityConfig) -> Predictor:
+    """The untrained "Vanilla" motion tracker."""
+    return MotionPredictor(ConstantVelocityModel(config))
+
+
+MOTION = register_trainable(
+    Trainable(
+        name="motion",
+        config=LearnedMotionConfig,
+        build=LearnedMotionModel,
+        predictor=MotionPredictor,
+        save=save_motion_model,
+        load=load_motion_model,
+        weights_file="motion.safetensors",
+        uses_detections=lambda config: config.use_detections,
+    )
+)
+"""The learned motion tracker; untrained, it behaves as ``constant_velocity``."""

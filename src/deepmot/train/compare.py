@@ -20,7 +20,8 @@ from deepmot.data.sequence import Sequence
 from deepmot.io.atomic import atomic_write_text
 from deepmot.metrics.evaluate import Evaluation, detect_benchmark, evaluate_data, preprocess
 from deepmot.trackers import Tracker, create_tracker, track_sequence
-from deepmot.train.tracker import TrackerTrainConfig, train_motion_tracker
+from deepmot.train.config import TrackerTrainConfig
+from deepmot.train.tracker import train_tracker
 
 __all__ = [
     "Variant",
@@ -59,13 +60,17 @@ def paper_variants(base: TrackerTrainConfig) -> list[Variant]:
     """The rows of the paper's Table 2 for a motion tracker: Vanilla, Smooth-L1 and the DeepMOT
     loss with dMOTA + dMOTP, dMOTA alone, dMOTP alone, and without the ID-switch term."""
     deepmot = replace(base, loss="deepmot")
+
+    def loss(**changes: float | bool) -> TrackerTrainConfig:
+        return replace(deepmot, deepmot=replace(base.deepmot, **changes))
+
     return [
         Variant("Vanilla", None),
         Variant("Smooth L1", replace(base, loss="smoothl1")),
         Variant("dMOTA+dMOTP", deepmot),
-        Variant("dMOTA", replace(deepmot, lam=0.0)),
-        Variant("dMOTP", replace(deepmot, use_dmota=False)),
-        Variant("dMOTA+dMOTP-IDS", replace(deepmot, gamma=0.0)),
+        Variant("dMOTA", loss(lam=0.0)),
+        Variant("dMOTP", loss(use_dmota=False)),
+        Variant("dMOTA+dMOTP-IDS", loss(gamma=0.0)),
     ]
 
 
@@ -110,18 +115,22 @@ def compare_variants(
 ) -> list[dict[str, Any]]:
     """Train each variant into ``out/<variant>/``, track and score ``val_sequences``.
 
+    The untrained row is the trained rows' tracker without weights (for ``motion``: exactly
+    the constant-velocity tracker).
+
     Writes ``out/table.md`` and ``out/table.json`` (atomically) and returns the rows.
     """
     out = Path(out)
     rows = []
     for variant in variants:
         if variant.train is None:
-            tracker = create_tracker("motion")
+            name = next((v.train.tracker for v in variants if v.train is not None), "motion")
+            tracker = create_tracker(name)
         else:
-            summary = train_motion_tracker(
+            summary = train_tracker(
                 list(train_sequences), out / _slug(variant.name), variant.train, progress=progress
             )
-            tracker = create_tracker("motion", weights=summary["weights"])
+            tracker = create_tracker(variant.train.tracker, weights=summary["weights"])
         rows.append(_row(variant.name, evaluate_tracker(tracker, val_sequences)))
         log.info("%s: %s", variant.name, rows[-1])
     atomic_write_text(out / "table.md", format_table(rows) + "\n")

@@ -14,8 +14,6 @@ that never stopped (on the same machine and device). Each iteration appends a ro
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import time
@@ -30,7 +28,7 @@ from torch import Tensor
 from deepmot.assign.dhn import SHIPPED_CONFIG, DHNConfig, build_dhn, save_dhn
 from deepmot.data.dhn_dataset import DHNDataset, collate, size_grouped_batches
 from deepmot.errors import DeepMOTError
-from deepmot.train.checkpoint import atomic_torch_save, trim_log
+from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 
 __all__ = [
     "DHNTrainConfig",
@@ -188,29 +186,16 @@ def train_dhn(
     Returns:
         A summary: iterations done, whether finished, last loss/WA, weights path.
     """
-    from tqdm import tqdm
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
-    state: dict[str, Any] | None = None
-    if resume:
-        if not ckpt_path.is_file():
-            raise DeepMOTError(f"{ckpt_path}: nothing to resume")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        stored = _config_from_dict(state["config"])
-        if config is not None:
-            keep = {"max_iters", "max_minutes", "device"}
-            a, b = config.to_dict(), stored.to_dict()
-            diff = sorted(k for k in a if k not in keep and a[k] != b[k])
-            if diff:
-                raise DeepMOTError(f"{ckpt_path}: resume with different settings {diff}")
-            stored = DHNTrainConfig(
-                **{**asdict(stored), **{k: getattr(config, k) for k in keep}, "dhn": stored.dhn}
-            )
-        config = stored
+    run = TrainingRun(out, LOG_FIELDS, resume)
+    if run.stored_config is not None:
+        config = resolve_resumed_config(
+            _config_from_dict(run.stored_config),
+            config,
+            ("max_iters", "max_minutes", "device"),
+            run.checkpoint_path,
+        )
     config = config or DHNTrainConfig()
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    out = Path(out)
 
     dataset = _load_train_set(data, config)
     device = torch.device(config.device)
@@ -223,18 +208,17 @@ def train_dhn(
     if config.max_iters is not None:
         total = min(total, config.max_iters)
 
-    iteration = 0
-    if state is not None:
+    iteration = run.start_iteration
+    if run.state is not None:
+        state = run.state
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        iteration = int(state["iteration"])
         torch.set_rng_state(state["torch_rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
-    trim_log(out / "log.csv", iteration)
 
     def checkpoint() -> None:
-        atomic_torch_save(
+        run.save_checkpoint(
             {
                 "config": config.to_dict(),
                 "model": model.state_dict(),
@@ -242,19 +226,12 @@ def train_dhn(
                 "iteration": iteration,
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            },
-            ckpt_path,
+            }
         )
 
-    new_log = not (out / "log.csv").is_file()
-    log_file = (out / "log.csv").open("a", newline="")
-    writer = csv.writer(log_file)
-    if new_log:
-        writer.writerow(LOG_FIELDS)
+    run.start(config.to_dict())
     start = time.monotonic()
-    bar = tqdm(
-        total=total, initial=iteration, desc=f"dhn train {config.name}", disable=not progress
-    )
+    bar = progress_bar(total, iteration, f"dhn train {config.name}", progress)
     model.train()
     loss_value, wa_value = float("nan"), float("nan")
     epoch_cache: tuple[int, list[np.ndarray]] | None = None
@@ -282,7 +259,7 @@ def train_dhn(
             iteration += 1
             loss_value = float(loss.detach())
             wa_value = batch_wa(torch.sigmoid(logits.detach()), a, mask)
-            writer.writerow(
+            run.log(
                 [
                     iteration,
                     epoch,
@@ -296,11 +273,10 @@ def train_dhn(
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", wa=f"{wa_value:.4f}", refresh=False)
             if iteration % config.checkpoint_every == 0:
-                log_file.flush()
                 checkpoint()
     finally:
         bar.close()
-        log_file.close()
+        run.close()
     checkpoint()
     weights = out / f"dhn_{config.name}.safetensors"
     full_card = {
@@ -312,7 +288,8 @@ def train_dhn(
         **(card or {}),
     }
     model.eval()
-    save_dhn(model, weights, full_card)
+    if run.main:
+        save_dhn(model, weights, full_card)
     return {
         "iterations": iteration,
         "total": total,
@@ -325,10 +302,7 @@ def train_dhn(
 
 def load_train_config(out: str | Path) -> DHNTrainConfig:
     """The settings stored in a run folder's ``checkpoint.pt``."""
-    path = Path(out) / "checkpoint.pt"
-    if not path.is_file():
-        raise DeepMOTError(f"{path}: nothing to resume")
-    return _config_from_dict(torch.load(path, map_location="cpu", weights_only=False)["config"])
+    return _config_from_dict(TrainingRun(out, LOG_FIELDS, resume=True).stored_config)
 
 
 def _config_from_dict(data: dict[str, Any]) -> DHNTrainConfig:

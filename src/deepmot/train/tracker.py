@@ -1,354 +1,365 @@
-"""Train a motion tracker with the DeepMOT loss or the Smooth-L1 baseline (paper Sec. 4.3).
+"""Train any trainable tracker with the DeepMOT loss or the Smooth-L1 baseline (paper Sec. 4.3).
 
-Each step samples frame pairs (t − 1, t) from the training frames of the sequences (the paper's
-split: the first 50% of each sequence, supplementary A.2). Tracks start from the ground truth at
-t − 1 — their recent boxes, the last one perturbed as in the supplementary (rescaled by 0.8–1.2,
-shifted by up to 0.25 of its size) — and carry its ids. The motion model predicts their boxes
-at t (seeing the public detections of frame t), D is computed against the ground truth at t,
-the frozen matcher gives Â, and the DeepMOT loss (or Smooth-L1) is back-propagated into the
-motion model only. Adam, learning rate 1e-4 (A.2).
+Each step draws ``batch_size`` clips (:class:`~deepmot.train.clips.ClipSampler`) from the
+training frames (the first 50% of each sequence, supp. A.2). A clip starts from tracks made of
+the ground truth at its first frame (augmented as configured); the tracker's predictor — the
+same ``predict`` it tracks with, with the frame, the tracks and the detections — moves them to
+the next frame, and so on through the clip on its own outputs: after each frame, the tracks the
+evaluator's matching leaves unmatched end and the unmatched objects are born (from their
+ground-truth box, perturbed like the starting ones). ``sampling="pairs"`` is the two-frame
+clip: the paper's frame pairs.
+
+Per frame, D between the predicted boxes and the ground truth goes through the frozen matcher
+into the DeepMOT loss, whose track-to-object memory is carried across the clip (or Smooth-L1
+pairs each track with the object it follows). The mean loss over the clip's frames is
+back-propagated through the whole clip (truncated at its start) into the tracker's trained
+module only; Adam, learning rate 1e-4 (A.2). A step whose loss has no gradient (no track in
+any frame) is skipped, as the authors' code does.
 
 Besides the loss, every step logs the soft terms (FP~, FN~, IDS~, dMOTA, dMOTP) and the true
-MOTA and MOTP of the same batch from the evaluator's exact matching, so that one can see the
-proxy and the real measure move together.
-
-A run folder holds ``config.json`` (the resolved settings), ``checkpoint.pt`` (written
-atomically every ``checkpoint_every`` steps and at the end), ``log.csv`` and the trained weights
-``motion.safetensors`` (+ JSON card). Every step draws its samples from a generator seeded by
-(seed, step), so a resumed run continues exactly as an uninterrupted one.
+MOTA and MOTP of the same clips from the evaluator's matching, so that one can see the proxy
+and the real measure move together. The run folder (:class:`~deepmot.train.run.TrainingRun`)
+holds ``config.json``, ``checkpoint.pt``, ``log.csv`` and the trained weights; every step draws
+its samples from a generator seeded by (seed, step), so a resumed run continues exactly as an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from deepmot.boxes import distance_matrix
-from deepmot.data.samplers import perturb_boxes
+from deepmot.boxes import box_iou, distance_matrix
 from deepmot.data.sequence import Sequence
 from deepmot.errors import DeepMOTError
 from deepmot.loss import DeepMOTLoss, SmoothL1Loss
-from deepmot.metrics.frame_pair import clear_frame_pair
-from deepmot.trackers.management import stack_histories
-from deepmot.trackers.motion import LearnedMotionConfig, LearnedMotionModel, save_motion_model
-from deepmot.train.checkpoint import atomic_torch_save, trim_log
+from deepmot.trackers.predictor import Predictor, TrackBatch
+from deepmot.trackers.registry import Trainable, get_trainable
+from deepmot.train.clips import ClipSampler, ClipStart, clear_matches, perturb_some
+from deepmot.train.config import TrackerTrainConfig
+from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 
-__all__ = ["TrackerTrainConfig", "FramePairSampler", "train_motion_tracker", "LOG_FIELDS"]
+__all__ = ["LOG_FIELDS", "StepResult", "build_matcher", "run_clips", "train_tracker"]
 
 log = logging.getLogger(__name__)
 
 LOG_FIELDS = (
     "iteration", "loss", "fp", "fn", "ids", "dmota", "dmotp", "true_mota", "true_motp", "seconds",
 )  # fmt: skip
+SOFT_TERMS = ("fp", "fn", "ids", "dmota", "dmotp")
 
 
-@dataclass(frozen=True)
-class TrackerTrainConfig:
-    """Settings of a tracker training run; defaults from the paper where it gives them.
+def build_matcher(spec: str) -> Any:
+    """The frozen matcher of a config's ``matcher``: the shipped DHN, a DHN file, Sinkhorn."""
+    from deepmot.train.config import parse_matcher
 
-    ``loss``: ``"deepmot"`` or ``"smoothl1"``. The DeepMOT variants of Table 2: ``lam=0`` trains
-    on dMOTA alone, ``use_dmota=False`` on dMOTP alone, ``gamma=0`` ignores ID switches.
-    ``matcher``: ``"dhn"`` (the shipped DHN, frozen) or ``"sinkhorn"``.
-    """
-
-    loss: Literal["deepmot", "smoothl1"] = "deepmot"
-    lam: float = 5.0  # λ (A.2)
-    gamma: float = 2.0  # γ (A.2)
-    delta: float = 0.5  # δ (A.2)
-    use_dmota: bool = True
-    matcher: Literal["dhn", "sinkhorn"] = "dhn"
-    lr: float = 1e-4  # Adam (A.2)
-    iterations: int = 500
-    batch_size: int = 16  # frame pairs per step
-    perturb: bool = True  # the supplementary's augmentation of the last box
-    train_fraction: float = 0.5  # first 50% of each sequence trains (A.2)
-    # the detection file the sequences were loaded with; None: the model sees no detections
-    det_file: str | None = "deepmot_clean_FRCNN.txt"
-    checkpoint_every: int = 100
-    seed: int = 0
-    device: str = "cpu"
-    model: LearnedMotionConfig = field(default_factory=LearnedMotionConfig)
-
-    def __post_init__(self) -> None:
-        if self.loss not in ("deepmot", "smoothl1"):
-            raise ValueError(f"loss must be 'deepmot' or 'smoothl1', got {self.loss!r}")
-        if self.matcher not in ("dhn", "sinkhorn"):
-            raise ValueError(f"matcher must be 'dhn' or 'sinkhorn', got {self.matcher!r}")
-        for name in ("iterations", "batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.train_fraction <= 1:
-            raise ValueError(f"train_fraction must lie in (0, 1], got {self.train_fraction}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrackerTrainConfig:
-        values = dict(values)
-        values["model"] = LearnedMotionConfig.from_dict(values.get("model", {}))
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class FramePair:
-    """One training instance: tracks from the ground truth at t − 1, objects at t.
-
-    ``history (T, L, 4)`` xyxy float32 and ``mask (T, L)``; ``track_ids (T,)``;
-    ``detections (K, 5)`` of frame t or None; ``gt_boxes (M, 4)``, ``gt_ids (M,)`` at t.
-    """
-
-    sequence: Sequence
-    frame: int
-    history: Tensor
-    mask: Tensor
-    track_ids: np.ndarray
-    detections: Tensor | None
-    gt_boxes: Tensor
-    gt_ids: np.ndarray
-
-
-class FramePairSampler:
-    """Samples :class:`FramePair` s from the training frames of sequences with ground truth.
-
-    Args:
-        sequences: sequences with ground truth (and, for the detections, a detection file).
-        history_len: boxes of history per track.
-        train_fraction: the share of each sequence's first frames to sample from.
-        perturb: perturb each track's last box as in the supplementary.
-    """
-
-    def __init__(
-        self, sequences: list[Sequence], history_len: int, train_fraction: float, perturb: bool
-    ) -> None:
-        self.history_len = history_len
-        self.perturb = perturb
-        self.sequences = sequences
-        self.frames: list[tuple[int, int]] = []  # (sequence index, t)
-        self.boxes: list[dict[tuple[int, int], np.ndarray]] = []  # (gt id, frame) -> box
-        for index, seq in enumerate(sequences):
-            if seq.gt is None:
-                raise DeepMOTError(f"sequence {seq.name} has no ground truth to train on")
-            lookup = {}
-            for frame in range(1, int(seq.seq_length * train_fraction) + 1):
-                gt = seq.gt_at(frame).active_pedestrians()
-                for gid, box in zip(gt.ids.tolist(), gt.boxes, strict=True):
-                    lookup[(gid, frame)] = box
-                if frame >= 2 and len(gt.ids):
-                    self.frames.append((index, frame))
-            self.boxes.append(lookup)
-        if not self.frames:
-            raise DeepMOTError("no training frame pairs: the sequences are too short or empty")
-
-    def sample(self, rng: np.random.Generator, count: int) -> list[FramePair]:
-        """``count`` pairs drawn with ``rng`` (uniformly over the training frames)."""
-        pairs = []
-        for k in rng.integers(len(self.frames), size=count):
-            index, t = self.frames[int(k)]
-            seq, lookup = self.sequences[index], self.boxes[index]
-            before = seq.gt_at(t - 1).active_pedestrians()
-            histories = []
-            for gid in before.ids.tolist():
-                boxes = [
-                    lookup[(gid, f)] for f in range(t - self.history_len, t) if (gid, f) in lookup
-                ]
-                histories.append(np.stack(boxes))
-            if self.perturb and histories:
-                last = perturb_boxes(np.stack([h[-1] for h in histories]), rng)
-                for h, box in zip(histories, last, strict=True):
-                    h[-1] = box
-            history, mask = stack_histories(
-                [torch.from_numpy(h) for h in histories], self.history_len
-            )
-            now = seq.gt_at(t).active_pedestrians()
-            dets = torch.from_numpy(seq.detections_at(t)) if seq.detections is not None else None
-            pairs.append(
-                FramePair(
-                    seq, t, history, mask, before.ids, dets, torch.from_numpy(now.boxes), now.ids
-                )
-            )
-        return pairs
-
-
-def _matcher(name: str):
-    if name == "sinkhorn":
+    kind, path = parse_matcher(spec)
+    if kind == "sinkhorn":
         from deepmot.assign.sinkhorn import Sinkhorn
 
         return Sinkhorn()
-    from deepmot.assign.dhn import create_dhn
+    from deepmot.assign.dhn import create_dhn, load_dhn
 
-    return create_dhn("seq_gru", pretrained=True)
+    if path is None:
+        return create_dhn("seq_gru", pretrained=True)
+    if not Path(path).is_file():
+        raise DeepMOTError(f"{path}: no such DHN weights file (matcher {spec!r})")
+    return load_dhn(path)
 
 
-def _true_counts(pairs: list[FramePair], predictions: list[Tensor]) -> tuple[float, float]:
-    """MOTA and MOTP of the batch from the evaluator's exact matching (counts summed)."""
-    errors = objects = tp = 0
-    iou_sum = 0.0
-    for pair, pred in zip(pairs, predictions, strict=True):
-        counts = clear_frame_pair(
-            pair.gt_boxes.numpy(),
-            pair.gt_ids,
-            pred.detach().cpu().numpy(),
-            pair.track_ids,
-            {int(g): int(g) for g in pair.track_ids},
+@dataclass
+class _ClipState:
+    """A clip being rolled out: its live tracks and both match memories."""
+
+    start: ClipStart
+    histories: list[Tensor]
+    track_ids: list[int]
+    targets: list[int]
+    extras: list[dict[str, Any]]
+    loss_memory: dict[int, int]
+    true_memory: dict[int, int]
+    next_id: int
+
+    @classmethod
+    def begin(cls, start: ClipStart) -> _ClipState:
+        ids = [int(t) for t in start.track_ids]
+        return cls(
+            start,
+            [torch.from_numpy(h) for h in start.histories],
+            ids,
+            [int(g) for g in start.targets],
+            [{} for _ in ids],
+            dict(start.memory),
+            dict(start.memory),
+            max(ids, default=0) + 1,
         )
-        errors += counts.fp + counts.fn + counts.idsw
-        objects += counts.num_objects
-        tp += counts.tp
-        iou_sum += counts.iou_sum
-    return 1 - errors / max(1, objects), iou_sum / max(1, tp)
 
 
-def train_motion_tracker(
+@dataclass
+class StepResult:
+    """What :func:`run_clips` returns: the mean loss over the clips' frames (a scalar tensor),
+    the soft terms' means (NaN for Smooth-L1) and the evaluator's counts summed."""
+
+    loss: Tensor
+    soft: dict[str, float]
+    counts: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def true_mota(self) -> float:
+        c = self.counts
+        return 1 - (c["fp"] + c["fn"] + c["idsw"]) / max(1.0, c["objects"])
+
+    @property
+    def true_motp(self) -> float:
+        return self.counts["iou_sum"] / max(1.0, self.counts["tp"])
+
+
+def _predict(
+    predictor: Predictor, state: _ClipState, frame: int, history_len: int, device: torch.device
+) -> Tensor:
+    """The predictor's boxes ``(T, 4)`` at ``frame`` for the clip's live tracks."""
+    seq = state.start.sequence
+    if not state.histories:
+        return torch.zeros((0, 4), device=device)
+    batch = TrackBatch.from_histories(
+        state.histories,
+        history_len,
+        ids=state.track_ids,
+        verified=[True] * len(state.histories),
+        extras=state.extras,
+    ).to(device)
+    image = seq.read_image(frame) if predictor.needs_images else None
+    dets = None
+    if seq.detections is not None:
+        dets = torch.from_numpy(seq.detections_at(frame)).to(device)
+    return predictor.predict(image, batch, dets, (seq.im_width, seq.im_height)).boxes
+
+
+def _advance(
+    state: _ClipState,
+    predicted: Tensor,
+    gt_boxes: np.ndarray,
+    gt_ids: np.ndarray,
+    rng: np.random.Generator,
+    config: TrackerTrainConfig,
+    history_len: int,
+    counts: dict[str, float],
+) -> None:
+    """After a frame: count it as the evaluator would, end unmatched tracks, birth objects.
+
+    Matched tracks keep their id and append the predicted box (with its gradient) to their
+    history; unmatched objects get new tracks starting at their (perturbed) box.
+    """
+    boxes = predicted.detach().cpu().float()
+    iou = (
+        box_iou(boxes, torch.from_numpy(gt_boxes)).numpy().astype(np.float64)
+        if len(boxes) and len(gt_boxes)
+        else np.zeros((len(boxes), len(gt_boxes)))
+    )
+    ids = np.asarray(state.track_ids, np.int64)
+    matches, switches = clear_matches(iou, ids, gt_ids, state.true_memory)
+    counts["tp"] += len(matches)
+    counts["fp"] += len(ids) - len(matches)
+    counts["fn"] += len(gt_ids) - len(matches)
+    counts["idsw"] += switches
+    counts["objects"] += len(gt_ids)
+    counts["iou_sum"] += float(iou[matches[:, 0], matches[:, 1]].sum()) if len(matches) else 0.0
+
+    alive = matches[:, 0].tolist()
+    state.histories = [
+        torch.cat([state.histories[i].to(predicted.device), predicted[i : i + 1]])[-history_len:]
+        for i in alive
+    ]
+    state.track_ids = [state.track_ids[i] for i in alive]
+    # a surviving track follows the object it matched from now on (Smooth-L1's target)
+    state.targets = [int(gt_ids[j]) for j in matches[:, 1]]
+    state.extras = [state.extras[i] for i in alive]
+    unmatched = np.setdiff1d(np.arange(len(gt_ids)), matches[:, 1])
+    if len(unmatched):
+        born = perturb_some(gt_boxes[unmatched], rng, config.augment)
+        for box, gid in zip(born, gt_ids[unmatched], strict=True):
+            state.histories.append(torch.from_numpy(box[None]).to(predicted.device))
+            state.track_ids.append(state.next_id)
+            state.targets.append(int(gid))
+            state.extras.append({})
+            state.next_id += 1
+
+
+def run_clips(
+    starts: list[ClipStart],
+    predictor: Predictor,
+    loss_fn: DeepMOTLoss | SmoothL1Loss,
+    config: TrackerTrainConfig,
+    rng: np.random.Generator,
+    history_len: int,
+    device: torch.device,
+) -> StepResult:
+    """Roll ``starts`` out through their clips (see the module doc) and score every frame.
+
+    The clips advance in lockstep, so each frame of the batch is one matcher call.
+    """
+    states = [_ClipState.begin(s) for s in starts]
+    length = min(s.length for s in starts)
+    losses: list[Tensor] = []
+    soft = dict.fromkeys(SOFT_TERMS, 0.0)
+    counts = dict.fromkeys(("tp", "fp", "fn", "idsw", "objects", "iou_sum"), 0.0)
+    for step in range(1, length):
+        predictions, gts = [], []
+        for state in states:
+            frame = state.start.start + step
+            predictions.append(_predict(predictor, state, frame, history_len, device))
+            gts.append(state.start.sequence.gt_at(frame).active_pedestrians())
+        gt_tensors = [torch.from_numpy(g.boxes).to(device) for g in gts]
+        if isinstance(loss_fn, DeepMOTLoss):
+            distances = [
+                distance_matrix(p, g, s.start.sequence.im_width, s.start.sequence.im_height)
+                for p, g, s in zip(predictions, gt_tensors, states, strict=True)
+            ]
+            out, memories = loss_fn.forward_batch(
+                distances,
+                [np.asarray(s.track_ids, np.int64) for s in states],
+                [g.ids for g in gts],
+                [s.loss_memory for s in states],
+            )
+            for state, memory in zip(states, memories, strict=True):
+                state.loss_memory = memory
+            losses.append(out.loss)
+            for name in SOFT_TERMS:
+                soft[name] += float(getattr(out, name).detach().sum())
+        else:
+            losses.append(
+                torch.stack(
+                    [
+                        loss_fn(p, g, np.asarray(s.targets, np.int64), gt.ids)
+                        for p, g, s, gt in zip(predictions, gt_tensors, states, gts, strict=True)
+                    ]
+                )
+            )
+        for state, pred, gt in zip(states, predictions, gts, strict=True):
+            _advance(state, pred, gt.boxes, gt.ids, rng, config, history_len, counts)
+    frames = max(1, (length - 1) * len(states))
+    if isinstance(loss_fn, DeepMOTLoss):
+        soft = {k: v / frames for k, v in soft.items()}
+    else:
+        soft = dict.fromkeys(SOFT_TERMS, float("nan"))
+    return StepResult(torch.cat(losses).mean(), soft, counts)
+
+
+def _check_inputs(sequences: list[Sequence], trainable: Trainable, model_config: Any) -> None:
+    if trainable.needs_images(model_config):
+        missing = [s.name for s in sequences if not s.has_images]
+        if missing:
+            raise DeepMOTError(
+                f"tracker {trainable.name!r} regresses from the image, and these sequences have "
+                f"no frames (img1/ or a synthetic scene): {', '.join(missing)}"
+            )
+    if trainable.uses_detections(model_config):
+        missing = [s.name for s in sequences if s.detections is None]
+        if missing:
+            raise DeepMOTError(
+                f"tracker {trainable.name!r} looks at detections, and these sequences have none "
+                f"loaded: {', '.join(missing)} (choose a detection file they have, or train a "
+                "model that does not use detections)"
+            )
+
+
+def train_tracker(
     sequences: list[Sequence],
     out: str | Path,
     config: TrackerTrainConfig | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train :class:`LearnedMotionModel` on ``sequences``; write the run into ``out``.
+    """Train ``config.tracker`` on ``sequences``; write the run into ``out``.
 
     Args:
-        sequences: training sequences with ground truth (and detections if ``det_file``).
+        sequences: training sequences with ground truth (with frames for trackers that need
+            them, with detections for models that use them).
         out: the run folder.
-        config: settings (with ``resume``, None means the stored ones; ``iterations`` may grow).
+        config: settings; with ``resume``, None means the stored ones, and otherwise only
+            ``iterations`` and ``device`` may differ from them (and are applied).
         resume: continue from ``out/checkpoint.pt``.
-        progress: show a tqdm bar with the loss and the true MOTA.
+        progress: show a progress bar with the loss and the true MOTA.
 
     Returns:
         ``{"iterations", "weights", "last": {field: value}}``.
     """
-    from tqdm import tqdm
-
-    out = Path(out)
-    ckpt_path = out / "checkpoint.pt"
-    state = None
-    if resume:
-        if not ckpt_path.is_file():
-            raise DeepMOTError(f"{ckpt_path}: nothing to resume")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        stored = TrackerTrainConfig.from_dict(state["config"])
-        if config is not None:
-            if replace(config, iterations=stored.iterations, device=stored.device) != stored:
-                raise DeepMOTError(
-                    f"{ckpt_path}: resume with the stored settings (only iterations and device "
-                    "may change)"
-                )
-            stored = replace(stored, iterations=config.iterations, device=config.device)
-        config = stored
+    run = TrainingRun(out, LOG_FIELDS, resume)
+    if run.stored_config is not None:
+        stored = TrackerTrainConfig.from_dict(run.stored_config)
+        config = resolve_resumed_config(
+            stored, config, ("iterations", "device"), run.checkpoint_path
+        )
     config = config or TrackerTrainConfig()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    try:
+        trainable = get_trainable(config.tracker)
+        model_config = trainable.config_from_dict(config.model)
+    except ValueError as error:
+        raise DeepMOTError(str(error)) from None
+    _check_inputs(sequences, trainable, model_config)
 
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
-    model = LearnedMotionModel(config.model).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    iteration = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        iteration = int(state["iteration"])
-    trim_log(out / "log.csv", iteration)
+    model = trainable.build(model_config).to(device)
+    predictor = trainable.predictor(model)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    iteration = run.start_iteration
+    if run.state is not None:
+        model.load_state_dict(run.state["model"])
+        optimizer.load_state_dict(run.state["optimizer"])
 
-    sampler = FramePairSampler(
-        sequences, config.model.history_len, config.train_fraction, config.perturb
+    history_len = max(2, int(predictor.history_len))
+    sampler = ClipSampler(
+        sequences, config.frames_per_sample, history_len, config.train_fraction, config.augment
     )
     if config.loss == "deepmot":
-        loss_fn = DeepMOTLoss(
-            _matcher(config.matcher).to(device),
-            delta=config.delta,
-            lam=config.lam,
-            gamma=config.gamma,
+        loss_fn: DeepMOTLoss | SmoothL1Loss = DeepMOTLoss(
+            build_matcher(config.matcher).to(device), config.deepmot
         )
     else:
         loss_fn = SmoothL1Loss()
 
     def checkpoint() -> None:
-        atomic_torch_save(
+        run.save_checkpoint(
             {
                 "config": config.to_dict(),
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "iteration": iteration,
-            },
-            ckpt_path,
+            }
         )
 
-    new_log = not (out / "log.csv").is_file()
+    run.start(config.to_dict())
     start = time.monotonic()
     last: dict[str, float] = {}
-    with (out / "log.csv").open("a", newline="") as log_file:
-        writer = csv.writer(log_file)
-        if new_log:
-            writer.writerow(LOG_FIELDS)
-        bar = tqdm(
-            total=config.iterations,
-            initial=iteration,
-            desc=f"train motion ({config.loss})",
-            disable=not progress,
-        )
-        model.train()
+    bar = progress_bar(
+        config.iterations, iteration, f"train {config.tracker} ({config.loss})", progress
+    )
+    model.train()
+    try:
         while iteration < config.iterations:
             rng = np.random.default_rng([config.seed, iteration])
-            pairs = sampler.sample(rng, config.batch_size)
-            predictions = [
-                model(
-                    p.history.to(device),
-                    p.mask.to(device),
-                    None
-                    if p.detections is None or config.det_file is None
-                    else p.detections.to(device),
-                    (p.sequence.im_width, p.sequence.im_height),
-                )
-                for p in pairs
-            ]
-            gts = [p.gt_boxes.to(device) for p in pairs]
-            if config.loss == "deepmot":
-                distances = [
-                    distance_matrix(pred, gt, p.sequence.im_width, p.sequence.im_height)
-                    for pred, gt, p in zip(predictions, gts, pairs, strict=True)
-                ]
-                memories = [{int(g): int(g) for g in p.track_ids} for p in pairs]
-                terms, _ = loss_fn.forward_batch(
-                    distances, [p.track_ids for p in pairs], [p.gt_ids for p in pairs], memories
-                )
-                dmota_term = (
-                    (1 - terms.dmota) if config.use_dmota else torch.zeros_like(terms.dmota)
-                )
-                loss = (dmota_term + config.lam * (1 - terms.dmotp)).mean()
-                soft = {
-                    k: float(getattr(terms, k).detach().mean())
-                    for k in ("fp", "fn", "ids", "dmota", "dmotp")
-                }
-            else:
-                losses = [
-                    loss_fn(pred, gt, p.track_ids, p.gt_ids)
-                    for pred, gt, p in zip(predictions, gts, pairs, strict=True)
-                ]
-                loss = torch.stack(losses).mean()
-                soft = dict.fromkeys(("fp", "fn", "ids", "dmota", "dmotp"), float("nan"))
+            starts = sampler.sample(rng, config.batch_size)
+            result = run_clips(starts, predictor, loss_fn, config, rng, history_len, device)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if result.loss.requires_grad:
+                result.loss.backward()
+                optimizer.step()
             iteration += 1
-            true_mota, true_motp = _true_counts(pairs, predictions)
             last = {
-                "loss": float(loss.detach()),
-                **soft,
-                "true_mota": true_mota,
-                "true_motp": true_motp,
+                "loss": float(result.loss.detach()),
+                **result.soft,
+                "true_mota": result.true_mota,
+                "true_motp": result.true_motp,
             }
-            writer.writerow(
+            run.log(
                 [
                     iteration,
                     *(f"{last[k]:.6g}" for k in LOG_FIELDS[1:-1]),
@@ -356,18 +367,23 @@ def train_motion_tracker(
                 ]
             )
             bar.update(1)
-            bar.set_postfix(loss=f"{last['loss']:.4f}", mota=f"{true_mota:.3f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{last['loss']:.4f}", mota=f"{result.true_mota:.3f}", refresh=False
+            )
             if iteration % config.checkpoint_every == 0:
-                log_file.flush()
                 checkpoint()
+    finally:
         bar.close()
+        run.close()
     checkpoint()
-    weights = out / "motion.safetensors"
+    weights = Path(out) / trainable.weights_file
     model.eval()
-    card = {
-        "train": config.to_dict(),
-        "iterations": iteration,
-        "sequences": [s.name for s in sequences],
-    }
-    save_motion_model(model, weights, card)
+    if run.main:
+        card = {
+            "tracker": config.tracker,
+            "train": config.to_dict(),
+            "iterations": iteration,
+            "sequences": [s.name for s in sequences],
+        }
+        trainable.save(model, weights, card)
     return {"iterations": iteration, "weights": str(weights), "last": last}

@@ -1,0 +1,246 @@
+"""What a tracker's learned (or hand-made) part does each frame: the predictor contract.
+
+:class:`~deepmot.trackers.management.TrackManager` owns births, deaths, verification and NMS;
+a *predictor* moves the tracks from frame t − 1 to frame t. It receives
+
+* the frame t (``(H, W, 3) uint8`` RGB, or None for a predictor without ``needs_images``),
+* the tracks as a :class:`TrackBatch` (recent boxes, ids, per-track state in ``extras``),
+* the detections of frame t ``(K, 4+)`` xyxy[+score...] (or None), and the image size,
+
+and returns a :class:`Prediction`: the boxes at t, and optionally a score per track (a track
+scored below the management's ``min_track_score`` is hidden, as Tracktor's regression
+threshold does) and an appearance embedding per track.
+
+The same ``predict`` call serves tracking (under ``torch.no_grad`` inside the manager) and
+training (with gradients, from :mod:`deepmot.train.tracker`), so what the loss sees is what
+the tracker does.
+
+Optional hooks, looked up with ``getattr``:
+
+* ``on_birth(frame, tracks: TrackBatch) -> None``: called for tracks just confirmed (an SOT
+  tracker cuts its template here; a ReID head stores the first embedding);
+* ``appearance_similarity(frame, tracks: TrackBatch, boxes (K, 4)) -> (T, K)`` in [0, 1]:
+  used, with IoU, to re-activate invisible tracks (ReID revival).
+
+:class:`MotionPredictor` adapts a history-only :class:`MotionModel` (constant velocity, the
+learned motion model) to this contract without changing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "Frame",
+    "MotionModel",
+    "MotionPredictor",
+    "Prediction",
+    "Predictor",
+    "TrackBatch",
+    "stack_histories",
+]
+
+Frame = np.ndarray | Tensor | None
+"""A frame ``(H, W, 3) uint8`` RGB (numpy), a tensor of it, or None where a predictor needs none."""
+
+
+def stack_histories(histories: list[Tensor], length: int) -> tuple[Tensor, Tensor]:
+    """Left-pad per-track box histories into one batch.
+
+    Args:
+        histories: ``T`` tensors ``(n_i, 4)`` xyxy, oldest first, each with ``n_i >= 1``.
+        length: ``L``, the number of recent boxes kept (older ones are cut).
+
+    Returns:
+        ``history (T, L, 4)`` (padding repeats each track's oldest kept box, so padded values
+        stay plausible boxes) and ``mask (T, L)`` bool. Differentiable with respect to the
+        inputs.
+    """
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    if not histories:
+        return torch.zeros((0, length, 4)), torch.zeros((0, length), dtype=torch.bool)
+    rows, masks = [], []
+    for i, h in enumerate(histories):
+        if h.ndim != 2 or h.shape[-1] != 4 or len(h) == 0:
+            raise ValueError(f"history {i} must have shape (n >= 1, 4), got {tuple(h.shape)}")
+        h = h[-length:]
+        pad = length - len(h)
+        rows.append(torch.cat([h[:1].expand(pad, 4), h]) if pad else h)
+        mask = torch.ones(length, dtype=torch.bool, device=h.device)
+        mask[:pad] = False
+        masks.append(mask)
+    return torch.stack(rows), torch.stack(masks)
+
+
+@dataclass
+class TrackBatch:
+    """The tracks a predictor moves, batched.
+
+    Attributes:
+        history: ``(T, L, 4)`` float32 xyxy, oldest first; ``[:, -1]`` is the box at t − 1.
+        mask: ``(T, L)`` bool, True where ``history`` holds a box (left padding is False).
+        ids: ``(T,)`` int64 track ids (0 for tentative tracks).
+        verified: ``(T,)`` bool, whether the box at t − 1 was verified by a detection (False
+            for a track that was invisible, or only predicted, at t − 1).
+        extras: one dict per track, the track's own state (``Track.extra``); a predictor may
+            read and write it (templates, embeddings, filter states). Shared, not copied.
+    """
+
+    history: Tensor
+    mask: Tensor
+    ids: Tensor
+    verified: Tensor
+    extras: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        t = len(self.history)
+        if self.history.ndim != 3 or self.history.shape[-1] != 4:
+            raise ValueError(f"history must have shape (T, L, 4), got {tuple(self.history.shape)}")
+        if self.mask.shape != self.history.shape[:2]:
+            raise ValueError(f"mask must have shape {tuple(self.history.shape[:2])}")
+        if not self.extras:
+            self.extras = [{} for _ in range(t)]
+        if not (len(self.ids) == len(self.verified) == len(self.extras) == t):
+            raise ValueError("ids, verified and extras need one entry per track")
+
+    def __len__(self) -> int:
+        return len(self.history)
+
+    @property
+    def last(self) -> Tensor:
+        """``(T, 4)`` xyxy: each track's box at t − 1."""
+        return self.history[:, -1]
+
+    @classmethod
+    def from_histories(
+        cls,
+        histories: list[Tensor],
+        length: int,
+        ids: list[int] | None = None,
+        verified: list[bool] | None = None,
+        extras: list[dict[str, Any]] | None = None,
+    ) -> TrackBatch:
+        """Batch per-track histories ``(n_i, 4)`` (see :func:`stack_histories`)."""
+        history, mask = stack_histories(histories, length)
+        count = len(histories)
+        return cls(
+            history,
+            mask,
+            torch.tensor(ids if ids is not None else [0] * count, dtype=torch.int64),
+            torch.tensor(verified if verified is not None else [True] * count, dtype=torch.bool),
+            extras if extras is not None else [{} for _ in range(count)],
+        )
+
+    def to(self, device: torch.device | str) -> TrackBatch:
+        """The same batch with its tensors on ``device`` (``extras`` shared)."""
+        return TrackBatch(
+            self.history.to(device),
+            self.mask.to(device),
+            self.ids,
+            self.verified,
+            self.extras,
+        )
+
+
+@dataclass
+class Prediction:
+    """What a predictor returns: ``boxes (T, 4)`` xyxy at t, differentiable where learned;
+    ``scores (T,)`` in [0, 1] or None (no opinion); ``embeddings (T, E)`` or None."""
+
+    boxes: Tensor
+    scores: Tensor | None = None
+    embeddings: Tensor | None = None
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """The contract between :class:`~deepmot.trackers.management.TrackManager` (and the
+    trainer) and a tracker's predicting part; see the module doc.
+
+    ``history_len``: recent boxes per track it looks at; ``needs_images``: whether ``frame``
+    must be given.
+    """
+
+    history_len: int
+    needs_images: bool
+
+    def predict(
+        self,
+        frame: Frame,
+        tracks: TrackBatch,
+        detections: Tensor | None,
+        image_size: tuple[int, int] | None,
+    ) -> Prediction: ...
+
+
+@runtime_checkable
+class MotionModel(Protocol):
+    """A history-only motion model (the predictor of a motion tracker).
+
+    ``history_len`` is the number of recent boxes it looks at. Calling it maps
+    ``history (T, L, 4)`` xyxy (oldest first), ``mask (T, L)`` bool, ``detections (K, 4+)`` of
+    the predicted frame or None, and ``image_size`` ``(width, height)`` or None to the
+    predicted boxes ``(T, 4)`` xyxy. A learned model is differentiable from its inputs to its
+    output.
+    """
+
+    history_len: int
+
+    def __call__(
+        self,
+        history: Tensor,
+        mask: Tensor,
+        detections: Tensor | None = None,
+        image_size: tuple[float, float] | None = None,
+    ) -> Tensor: ...
+
+
+def module_device(module: Any) -> torch.device:
+    """Where a module's parameters live (the CPU for anything without parameters)."""
+    if isinstance(module, nn.Module):
+        for parameter in module.parameters():
+            return parameter.device
+    return torch.device("cpu")
+
+
+class MotionPredictor:
+    """Adapts a :class:`MotionModel` to the :class:`Predictor` contract (no image, no score).
+
+    Args:
+        model: the motion model; it runs on its own device.
+    """
+
+    needs_images = False
+
+    def __init__(self, model: MotionModel) -> None:
+        if not callable(model) or not hasattr(model, "history_len"):
+            raise TypeError("a motion model must be callable and have a history_len attribute")
+        self.model = model
+
+    @property
+    def history_len(self) -> int:
+        return int(self.model.history_len)
+
+    def predict(
+        self,
+        frame: Frame,
+        tracks: TrackBatch,
+        detections: Tensor | None,
+        image_size: tuple[int, int] | None,
+    ) -> Prediction:
+        """``model(history, mask, detections, image_size)`` as a :class:`Prediction`."""
+        device = module_device(self.model)
+        dets = None if detections is None else detections.to(device)
+        boxes = self.model(
+            tracks.history.to(device),
+            tracks.mask.to(device),
+            detections=dets,
+            image_size=image_size,
+        )
+        return Prediction(boxes)

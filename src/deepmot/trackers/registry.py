@@ -1,0 +1,196 @@
+"""The tracker registry: names -> predictors in the shared track management; trainable ones.
+
+A tracker is one file plus a registration. A builder returns the tracker's
+:class:`~deepmot.trackers.predictor.Predictor`; :func:`create_tracker` puts it inside
+:class:`~deepmot.trackers.management.ManagedTracker` with the management settings::
+
+    @register_tracker("constant_velocity", config=ConstantVelocityConfig)
+    def constant_velocity(config: ConstantVelocityConfig) -> Predictor:
+        return MotionPredictor(ConstantVelocityModel(config))
+
+A *trainable* tracker registers a :class:`Trainable` instead: how to build its trained module
+from its config, wrap the module as a predictor, and save and load its weights (the
+``io.weights`` format). It is then both a tracker (``create_tracker(name, weights=...)``) and
+something ``deepmot train --tracker NAME`` can train::
+
+    register_trainable(Trainable("motion", LearnedMotionConfig, LearnedMotionModel,
+                                 MotionPredictor, save_motion_model, load_motion_model))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from deepmot.trackers.management import ManagedTracker, TrackManagementConfig
+from deepmot.trackers.predictor import Predictor
+
+__all__ = [
+    "Trainable",
+    "TrackerEntry",
+    "create_tracker",
+    "get_trainable",
+    "list_trackers",
+    "list_trainable",
+    "register_tracker",
+    "register_trainable",
+    "tracker_entry",
+]
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """What a trainable tracker supplies to the trainer.
+
+    Attributes:
+        name: the registered name.
+        config: its model config class (a frozen dataclass with ``to_dict``/``from_dict``).
+        build: ``config -> nn.Module``, the module whose parameters are trained.
+        predictor: ``module -> Predictor``, the module behind the predictor contract (its
+            ``predict`` is called with gradients during training).
+        save: ``(module, path, card) -> None``, writes weights (atomically) with their card.
+        load: ``path -> module``, reads them back (in eval mode).
+        weights_file: the file name the trainer writes into its run folder.
+        management: the track management it tracks with by default.
+        needs_images: ``config -> bool``, whether the predictor regresses from the frame (the
+            trainer then insists on sequences with frames).
+        uses_detections: ``config -> bool``, whether the model looks at the detections (the
+            trainer then insists on sequences with detections; tracking gives them the same).
+    """
+
+    name: str
+    config: type
+    build: Callable[[Any], nn.Module]
+    predictor: Callable[[nn.Module], Predictor]
+    save: Callable[[nn.Module, str | Path, dict[str, Any] | None], None]
+    load: Callable[[str | Path], nn.Module]
+    weights_file: str
+    management: TrackManagementConfig = TrackManagementConfig()
+    needs_images: Callable[[Any], bool] = field(default=lambda config: False)
+    uses_detections: Callable[[Any], bool] = field(default=lambda config: False)
+
+    def config_from_dict(self, values: dict[str, Any] | None) -> Any:
+        """The model config from stored settings (None: the defaults)."""
+        return self.config.from_dict(dict(values or {}))
+
+
+@dataclass(frozen=True)
+class TrackerEntry:
+    """A registered tracker: ``builder(config, weights) -> Predictor`` and its config class."""
+
+    name: str
+    config: type
+    builder: Callable[[Any, str | Path | None], Predictor]
+    management: TrackManagementConfig
+    trainable: Trainable | None = None
+
+
+_TRACKERS: dict[str, TrackerEntry] = {}
+
+
+def register_tracker(
+    name: str, config: type, management: TrackManagementConfig | None = None
+) -> Callable[[Callable[[Any], Predictor]], Callable[[Any], Predictor]]:
+    """Decorator registering ``builder(config) -> Predictor`` as tracker ``name``."""
+
+    def decorate(builder: Callable[[Any], Predictor]) -> Callable[[Any], Predictor]:
+        def build(settings: Any, weights: str | Path | None) -> Predictor:
+            if weights is not None:
+                raise ValueError(f"tracker {name!r} has no trained weights to load")
+            return builder(settings)
+
+        _add(TrackerEntry(name, config, build, management or TrackManagementConfig()))
+        return builder
+
+    return decorate
+
+
+def register_trainable(trainable: Trainable) -> Trainable:
+    """Register a trainable tracker (see :class:`Trainable`); returns it."""
+
+    def build(settings: Any, weights: str | Path | None) -> Predictor:
+        module = trainable.load(weights) if weights is not None else trainable.build(settings)
+        return trainable.predictor(module.eval())
+
+    _add(TrackerEntry(trainable.name, trainable.config, build, trainable.management, trainable))
+    return trainable
+
+
+def _add(entry: TrackerEntry) -> None:
+    if entry.name in _TRACKERS:
+        raise ValueError(f"a tracker named {entry.name!r} is registered already")
+    _TRACKERS[entry.name] = entry
+
+
+def list_trackers() -> list[str]:
+    """Names :func:`create_tracker` accepts."""
+    return sorted(_TRACKERS)
+
+
+def list_trainable() -> list[str]:
+    """Names of the trackers ``deepmot train`` can train."""
+    return sorted(n for n, e in _TRACKERS.items() if e.trainable is not None)
+
+
+def tracker_entry(name: str) -> TrackerEntry:
+    """The registration of ``name``; ValueError listing the valid names if unknown."""
+    if name not in _TRACKERS:
+        raise ValueError(f"unknown tracker {name!r}; valid names: {', '.join(list_trackers())}")
+    return _TRACKERS[name]
+
+
+def get_trainable(name: str) -> Trainable:
+    """The :class:`Trainable` of ``name``; ValueError listing the trainable names if none."""
+    entry = tracker_entry(name)
+    if entry.trainable is None:
+        raise ValueError(
+            f"tracker {name!r} has nothing to train; trainable: {', '.join(list_trainable())}"
+        )
+    return entry.trainable
+
+
+def create_tracker(
+    name: str, weights: str | Path | None = None, **overrides: Any
+) -> ManagedTracker:
+    """Build a registered tracker by name.
+
+    Args:
+        name: one of :func:`list_trackers`.
+        weights: trained weights of a trainable tracker (they fix its model config).
+        **overrides: fields of :class:`~deepmot.trackers.management.TrackManagementConfig`
+            (e.g. ``max_invisible=30``) or of the tracker's config (e.g. ``velocity_steps=3``),
+            ``image_size=(width, height)``, or ``management=TrackManagementConfig(...)``
+            replacing the tracker's default management.
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones) or setting, or model
+            settings given together with weights.
+    """
+    entry = tracker_entry(name)
+    overrides = dict(overrides)
+    image_size = overrides.pop("image_size", None)
+    management = overrides.pop("management", None) or entry.management
+    if not isinstance(management, TrackManagementConfig):
+        raise TypeError(
+            f"management must be a TrackManagementConfig, got {type(management).__name__}"
+        )
+    manage_names = {f.name for f in fields(TrackManagementConfig)}
+    model_names = {f.name for f in fields(entry.config)}
+    unknown = set(overrides) - manage_names - model_names
+    if unknown:
+        raise ValueError(
+            f"unknown settings {sorted(unknown)} for tracker {name!r}; valid: "
+            f"{sorted(manage_names | model_names | {'image_size', 'management', 'weights'})}"
+        )
+    management = replace(management, **{k: v for k, v in overrides.items() if k in manage_names})
+    model_overrides = {k: v for k, v in overrides.items() if k in model_names}
+    if weights is not None and model_overrides:
+        raise ValueError(
+            f"trained weights fix the model's config; got overrides {sorted(model_overrides)}"
+        )
+    settings = None if weights is not None else entry.config(**model_overrides)
+    return ManagedTracker(entry.builder(settings, weights), management, image_size)

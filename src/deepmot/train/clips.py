@@ -1,0 +1,191 @@
+"""Training samples for trackers: where a clip starts, its tracks, and the evaluator's matching.
+
+A training sample is a clip of ``L`` consecutive frames ``s .. s + L − 1`` of a sequence's
+training frames (``L = 2``: the paper's frame pairs). :class:`ClipSampler` draws the start
+frame and builds the tracks the clip starts from: one per ground-truth object at ``s``, with
+its recent ground-truth boxes as history, then the :class:`~deepmot.train.config.
+AugmentationConfig` applied — the last box perturbed (supp. A.2), objects dropped, false
+tracks added, ids swapped. The trainer then lets the tracker run on its own outputs through
+the clip (:mod:`deepmot.train.tracker`), using :func:`clear_matches` — the evaluator's
+matching rule — to decide which tracks live on and which objects are born.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from deepmot.data.samplers import perturb_boxes
+from deepmot.data.sequence import Sequence
+from deepmot.errors import DeepMOTError
+from deepmot.train.config import AugmentationConfig
+
+__all__ = ["ClipSampler", "ClipStart", "clear_matches", "perturb_some"]
+
+
+@dataclass
+class ClipStart:
+    """The state a training clip starts from.
+
+    Attributes:
+        sequence: the sequence; frames ``start .. start + length − 1`` (1-based).
+        start: the first frame, where the tracks are.
+        length: frames in the clip (the tracker predicts the ``length − 1`` after ``start``).
+        histories: one ``(n_i, 4)`` float32 xyxy array per track, oldest first, the last row at
+            ``start``.
+        track_ids: ``(T,)`` int64 tracker ids (1, 2, ... before swaps).
+        targets: ``(T,)`` int64, the gt id each track follows (negative: a false track).
+        memory: ``{gt_id: track_id}``: which track each object was matched to at ``start``.
+    """
+
+    sequence: Sequence
+    start: int
+    length: int
+    histories: list[np.ndarray]
+    track_ids: np.ndarray
+    targets: np.ndarray
+    memory: dict[int, int]
+
+
+def perturb_some(
+    boxes: np.ndarray, rng: np.random.Generator, augment: AugmentationConfig
+) -> np.ndarray:
+    """``boxes (K, 4)`` xyxy with each one rescaled and shifted with probability
+    ``augment.perturb`` (see :func:`~deepmot.data.samplers.perturb_boxes`)."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    moved = perturb_boxes(boxes, rng, augment.scale_range, augment.max_offset)
+    chosen = rng.uniform(size=len(boxes)) < augment.perturb
+    return np.where(chosen[:, None], moved, boxes).astype(np.float32)
+
+
+class ClipSampler:
+    """Draws :class:`ClipStart` s from the training frames of sequences with ground truth.
+
+    Args:
+        sequences: sequences with ground truth.
+        length: frames per clip (>= 2).
+        history_len: ground-truth boxes of history per starting track.
+        train_fraction: the share of each sequence's first frames clips lie in.
+        augment: the trajectory augmentation.
+    """
+
+    def __init__(
+        self,
+        sequences: list[Sequence],
+        length: int,
+        history_len: int,
+        train_fraction: float,
+        augment: AugmentationConfig,
+    ) -> None:
+        if length < 2:
+            raise ValueError(f"length must be >= 2, got {length}")
+        self.sequences = sequences
+        self.length = length
+        self.history_len = history_len
+        self.augment = augment
+        self.starts: list[tuple[int, int]] = []  # (sequence index, start frame)
+        self.boxes: list[dict[tuple[int, int], np.ndarray]] = []  # (gt id, frame) -> box
+        for index, seq in enumerate(sequences):
+            if seq.gt is None:
+                raise DeepMOTError(f"sequence {seq.name} has no ground truth to train on")
+            last = int(seq.seq_length * train_fraction)
+            lookup = {}
+            for frame in range(1, last + 1):
+                gt = seq.gt_at(frame).active_pedestrians()
+                for gid, box in zip(gt.ids.tolist(), gt.boxes, strict=True):
+                    lookup[(gid, frame)] = box
+                if frame + length - 1 <= last and len(gt.ids):
+                    self.starts.append((index, frame))
+            self.boxes.append(lookup)
+        if not self.starts:
+            raise DeepMOTError(
+                f"no training clips of {length} frames: the sequences' training frames "
+                f"(first {train_fraction:.0%}) are too short or hold no objects"
+            )
+
+    def sample(self, rng: np.random.Generator, count: int) -> list[ClipStart]:
+        """``count`` clip starts drawn with ``rng`` (uniformly over the possible starts)."""
+        return [
+            self._start(*self.starts[int(k)], rng)
+            for k in rng.integers(len(self.starts), size=count)
+        ]
+
+    def _start(self, index: int, start: int, rng: np.random.Generator) -> ClipStart:
+        seq, lookup, aug = self.sequences[index], self.boxes[index], self.augment
+        gt = seq.gt_at(start).active_pedestrians()
+        kept = rng.uniform(size=len(gt.ids)) >= aug.drop
+        gids = gt.ids[kept]
+        histories = [
+            np.stack(
+                [
+                    lookup[(g, f)]
+                    for f in range(start - self.history_len + 1, start + 1)
+                    if (g, f) in lookup
+                ]
+            )
+            for g in gids.tolist()
+        ]
+        if histories:
+            last = perturb_some(np.stack([h[-1] for h in histories]), rng, aug)
+            for h, box in zip(histories, last, strict=True):
+                h[-1] = box
+        track_ids = np.arange(1, len(gids) + 1, dtype=np.int64)
+        memory = {int(g): int(t) for g, t in zip(gids, track_ids, strict=True)}
+        targets = gids.astype(np.int64)
+        swapping = np.flatnonzero(rng.uniform(size=len(track_ids)) < aug.swap)
+        if len(swapping) >= 2:
+            track_ids[swapping] = track_ids[rng.permutation(swapping)]
+        n_false = int(rng.poisson(aug.false_tracks)) if aug.false_tracks > 0 else 0
+        if n_false:
+            width, height = seq.im_width or 1920, seq.im_height or 1080
+            sizes = gt.boxes[:, 2:] - gt.boxes[:, :2]
+            typical = np.median(sizes, axis=0) if len(sizes) else np.array([width / 20, height / 8])
+            size = typical * rng.uniform(0.7, 1.3, (n_false, 1))
+            corner = rng.uniform([0, 0], np.maximum([width, height] - size, 1), size=(n_false, 2))
+            for box in np.concatenate([corner, corner + size], axis=1).astype(np.float32):
+                histories.append(box[None])
+            track_ids = np.concatenate([track_ids, len(gids) + 1 + np.arange(n_false)])
+            targets = np.concatenate([targets, -1 - np.arange(n_false)])
+        return ClipStart(seq, start, self.length, histories, track_ids, targets, memory)
+
+
+def clear_matches(
+    iou: np.ndarray,
+    track_ids: np.ndarray,
+    gt_ids: np.ndarray,
+    memory: dict[int, int],
+    threshold: float = 0.5,
+) -> tuple[np.ndarray, int]:
+    """The evaluator's matching of one frame (CLEAR MOT, as TrackEval and the devkit).
+
+    Pairs below ``threshold`` IoU are never matched; among the rest, pairs that continue an
+    object's previous match (``memory``) come first, then IoU (Hungarian).
+
+    Args:
+        iou: ``(N, M)`` IoU of the tracks (rows) and the objects (columns).
+        track_ids: ``(N,)``; gt_ids: ``(M,)``.
+        memory: ``{gt_id: track_id}``, each object's last match (any frame before); updated in
+            place with this frame's matches.
+
+    Returns:
+        ``matches (K, 2)`` (row, column) and the number of ID switches (matched objects whose
+        last match was another track).
+    """
+    n, m = iou.shape
+    if n == 0 or m == 0:
+        return np.empty((0, 2), np.int64), 0
+    previous = np.array([memory.get(int(g), -(2**62)) for g in gt_ids], dtype=np.int64)
+    continuing = np.asarray(track_ids, np.int64)[:, None] == previous[None, :]
+    matchable = iou >= threshold - np.finfo(np.float64).eps
+    score = np.where(matchable, 1000.0 * continuing + iou, 0.0)
+    rows, cols = linear_sum_assignment(-score)
+    keep = matchable[rows, cols]
+    matches = np.stack([rows[keep], cols[keep]], axis=1).astype(np.int64)
+    switches = 0
+    for i, j in matches:
+        gid, tid = int(gt_ids[j]), int(track_ids[i])
+        switches += int(gid in memory and memory[gid] != tid)
+        memory[gid] = tid
+    return matches, switches

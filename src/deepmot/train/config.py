@@ -1,0 +1,169 @@
+"""Settings of a tracker training run, importable without torch (the CLI takes its defaults here).
+
+:class:`TrackerTrainConfig` is the one source of truth: the tracker and its model settings, the
+loss (:class:`~deepmot.loss_config.DeepMOTLossConfig`, all of it), the matcher, the sampling
+(frame pairs or clips) with its :class:`AugmentationConfig`, and the optimisation. The CLI maps
+its flags onto these fields and writes the resolved config into the run folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from deepmot.loss_config import DeepMOTLossConfig
+
+__all__ = ["AugmentationConfig", "TrackerTrainConfig", "parse_matcher"]
+
+MATCHERS = ("dhn", "sinkhorn")
+
+
+def parse_matcher(spec: str) -> tuple[str, str | None]:
+    """``"dhn"``, ``"sinkhorn"`` or ``"dhn:PATH"`` (a DHN the user trained) -> (kind, path).
+
+    Raises:
+        ValueError: any other spelling, or an empty path.
+    """
+    kind, colon, path = spec.partition(":")
+    if kind not in MATCHERS or (kind == "sinkhorn" and colon) or (colon and not path):
+        raise ValueError(
+            f"matcher must be 'dhn', 'sinkhorn' or 'dhn:PATH/TO/weights.safetensors', got {spec!r}"
+        )
+    return kind, path or None
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    """Trajectory augmentation of the tracks a training clip starts from (and of births).
+
+    Attributes:
+        perturb: probability that a track's starting box is rescaled and shifted (supp. A.2:
+            "rescaled by 0.8–1.2, shifted by up to 0.25 of its size"; applied to every track,
+            not to one box per clip as an indentation slip in the authors' code did).
+        scale_range: the rescaling factors.
+        max_offset: the largest shift, as a share of the box's width and height.
+        drop: probability that an object starts the clip without a track (a missed object).
+        false_tracks: mean number (Poisson) of false tracks per clip start, boxes of a typical
+            size placed at random in the image.
+        swap: probability, per track, of exchanging its id with another starting track (the
+            objects keep their earlier matches, so the clip starts with ID switches to undo).
+    """
+
+    perturb: float = 1.0
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    max_offset: float = 0.25
+    drop: float = 0.0
+    false_tracks: float = 0.0
+    swap: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("perturb", "drop", "swap"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(
+                    f"augmentation {name} must be a probability in [0, 1], got {value}"
+                )
+        if self.false_tracks < 0:
+            raise ValueError(f"false_tracks must be >= 0, got {self.false_tracks}")
+        low, high = self.scale_range
+        if not 0 < low <= high:
+            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
+        if self.max_offset < 0:
+            raise ValueError(f"max_offset must be >= 0, got {self.max_offset}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AugmentationConfig:
+        values = _known(cls, values)
+        if "scale_range" in values:
+            values["scale_range"] = tuple(values["scale_range"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrackerTrainConfig:
+    """Settings of a tracker training run; defaults from the paper where it gives them.
+
+    Attributes:
+        tracker: a trainable tracker's registered name (``deepmot train --tracker``).
+        model: the tracker's model settings (fields of its config class; empty: defaults).
+        loss: ``"deepmot"`` or ``"smoothl1"`` (the paper's baseline).
+        deepmot: the DeepMOT loss's settings (δ, λ, γ, softmax scale, gating, dMOTA on/off).
+        matcher: ``"dhn"`` (the shipped DHN), ``"dhn:PATH"`` (a DHN weights file) or
+            ``"sinkhorn"``; frozen during training.
+        sampling: ``"pairs"`` (tracks from the ground truth at t − 1, predicted at t) or
+            ``"clips"`` (``clip_length`` frames in which the tracker runs on its own outputs).
+        clip_length: frames per clip (the authors trained Tracktor on 10-frame clips).
+        augment: :class:`AugmentationConfig`.
+        lr: Adam's learning rate (A.2: 1e-4).
+        iterations: optimisation steps.
+        batch_size: pairs or clips per step.
+        train_fraction: the first share of each sequence that trains (A.2: 50%).
+        det_file: the detection file the sequences were loaded with (a record; whether the
+            model looks at detections is its own setting, the same in training and tracking).
+        checkpoint_every: steps between checkpoints.
+        seed: seeds the model's initialisation and every step's samples.
+        device: where the model trains.
+    """
+
+    tracker: str = "motion"
+    model: dict[str, Any] = field(default_factory=dict)
+    loss: Literal["deepmot", "smoothl1"] = "deepmot"
+    deepmot: DeepMOTLossConfig = field(default_factory=DeepMOTLossConfig)
+    matcher: str = "dhn"
+    sampling: Literal["pairs", "clips"] = "pairs"
+    clip_length: int = 10
+    augment: AugmentationConfig = field(default_factory=AugmentationConfig)
+    lr: float = 1e-4  # Adam (A.2)
+    iterations: int = 500
+    batch_size: int = 16
+    train_fraction: float = 0.5  # first 50% of each sequence trains (A.2)
+    det_file: str | None = "deepmot_clean_FRCNN.txt"
+    checkpoint_every: int = 100
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("deepmot", "smoothl1"):
+            raise ValueError(f"loss must be 'deepmot' or 'smoothl1', got {self.loss!r}")
+        if self.sampling not in ("pairs", "clips"):
+            raise ValueError(f"sampling must be 'pairs' or 'clips', got {self.sampling!r}")
+        parse_matcher(self.matcher)
+        for name in ("iterations", "batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.clip_length < 2:
+            raise ValueError(f"clip_length must be >= 2, got {self.clip_length}")
+        if not 0 < self.train_fraction <= 1:
+            raise ValueError(f"train_fraction must lie in (0, 1], got {self.train_fraction}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    @property
+    def frames_per_sample(self) -> int:
+        """Frames of one training sample: 2 for pairs, ``clip_length`` for clips."""
+        return 2 if self.sampling == "pairs" else self.clip_length
+
+    @property
+    def matcher_path(self) -> Path | None:
+        """The DHN weights file of a ``"dhn:PATH"`` matcher."""
+        path = parse_matcher(self.matcher)[1]
+        return Path(path) if path else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrackerTrainConfig:
+        values = _known(cls, values)
+        values["deepmot"] = DeepMOTLossConfig.from_dict(values.get("deepmot", {}))
+        values["augment"] = AugmentationConfig.from_dict(values.get("augment", {}))
+        values["model"] = dict(values.get("model", {}))
+        return cls(**values)
+
+
+def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(values) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}")
+    return dict(values)
