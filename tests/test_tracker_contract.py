@@ -8,6 +8,7 @@ import torch
 
 from deepmot.boxes import box_iou
 from deepmot.data.sequence import Sequence
+from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.errors import DeepMOTError
 from deepmot.io import mot
 from deepmot.trackers import (
@@ -30,7 +31,7 @@ def walkers(frame: int) -> np.ndarray:
 
 def test_registry_names_and_unknown_name():
     assert {"motion", "constant_velocity"} <= set(NAMES)
-    with pytest.raises(ValueError, match="valid names: constant_velocity, motion"):
+    with pytest.raises(ValueError, match="valid names: constant_velocity, kalman, motion"):
         create_tracker("sort")
     with pytest.raises(ValueError, match="unknown settings"):
         create_tracker("constant_velocity", patience=3)
@@ -71,8 +72,10 @@ def test_stable_ids_on_a_simple_moving_scene(name):
         out = tracker.update(walkers(frame))
         seen.append(out[:, 4].astype(int).tolist())
         if frame >= 2:
-            # tracks follow the people: centres within a pixel of the detections
-            np.testing.assert_allclose(out[:, :4], walkers(frame)[:, :4], atol=1.0)
+            # tracks follow the people: within a few pixels at once (a Kalman filter first
+            # learns the velocity), within a pixel once settled
+            atol = 1.0 if frame >= 15 else 4.0
+            np.testing.assert_allclose(out[:, :4], walkers(frame)[:, :4], atol=atol)
             assert out.dtype == np.float32
     assert seen[:2] == [[], []]
     assert all(ids == [1, 2] for ids in seen[2:])
@@ -137,9 +140,31 @@ def test_track_sequence_on_a_synthetic_sequence(name, tmp_path):
     assert len(results) == 2 * 28  # born at frame 3 (SOT birth rule), 2 people to frame 30
     assert set(results.ids.tolist()) == {1, 2}
     assert results.frames.min() == 3 and results.frames.max() == 30
-    np.testing.assert_allclose(results.boxes_xywh[:, 2:], np.tile([40.0, 100.0], (56, 1)))
+    np.testing.assert_allclose(
+        results.boxes_xywh[:, 2:], np.tile([40.0, 100.0], (56, 1)), atol=0.05
+    )
     mot.write_results(tmp_path / "walkers.txt", results)
     assert len(mot.read_results(tmp_path / "walkers.txt")) == 56
+
+
+@pytest.fixture(scope="module")
+def rendered() -> Sequence:
+    scene = generate_scene(SceneConfig(frames=15, width=320, height=240, people=4, seed=5))
+    return scene.to_sequence()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_runs_on_rendered_synthetic_frames(name, rendered):
+    tracker = create_tracker(name)
+    tracker.reset(image_size=(rendered.im_width, rendered.im_height))
+    for frame in rendered.frames:
+        image = rendered.read_image(frame)
+        assert image.shape == (240, 320, 3) and image.dtype == np.uint8
+        out = tracker.update(rendered.detections_at(frame), frame=image)
+        assert len(np.unique(out[:, 4])) == len(out)
+        assert (out[:, :2] >= 0).all() and (out[:, 2] <= 320).all() and (out[:, 3] <= 240).all()
+    results = track_sequence(tracker, rendered, progress=False)
+    assert len(results) > 0 and results.frames.max() <= 15
 
 
 def test_track_sequence_needs_detections():

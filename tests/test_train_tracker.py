@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from deepmot.cli import main
 from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.errors import DeepMOTError
 from deepmot.loss import DeepMOTLoss
+from deepmot.trackers import TrackBatch, create_tracker
 from deepmot.trackers.motion import LearnedMotionModel, load_motion_model
 from deepmot.trackers.predictor import MotionPredictor
 from deepmot.train.clips import ClipSampler
@@ -196,3 +198,44 @@ def test_demo_command_runs_end_to_end(tmp_path: Path, capsys) -> None:
     assert "| Vanilla |" in printed and "| DeepMOT |" in printed
     for name in ("table.md", "table.json", "training_curves.png", "tracks.png"):
         assert (out / name).is_file(), name
+
+
+def test_the_detections_switch_is_the_same_in_training_and_tracking(tmp_path, sequences):
+    config = TrackerTrainConfig(
+        matcher="sinkhorn", iterations=3, batch_size=2, model={"use_detections": False}
+    )
+    summary = train_tracker(sequences, tmp_path / "run", config, progress=False)
+    tracker = create_tracker("motion", weights=summary["weights"])
+    model = tracker.predictor.model
+    assert not model.config.use_detections
+    batch = TrackBatch.from_histories(
+        [torch.tensor([[10.0, 10.0, 30.0, 60.0], [12.0, 10.0, 32.0, 60.0]])], 5
+    )
+    with torch.no_grad():
+        with_dets = tracker.predictor.predict(
+            None, batch, torch.tensor([[13.0, 9, 34, 62, 1]]), None
+        )
+        without = tracker.predictor.predict(None, batch, None, None)
+    torch.testing.assert_close(with_dets.boxes, without.boxes)
+    # a model that looks at detections cannot train on sequences without them
+    bare = [s.clip(s.frames) for s in sequences]
+    for seq in bare:
+        seq.detections = None
+    with pytest.raises(DeepMOTError, match="looks at detections"):
+        train_tracker(bare, tmp_path / "other", replace(config, model={}), progress=False)
+
+
+def test_cli_resume_trains_on_to_a_new_iteration_count(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    synth = ["synth", str(root), "--sequences", "1", "--frames", "40", "--people", "6"]
+    assert main([*synth, "--no-images", "--no-progress", "--no-preview"]) == 0
+    run = tmp_path / "run"
+    args = ["train", str(root), "--out", str(run), "--matcher", "sinkhorn", "--batch-size", "2"]
+    args += ["--det-file", "det.txt", "--sampling", "clips", "--clip-length", "4", "--no-progress"]
+    assert main([*args, "--iterations", "2"]) == 0
+    assert main([*args, "--iterations", "4", "--resume"]) == 0
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["iterations"] == 4 and stored["sampling"] == "clips"
+    assert main(["train", str(root), "--out", str(run), "--list-trackers"]) == 0

@@ -7,6 +7,8 @@ weights=None, **overrides)`` builds a registered one:
 
 * ``"constant_velocity"``: :class:`~deepmot.trackers.motion.ConstantVelocityModel` (the
   "Vanilla" motion tracker);
+* ``"kalman"``: :class:`~deepmot.trackers.kalman.KalmanPredictor`, the SORT / ByteTrack
+  Kalman filter (constant velocity in centre, aspect, height);
 * ``"motion"``: :class:`~deepmot.trackers.motion.LearnedMotionModel`, trainable;
   ``weights=PATH`` loads trained weights (untrained, it behaves as constant velocity).
 
@@ -19,6 +21,7 @@ management config. See :mod:`deepmot.trackers.registry` for adding a tracker.
 from __future__ import annotations
 
 from deepmot.trackers.base import Tracker, check_detections, track_sequence
+from deepmot.trackers.kalman import KalmanConfig, KalmanPredictor
 from deepmot.trackers.management import (
     ManagedTracker,
     Track,
@@ -55,6 +58,8 @@ from deepmot.trackers.registry import (
 __all__ = [
     "ConstantVelocityConfig",
     "ConstantVelocityModel",
+    "KalmanConfig",
+    "KalmanPredictor",
     "LearnedMotionConfig",
     "LearnedMotionModel",
     "ManagedTracker",

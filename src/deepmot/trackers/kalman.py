@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from deepmot.trackers.predictor import Frame, Prediction, TrackBatch
+from deepmot.trackers.registry import register_tracker
 
 __all__ = [
     "KalmanBoxFilter",
@@ -362,3 +363,9 @@ class KalmanPredictor:
             extra[STATE_KEY] = (mean[i].copy(), cov[i].copy())
         boxes = xyah_to_xyxy(mean[:, :4], cfg.min_size)
         return Prediction(torch.as_tensor(boxes, dtype=torch.float32, device=history.device))
+
+
+@register_tracker("kalman", config=KalmanConfig)
+def kalman(config: KalmanConfig) -> KalmanPredictor:
+    """The Kalman-filter baseline (SORT / ByteTrack motion) in the shared track management."""
+    return KalmanPredictor(config)

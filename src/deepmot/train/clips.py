@@ -134,9 +134,9 @@ class ClipSampler:
         track_ids = np.arange(1, len(gids) + 1, dtype=np.int64)
         memory = {int(g): int(t) for g, t in zip(gids, track_ids, strict=True)}
         targets = gids.astype(np.int64)
-        swapping = np.flatnonzero(rng.uniform(size=len(track_ids)) < aug.swap)
-        if len(swapping) >= 2:
-            track_ids[swapping] = track_ids[rng.permutation(swapping)]
+        swapping = rng.permutation(np.flatnonzero(rng.uniform(size=len(track_ids)) < aug.swap))
+        for first, second in zip(swapping[0::2], swapping[1::2], strict=False):
+            track_ids[[first, second]] = track_ids[[second, first]]
         n_false = int(rng.poisson(aug.false_tracks)) if aug.false_tracks > 0 else 0
         if n_false:
             width, height = seq.im_width or 1920, seq.im_height or 1080

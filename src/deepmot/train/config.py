@@ -46,8 +46,9 @@ class AugmentationConfig:
         drop: probability that an object starts the clip without a track (a missed object).
         false_tracks: mean number (Poisson) of false tracks per clip start, boxes of a typical
             size placed at random in the image.
-        swap: probability, per track, of exchanging its id with another starting track (the
-            objects keep their earlier matches, so the clip starts with ID switches to undo).
+        swap: probability, per track, of being picked for an id swap; picked tracks exchange
+            ids in random pairs (the objects keep their earlier matches, so every swapped
+            track is an ID switch at the clip's next frame).
     """
 
     perturb: float = 1.0
