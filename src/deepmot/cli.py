@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except DeepMOTError as error:
         print(f"deepmot {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:
+        detail = f": {error}" if str(error) else ""
+        print(f"deepmot {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
 
 

@@ -236,48 +236,51 @@ def train_dhn(
     loss_value, wa_value = float("nan"), float("nan")
     epoch_cache: tuple[int, list[np.ndarray]] | None = None
     try:
-        while iteration < total:
-            if (
-                config.max_minutes is not None
-                and time.monotonic() - start > 60 * config.max_minutes
-            ):
-                log.info("time budget of %s minutes used up", config.max_minutes)
-                break
-            epoch, index = divmod(iteration, batches_per_epoch)
-            if epoch_cache is None or epoch_cache[0] != epoch:
-                epoch_cache = (epoch, _epoch_batches(dataset.shapes, config, epoch))
-            batch = epoch_cache[1][index]
-            d, a, mask = (t.to(device) for t in collate([dataset[int(i)] for i in batch]))
-            lr = config.lr * config.lr_decay ** (iteration // config.lr_decay_every)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            logits = model.logits(d, mask)
-            loss = weighted_focal_loss(logits, a, mask, config.gamma, config.weighting)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            iteration += 1
-            loss_value = float(loss.detach())
-            wa_value = batch_wa(torch.sigmoid(logits.detach()), a, mask)
-            run.log(
-                [
-                    iteration,
-                    epoch,
-                    f"{loss_value:.6g}",
-                    f"{wa_value:.5f}",
-                    f"{lr:.6g}",
-                    len(batch),
-                    f"{time.monotonic() - start:.2f}",
-                ]
-            )
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", wa=f"{wa_value:.4f}", refresh=False)
-            if iteration % config.checkpoint_every == 0:
-                checkpoint()
+        with run.stop_on_signals():
+            while iteration < total and run.stop_requested is None:
+                if (
+                    config.max_minutes is not None
+                    and time.monotonic() - start > 60 * config.max_minutes
+                ):
+                    log.info("time budget of %s minutes used up", config.max_minutes)
+                    break
+                epoch, index = divmod(iteration, batches_per_epoch)
+                if epoch_cache is None or epoch_cache[0] != epoch:
+                    epoch_cache = (epoch, _epoch_batches(dataset.shapes, config, epoch))
+                batch = epoch_cache[1][index]
+                d, a, mask = (t.to(device) for t in collate([dataset[int(i)] for i in batch]))
+                lr = config.lr * config.lr_decay ** (iteration // config.lr_decay_every)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                logits = model.logits(d, mask)
+                loss = weighted_focal_loss(logits, a, mask, config.gamma, config.weighting)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                iteration += 1
+                loss_value = float(loss.detach())
+                wa_value = batch_wa(torch.sigmoid(logits.detach()), a, mask)
+                run.log(
+                    [
+                        iteration,
+                        epoch,
+                        f"{loss_value:.6g}",
+                        f"{wa_value:.5f}",
+                        f"{lr:.6g}",
+                        len(batch),
+                        f"{time.monotonic() - start:.2f}",
+                    ]
+                )
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}", wa=f"{wa_value:.4f}", refresh=False)
+                if iteration % config.checkpoint_every == 0:
+                    checkpoint()
     finally:
         bar.close()
         run.close()
     checkpoint()
+    if run.stop_requested is not None:
+        raise run.interrupted(iteration)
     weights = out / f"dhn_{config.name}.safetensors"
     full_card = {
         "name": config.name,

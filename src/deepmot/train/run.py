@@ -6,15 +6,22 @@ A run folder holds ``config.json`` (the resolved settings, written atomically),
 dropped, so no step is logged twice) and the trained weights. Only the main process writes
 (``RANK`` 0 under ``torchrun``; every process otherwise), so distributed training can use the
 same plumbing.
+
+Nothing is lost on interruption: inside :meth:`TrainingRun.stop_on_signals`, SIGINT (Ctrl-C) and
+SIGTERM only ask the loop to stop; the loop finishes its step, writes a checkpoint of it and
+raises :class:`TrainingInterrupted`, so ``--resume`` continues exactly from there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Sequence
+import signal
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +31,18 @@ from deepmot.errors import DeepMOTError
 from deepmot.io.atomic import atomic_write_text
 from deepmot.train.checkpoint import atomic_torch_save, trim_log
 
-__all__ = ["TrainingRun", "is_main_process", "progress_bar", "resolve_resumed_config"]
+__all__ = [
+    "TrainingInterrupted",
+    "TrainingRun",
+    "is_main_process",
+    "progress_bar",
+    "resolve_resumed_config",
+]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM after checkpointing its last completed step."""
+
 
 Config = TypeVar("Config")
 
@@ -93,6 +111,37 @@ class TrainingRun:
             self.state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
         self._log_file = None
         self._writer = None
+        self.stop_requested: str | None = None
+
+    @contextlib.contextmanager
+    def stop_on_signals(self) -> Iterator[None]:
+        """While inside, SIGINT and SIGTERM set :attr:`stop_requested` (the signal's name)
+        instead of killing the process; the previous handlers come back on exit. A second
+        signal stops at once. (Outside the main thread, signals cannot be caught: no-op.)"""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def request_stop(signum: int, frame: object) -> None:
+            if self.stop_requested is not None:
+                raise KeyboardInterrupt
+            self.stop_requested = signal.Signals(signum).name
+
+        try:
+            for sig in previous:
+                signal.signal(sig, request_stop)
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def interrupted(self, iteration: int) -> TrainingInterrupted:
+        """The exception to raise once the checkpoint of ``iteration`` is written."""
+        return TrainingInterrupted(
+            f"{self.stop_requested} at step {iteration}: checkpoint written to "
+            f"{self.checkpoint_path}; continue with --resume"
+        )
 
     @property
     def stored_config(self) -> dict[str, Any] | None:

@@ -344,38 +344,41 @@ def train_tracker(
     )
     model.train()
     try:
-        while iteration < config.iterations:
-            rng = np.random.default_rng([config.seed, iteration])
-            starts = sampler.sample(rng, config.batch_size)
-            result = run_clips(starts, predictor, loss_fn, config, rng, history_len, device)
-            optimizer.zero_grad(set_to_none=True)
-            if result.loss.requires_grad:
-                result.loss.backward()
-                optimizer.step()
-            iteration += 1
-            last = {
-                "loss": float(result.loss.detach()),
-                **result.soft,
-                "true_mota": result.true_mota,
-                "true_motp": result.true_motp,
-            }
-            run.log(
-                [
-                    iteration,
-                    *(f"{last[k]:.6g}" for k in LOG_FIELDS[1:-1]),
-                    f"{time.monotonic() - start:.2f}",
-                ]
-            )
-            bar.update(1)
-            bar.set_postfix(
-                loss=f"{last['loss']:.4f}", mota=f"{result.true_mota:.3f}", refresh=False
-            )
-            if iteration % config.checkpoint_every == 0:
-                checkpoint()
+        with run.stop_on_signals():
+            while iteration < config.iterations and run.stop_requested is None:
+                rng = np.random.default_rng([config.seed, iteration])
+                starts = sampler.sample(rng, config.batch_size)
+                result = run_clips(starts, predictor, loss_fn, config, rng, history_len, device)
+                optimizer.zero_grad(set_to_none=True)
+                if result.loss.requires_grad:
+                    result.loss.backward()
+                    optimizer.step()
+                iteration += 1
+                last = {
+                    "loss": float(result.loss.detach()),
+                    **result.soft,
+                    "true_mota": result.true_mota,
+                    "true_motp": result.true_motp,
+                }
+                run.log(
+                    [
+                        iteration,
+                        *(f"{last[k]:.6g}" for k in LOG_FIELDS[1:-1]),
+                        f"{time.monotonic() - start:.2f}",
+                    ]
+                )
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{last['loss']:.4f}", mota=f"{result.true_mota:.3f}", refresh=False
+                )
+                if iteration % config.checkpoint_every == 0:
+                    checkpoint()
     finally:
         bar.close()
         run.close()
     checkpoint()
+    if run.stop_requested is not None:
+        raise run.interrupted(iteration)
     weights = Path(out) / trainable.weights_file
     model.eval()
     if run.main:
