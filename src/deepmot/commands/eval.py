@@ -64,8 +64,9 @@ def add_parser(subparsers: Any) -> None:
             "table. MOTChallenge: gt with flag 0 ignored, pedestrians only, tracker boxes "
             "matched to distractors removed (not for MOT15), IoU threshold 0.5; DanceTrack and "
             "SportsMOT as MOT17. KITTI: car and pedestrian separately, with TrackEval's "
-            "Kitti2DBox preprocessing. " + IDSW_HELP
+            "Kitti2DBox preprocessing."
         ),
+        epilog=IDSW_HELP,
     )
     parser.add_argument("gt_root", metavar="GT_ROOT", type=Path, help="ground truth (see above)")
     parser.add_argument(
