@@ -159,8 +159,22 @@ def _number(value: object) -> str:
     return repr(float(value))  # type: ignore[arg-type]
 
 
-def _detailed_row(metric: MetricFamily, res: Result) -> list[str]:
-    row = [_number(res[f]) for f in (*metric.float_fields, *metric.integer_fields)]
+#: Count fields TrackEval stores as floats (a sum over a float array): printed ``4.0``.
+FLOAT_TYPED_COUNTS = frozenset({"Frag"})
+
+
+def _detailed_row(metric: MetricFamily, res: Result, early: bool) -> list[str]:
+    """One family's cells. ``early``: the sequence has no tracker or no gt box, where the
+    reference returns before computing its ratios, so they keep its integer 0 (``0``, not
+    ``0.0``), as do its float-typed counts."""
+    row = []
+    for field in metric.float_fields:
+        value = res[field]
+        row.append("0" if early and value == 0 else _number(value))
+    for field in metric.integer_fields:
+        value = int(res[field])  # type: ignore[call-overload]
+        float_typed = field in FLOAT_TYPED_COUNTS and not early
+        row.append(_number(float(value)) if float_typed else str(value))
     for field in (*metric.float_array_fields, *metric.integer_array_fields):
         arr = np.asarray(res[field], dtype=np.float64)
         row += [_number(v) for v in arr.tolist()]
@@ -185,12 +199,20 @@ def detailed_text(evaluation: Evaluation) -> str:
         header += _detailed_fields(metric)
     writer.writerow([*header, *COUNT_FIELDS])
     rows = {s: evaluation.sequences[s] for s in sorted(evaluation.sequences)}
+    counts = evaluation.counts
+    early = {s: counts[s]["Dets"] == 0 or counts[s]["GT_Dets"] == 0 for s in rows}
+    # COMBINED sums the sequences: a float as soon as one sequence's value is a float.
+    early[Evaluation.COMBINED] = all(early.values())
     for name, by_family in [*rows.items(), (Evaluation.COMBINED, evaluation.combined)]:
         row = [name]
         for metric in evaluation.metrics:
-            row += _detailed_row(metric, by_family[metric.name])
-        counts = evaluation.counts[name]
-        writer.writerow([*row, *(str(int(counts[f])) for f in COUNT_FIELDS)])
+            res = by_family[metric.name]
+            if name == Evaluation.COMBINED:
+                row += _detailed_row(metric, res, False)[: len(metric.float_fields)]
+                row += _detailed_row(metric, res, early[name])[len(metric.float_fields) :]
+            else:
+                row += _detailed_row(metric, res, early[name])
+        writer.writerow([*row, *(str(int(counts[name][f])) for f in COUNT_FIELDS)])
     return out.getvalue()
 
 
