@@ -445,36 +445,75 @@ class _Failure:
     args: tuple
 
 
-def _load_task(task: _Task) -> tuple[str, dict[str, SequenceData]]:
+def _gt_key(task: _Task) -> str:
+    """Tasks whose ground truth is the same files (e.g. MOT17's -DPM/-FRCNN/-SDP copies of a
+    sequence, or one sequence for several trackers) share one reading of it."""
+    import os
+
+    source = task.source
+    return os.path.realpath(source.seq_dir if source.seq_dir is not None else source.gt_path)
+
+
+def _load_task(task: _Task, cache: dict) -> tuple[str, dict[str, SequenceData]]:
     source, name = task.source, task.source.name
-    if not task.result_file.is_file():
-        raise EvaluationError(
-            f"no result file for sequence {name}: {task.result_file} does not exist"
-        )
     if task.kind == "KITTI":
         from deepmot.io.kitti import read_kitti_tracking
         from deepmot.metrics.kitti import check_frames, preprocess_kitti
 
-        assert source.num_frames is not None
-        gt = read_kitti_tracking(source.gt_path)
+        if not task.result_file.is_file():
+            raise EvaluationError(
+                f"no result file for sequence {name}: {task.result_file} does not exist"
+            )
+        num_frames = int(source.num_frames or 0)
+        where = f"seqmap: {num_frames} frames"
+        key = (_gt_key(task), num_frames)
+        if key not in cache:
+            gt = read_kitti_tracking(source.gt_path)
+            check_frames(gt, num_frames, where)
+            cache[key] = gt
+        gt = cache[key]
         tracker = read_kitti_tracking(task.result_file)
-        where = f"seqmap: {source.num_frames} frames"
-        check_frames(gt, source.num_frames, where)
-        check_frames(tracker, source.num_frames, where)
+        check_frames(tracker, num_frames, where)
         data = {
-            cls: preprocess_kitti(gt, tracker, cls, num_frames=source.num_frames, name=name)
+            cls: preprocess_kitti(gt, tracker, cls, num_frames=num_frames, name=name)
             for cls in task.classes
         }
         return "KITTI", data
-    assert source.seq_dir is not None
+    seq_dir = Path(source.seq_dir or source.gt_path.parent.parent)
+    gt_path = source.gt_path
+    if not gt_path.is_file():
+        raise EvaluationError(f"{seq_dir}: sequence has no ground truth (expected {gt_path})")
+    if not task.result_file.is_file():
+        raise EvaluationError(
+            f"no result file for sequence {name}: {task.result_file} does not exist"
+        )
     benchmark = MOT_STYLE_SETTINGS.get(task.benchmark, task.benchmark)
-    data, used = load_sequence(source.seq_dir, task.result_file, benchmark=benchmark, name=name)
-    return used, {"pedestrian": data}
+    if benchmark == "auto":
+        benchmark = detect_benchmark(name, gt_path)
+    key = _gt_key(task)
+    if key not in cache:
+        info_path = seq_dir / "seqinfo.ini"
+        length = read_seqinfo(info_path).seq_length if info_path.is_file() else None
+        cache[key] = (read_gt(gt_path), length)
+    gt, num_frames = cache[key]
+    results = read_results(task.result_file)
+    if num_frames is None:  # no seqinfo.ini: the last frame with a box
+        num_frames = max((int(r.frames[-1]) for r in (gt, results) if len(r)), default=0)
+    data = preprocess(
+        gt,
+        results,
+        benchmark=benchmark,
+        num_frames=num_frames,
+        name=name,
+        gt_path=gt_path,
+        results_path=task.result_file,
+    )
+    return benchmark, {"pedestrian": data}
 
 
-def _run_task(task: _Task) -> _Outcome | _Failure:
+def _run_task(task: _Task, cache: dict | None = None) -> _Outcome | _Failure:
     try:
-        used, per_class = _load_task(task)
+        used, per_class = _load_task(task, {} if cache is None else cache)
         by_class = {}
         for cls, data in per_class.items():
             results: dict[str, Result] = {}
@@ -494,6 +533,12 @@ def _run_task(task: _Task) -> _Outcome | _Failure:
         return _Failure(type(error), error.args)
 
 
+def _run_group(tasks: list[_Task]) -> list[_Outcome | _Failure]:
+    """Tasks that share their ground truth, which is read once."""
+    cache: dict = {}
+    return [_run_task(task, cache) for task in tasks]
+
+
 def default_workers() -> int:
     """The number of processors this process may use (TrackEval's ``NUM_PARALLEL_CORES``)."""
     import os
@@ -505,10 +550,17 @@ def default_workers() -> int:
 
 
 def _run_tasks(tasks: list[_Task], workers: int) -> list[_Outcome]:
-    """Evaluate ``tasks``, in ``workers`` processes when there are several tasks."""
-    workers = max(1, min(workers, len(tasks)))
+    """Evaluate ``tasks``, grouped by ground truth, in ``workers`` processes when there are
+    several groups. The outcomes come back in task order whatever the number of processes."""
+    groups: dict[str, list[int]] = {}
+    for k, task in enumerate(tasks):
+        groups.setdefault(_gt_key(task), []).append(k)
+    members = list(groups.values())
+    workers = max(1, min(workers, len(members)))
+    done: dict[int, _Outcome | _Failure] = {}
     if workers == 1:
-        outcomes = [_run_task(t) for t in tasks]
+        for group in members:
+            done.update(zip(group, _run_group([tasks[k] for k in group]), strict=True))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -516,18 +568,22 @@ def _run_tasks(tasks: list[_Task], workers: int) -> list[_Outcome]:
         methods = multiprocessing.get_all_start_methods()
         # fork: the workers inherit the imports (NumPy, this module) and start in milliseconds.
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            # Biggest files first, so that one long sequence does not finish last alone.
-            order = sorted(
-                range(len(tasks)),
-                key=lambda k: -_size(tasks[k].source.gt_path) - _size(tasks[k].result_file),
+        # Biggest groups first, so that one long sequence does not finish last alone.
+        members.sort(
+            key=lambda g: (
+                -_size(tasks[g[0]].source.gt_path) * len(g)
+                - sum(_size(tasks[k].result_file) for k in g)
             )
-            done = dict(zip(order, pool.map(_run_task, [tasks[k] for k in order]), strict=True))
-        outcomes = [done[k] for k in range(len(tasks))]
-    for outcome in outcomes:
+        )
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            batches = pool.map(_run_group, [[tasks[k] for k in g] for g in members])
+            for group, outcomes in zip(members, batches, strict=True):
+                done.update(zip(group, outcomes, strict=True))
+    ordered = [done[k] for k in range(len(tasks))]
+    for outcome in ordered:
         if isinstance(outcome, _Failure):
             raise outcome.kind(*outcome.args)
-    return outcomes  # type: ignore[return-value]
+    return ordered  # type: ignore[return-value]
 
 
 def _size(path: Path) -> int:
