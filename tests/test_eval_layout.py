@@ -4,6 +4,7 @@ SportsMOT, ``--workers`` and ``--plots``."""
 from __future__ import annotations
 
 import csv
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +164,15 @@ def test_dancetrack_and_sportsmot_are_mot17_style(
         assert set(ours["A"]["pedestrian"].benchmarks.values()) == {"MOT17"}
 
 
-def test_workers_do_not_change_a_number(tmp_path: Path) -> None:
+@pytest.fixture
+def processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker processes even for tiny inputs (the command starts them only for large ones)."""
+    module = importlib.import_module("deepmot.metrics.evaluate")
+
+    monkeypatch.setattr(module, "MIN_BYTES_PER_WORKER", 1)
+
+
+def test_workers_do_not_change_a_number(tmp_path: Path, processes: None) -> None:
     gt_root, tr_root = _layout(tmp_path, trackers=("A", "B"), seed=9)
     one = evaluate_trackers(gt_root, tr_root, workers=1, with_events=True)
     two = evaluate_trackers(gt_root, tr_root, workers=2, with_events=True)
@@ -204,7 +213,7 @@ def test_workers_do_not_change_a_number(tmp_path: Path) -> None:
     ],
 )
 def test_layout_errors_are_clear(
-    tmp_path: Path, capsys: pytest.CaptureFixture, damage, message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture, processes: None, damage, message: str
 ) -> None:
     gt_root, tr_root = _layout(tmp_path)
     damage(gt_root, tr_root)

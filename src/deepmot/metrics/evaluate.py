@@ -549,6 +549,12 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: A process is started only for at least this many bytes of input files (about 0.15 s of
+#: evaluation): below it, starting the processes costs more than they save (measured on two
+#: MOT17 sequences, 2.1 MB: 1 process 0.28 s, 2 processes 0.29 s as whole commands).
+MIN_BYTES_PER_WORKER = 4_000_000
+
+
 def _run_tasks(tasks: list[_Task], workers: int) -> list[_Outcome]:
     """Evaluate ``tasks``, grouped by ground truth, in ``workers`` processes when there are
     several groups. The outcomes come back in task order whatever the number of processes."""
@@ -556,7 +562,11 @@ def _run_tasks(tasks: list[_Task], workers: int) -> list[_Outcome]:
     for k, task in enumerate(tasks):
         groups.setdefault(_gt_key(task), []).append(k)
     members = list(groups.values())
-    workers = max(1, min(workers, len(members)))
+    work = sum(
+        _size(tasks[g[0]].source.gt_path) + sum(_size(tasks[k].result_file) for k in g)
+        for g in members
+    )
+    workers = max(1, min(workers, len(members), work // MIN_BYTES_PER_WORKER))
     done: dict[int, _Outcome | _Failure] = {}
     if workers == 1:
         for group in members:
