@@ -779,9 +779,10 @@ def evaluate(
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise EvaluationError(f"{results_dir}: results folder does not exist")
+    name = results_dir.resolve().parent.name if results_dir.name == "data" else results_dir.name
     out = evaluate_trackers(
         gt_root,
-        {results_dir.name: results_dir},
+        {name: results_dir},
         metrics,
         benchmark=benchmark,
         split=split,
