@@ -292,3 +292,177 @@ def seq(num_frames: int, gt: list[tuple], tracker: list[tuple]) -> SequenceData:
         return np.array(f), np.array(i), np.array(b, dtype=float)
 
     return SequenceData.from_rows("t", num_frames, *split(gt), *split(tracker))
+
+
+# --------------------------------------------------------------------------- TrackEval layouts
+
+
+def _quiet_trackeval_config(**overrides) -> dict:
+    import trackeval
+
+    config = trackeval.Evaluator.get_default_eval_config()
+    config.update(
+        USE_PARALLEL=False,
+        PRINT_CONFIG=False,
+        PRINT_RESULTS=False,
+        OUTPUT_SUMMARY=False,
+        OUTPUT_DETAILED=False,
+        PLOT_CURVES=False,
+        TIME_PROGRESS=False,
+        DISPLAY_LESS_PROGRESS=True,
+        BREAK_ON_ERROR=True,
+        RETURN_ON_ERROR=False,
+        LOG_ON_ERROR=None,
+    )
+    config.update(overrides)
+    return config
+
+
+def trackeval_dataset(dataset: str, dataset_config: dict, **eval_overrides) -> dict:
+    """Run TrackEval's ``dataset`` class (``"Kitti2DBox"``, ``"MotChallenge2DBox"``) with
+    CLEAR, Identity and HOTA; returns tracker -> class -> row (``COMBINED`` for TrackEval's
+    ``COMBINED_SEQ``) -> our family name -> TrackEval's result dict."""
+    import trackeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        metrics = [
+            trackeval.metrics.HOTA(),
+            trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+            trackeval.metrics.Identity({"PRINT_CONFIG": False}),
+        ]
+        data = getattr(trackeval.datasets, dataset)({"PRINT_CONFIG": False, **dataset_config})
+        evaluator = trackeval.Evaluator(_quiet_trackeval_config(**eval_overrides))
+        out, _ = evaluator.evaluate([data], metrics)
+    result = {}
+    for tracker, rows in out[dataset].items():
+        result[tracker] = {}
+        for row, by_class in rows.items():
+            for cls, by_metric in by_class.items():
+                result[tracker].setdefault(cls, {})[
+                    "COMBINED" if row == "COMBINED_SEQ" else row
+                ] = {ours: by_metric[theirs] for ours, theirs in FAMILIES.items()}
+    return result
+
+
+KITTI_TYPES = ("Car", "Van", "Truck", "Pedestrian", "Person", "Cyclist", "Tram", "Misc")
+
+
+def kitti_rows(
+    rng: np.random.Generator, num_frames: int, num_objects: int
+) -> tuple[list[tuple], list[tuple]]:
+    """Random KITTI gt and tracker rows ``(frame, id, type, trunc, occ, x1, y1, x2, y2[, score])``.
+
+    The gt mixes every KITTI type, truncation 0-2, occlusion 0-3 and DontCare regions; the
+    tracker jitters, misses, switches ids, adds small boxes, boxes inside DontCare regions,
+    boxes of other classes and negative ids.
+    """
+    gt: list[tuple] = []
+    tracker: list[tuple] = []
+    for obj in range(num_objects):
+        kind = str(
+            rng.choice(["Car", "Car", "Pedestrian", "Pedestrian", "Van", "Person", *KITTI_TYPES])
+        )
+        start = int(rng.integers(0, num_frames))
+        length = int(rng.integers(1, num_frames - start + 1))
+        xy = rng.uniform(0, 900, size=2)
+        wh = rng.uniform(10, 150, size=2)
+        velocity = rng.normal(0, 4, size=2)
+        trunc = int(rng.choice([0, 0, 0, 1, 2]))
+        occ = int(rng.choice([0, 0, 1, 2, 3]))
+        tracked_as = kind if rng.random() < 0.85 else str(rng.choice(["Car", "Pedestrian"]))
+        tid = obj * 10
+        for f in range(start, start + length):
+            x, y = xy + velocity * (f - start)
+            w, h = wh
+            gt.append((f, obj, kind, trunc, occ, x, y, x + w, y + h))
+            if rng.random() < 0.8:
+                if rng.random() < 0.05:
+                    tid += 1  # an id switch
+                j = rng.normal(0, 4, size=4)
+                x1, y1 = x + j[0], y + j[1]
+                tracker.append(
+                    (
+                        f,
+                        tid,
+                        tracked_as,
+                        0,
+                        0,
+                        x1,
+                        y1,
+                        x1 + abs(w + j[2]) + 1,
+                        y1 + abs(h + j[3]) + 1,
+                        float(rng.uniform(0, 1)),
+                    )
+                )
+    for f in range(num_frames):
+        for _ in range(int(rng.integers(0, 3))):  # DontCare regions
+            x, y = rng.uniform(0, 900, size=2)
+            w, h = rng.uniform(30, 300, size=2)
+            gt.append((f, -1, "DontCare", -1, -1, x, y, x + w, y + h))
+            if rng.random() < 0.5:  # a tracker box inside it
+                tracker.append(
+                    (
+                        f,
+                        5000 + f,
+                        str(rng.choice(["Car", "Pedestrian"])),
+                        0,
+                        0,
+                        x + 2,
+                        y + 2,
+                        x + w * 0.6,
+                        y + h * 0.6,
+                        0.5,
+                    )
+                )
+        for _ in range(int(rng.integers(0, 3))):  # false positives, some small
+            x, y = rng.uniform(0, 900, size=2)
+            w, h = rng.uniform(5, 120, size=2)
+            kind = str(rng.choice(["Car", "Pedestrian", "Cyclist", "Van"]))
+            tid = int(rng.integers(-2, 40)) + 9000
+            if rng.random() < 0.1:
+                tid = -1
+            tracker.append((f, tid, kind, 0, 0, x, y, x + w, y + h, 0.3))
+    return gt, tracker
+
+
+def write_kitti(path: Path, rows: list[tuple], rng: np.random.Generator | None = None) -> None:
+    """Write KITTI rows (17 columns, 18 with a score); rows are shuffled within each frame
+    when ``rng`` is given (the file order the evaluators must both respect)."""
+    rows = sorted(rows, key=lambda r: r[0])
+    if rng is not None:
+        keys = rng.random(len(rows))
+        rows = [r for _, r in sorted(zip(keys, rows, strict=True), key=lambda p: (p[1][0], p[0]))]
+        # drop duplicated (frame, id) pairs of one class: neither evaluator accepts them
+    seen: set[tuple] = set()
+    lines = []
+    for r in rows:
+        key = (r[0], r[1], r[2])
+        if r[1] >= 0 and key in seen:
+            continue
+        seen.add(key)
+        frame, tid, kind, trunc, occ = r[:5]
+        x1, y1, x2, y2 = (float(v) for v in r[5:9])
+        extra = f" {float(r[9])!r}" if len(r) > 9 else ""
+        lines.append(
+            f"{frame} {tid} {kind} {trunc} {occ} -10 {x1!r} {y1!r} {x2!r} {y2!r} "
+            f"-1 -1 -1 -1000 -1000 -1000 -10{extra}\n"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines))
+
+
+def write_kitti_layout(
+    root: Path, sequences: dict[str, tuple[int, list[tuple], dict[str, list[tuple]]]], rng=None
+) -> tuple[Path, Path]:
+    """TrackEval's KITTI layout: ``root/gt/label_02``, ``evaluate_tracking.seqmap.training``,
+    ``root/trackers/<name>/data``. ``sequences``: name -> (frames, gt rows, tracker -> rows)."""
+    gt_root, trackers = root / "gt", root / "trackers"
+    gt_root.mkdir(parents=True, exist_ok=True)
+    seqmap = []
+    for name, (frames, gt_rows, by_tracker) in sequences.items():
+        write_kitti(gt_root / "label_02" / f"{name}.txt", gt_rows, rng)
+        for tracker, rows in by_tracker.items():
+            write_kitti(trackers / tracker / "data" / f"{name}.txt", rows, rng)
+        seqmap.append(f"{name} empty 000000 {frames:06d}\n")
+    (gt_root / "evaluate_tracking.seqmap.training").write_text("".join(seqmap))
+    return gt_root, trackers

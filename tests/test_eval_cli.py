@@ -144,3 +144,39 @@ def test_eval_does_not_import_torch(folders: tuple[Path, Path]) -> None:
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
     assert "deepmot.boxes" not in done.stdout
+
+
+def test_eval_imports_neither_scipy_optimize_nor_sparse(folders: tuple[Path, Path]) -> None:
+    """Importing scipy.optimize cost 0.3-0.4 s, more than evaluating two MOT17 sequences."""
+    gt_root, res_dir = folders
+    code = (
+        "import sys\n"
+        "from deepmot.cli import main\n"
+        f"rc = main(['eval', {str(gt_root)!r}, {str(res_dir)!r}, '--workers', '1'])\n"
+        "print('HEAVY', sorted(m for m in sys.modules if m in ('scipy.optimize', 'scipy.sparse',"
+        " 'scipy.linalg', 'matplotlib')))\n"
+        "from deepmot.metrics import _lsa\n"
+        "import scipy.optimize\n"
+        "print('SAME', _lsa._SOLVER is scipy.optimize.linear_sum_assignment)\n"
+        "sys.exit(rc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stdout and "SAME True" in done.stdout
+
+
+def test_connected_components_agree_with_scipy() -> None:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as scipy_components
+
+    from deepmot.metrics.identity import connected_components
+
+    rng = np.random.default_rng(0)
+    for n, e in ((1, 0), (5, 3), (40, 30), (200, 150), (300, 600)):
+        u, v = rng.integers(0, n, size=e), rng.integers(0, n, size=e)
+        ours = connected_components(n, u, v)
+        graph = coo_matrix((np.ones(e), (u, v)), shape=(n, n))
+        _, theirs = scipy_components(graph, directed=False)
+        # the same partition: labels map one-to-one
+        pairs = set(zip(ours.tolist(), theirs.tolist(), strict=True))
+        assert len(pairs) == len(set(ours.tolist())) == len(set(theirs.tolist()))

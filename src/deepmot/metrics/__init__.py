@@ -3,7 +3,8 @@
 One class per family, one interface (``eval_sequence`` -> counts and ratios,
 ``combine_sequences`` -> counts summed, ratios last): :class:`CLEAR` (MOTA, MOTP, IDSW, ...),
 :class:`Identity` (IDF1, IDP, IDR) and :class:`HOTA`. :func:`evaluate` runs them on a folder of
-MOTChallenge sequences and a folder of result files, with the MOTChallenge preprocessing.
+MOTChallenge sequences (or TrackEval's layout, or KITTI tracking) and a folder of result files,
+with the reference's preprocessing; :func:`evaluate_trackers` on several trackers at once.
 
 ID switches follow the devkit/TrackEval definition, not py-motmetrics' (see
 :mod:`deepmot.metrics.clear`). NumPy and SciPy only: importing this package never imports torch.
@@ -12,6 +13,7 @@ ID switches follow the devkit/TrackEval definition, not py-motmetrics' (see
 from deepmot.metrics._base import MetricFamily, Result, SequenceData, box_iou_xywh
 from deepmot.metrics.clear import CLEAR
 from deepmot.metrics.evaluate import (
+    ALL_BENCHMARKS,
     BENCHMARKS,
     METRICS,
     Evaluation,
@@ -20,6 +22,7 @@ from deepmot.metrics.evaluate import (
     detect_benchmark,
     evaluate,
     evaluate_data,
+    evaluate_trackers,
     load_sequence,
     preprocess,
 )
@@ -27,6 +30,7 @@ from deepmot.metrics.hota import HOTA
 from deepmot.metrics.identity import Identity
 
 __all__ = [
+    "ALL_BENCHMARKS",
     "BENCHMARKS",
     "CLEAR",
     "HOTA",
@@ -42,6 +46,7 @@ __all__ = [
     "detect_benchmark",
     "evaluate",
     "evaluate_data",
+    "evaluate_trackers",
     "load_sequence",
     "preprocess",
 ]

@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from deepmot.metrics._base import EPS, MetricFamily, Result, SequenceData
+from deepmot.metrics._lsa import linear_sum_assignment
 
 __all__ = ["CLEAR", "ClearMatches"]
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from deepmot.metrics._base import EPS, MetricFamily, Result, SequenceData
+from deepmot.metrics._lsa import linear_sum_assignment
 
 __all__ = ["ALPHAS", "HOTA"]
 

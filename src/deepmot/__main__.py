@@ -1,0 +1,7 @@
+"""``python -m deepmot``: the ``deepmot`` command."""
+
+import sys
+
+from deepmot.cli import main
+
+sys.exit(main())
