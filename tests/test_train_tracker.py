@@ -14,6 +14,7 @@ import torch
 from deepmot.cli import main
 from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.errors import DeepMOTError
+from deepmot.io.mot import read_results as mot_results
 from deepmot.loss import DeepMOTLoss
 from deepmot.trackers import TrackBatch, create_tracker
 from deepmot.trackers.motion import LearnedMotionModel, load_motion_model
@@ -239,3 +240,24 @@ def test_cli_resume_trains_on_to_a_new_iteration_count(tmp_path: Path) -> None:
     stored = json.loads((run / "config.json").read_text())
     assert stored["iterations"] == 4 and stored["sampling"] == "clips"
     assert main(["train", str(root), "--out", str(run), "--list-trackers"]) == 0
+
+
+def test_track_and_eval_on_the_validation_frames_match_the_library(tmp_path: Path) -> None:
+    from deepmot.data.sequence import Sequence
+    from deepmot.metrics.evaluate import evaluate
+    from deepmot.train.compare import evaluate_tracker, validation_clips
+
+    root = tmp_path / "data"
+    synth = ["synth", str(root), "--sequences", "2", "--frames", "60", "--people", "6"]
+    assert main([*synth, "--no-images", "--no-progress", "--no-preview"]) == 0
+    results = tmp_path / "results"
+    track = ["track", str(root), "--out", str(results), "--tracker", "kalman", "--split", "val"]
+    assert main([*track, "--no-progress"]) == 0
+    rows = mot_results(results / "SYNTH-01.txt")
+    assert rows.frames.min() >= 46 and rows.frames.max() <= 60  # the sequence's own numbers
+    cli = evaluate(root, results, ("clear", "identity"), frames="val")
+    sequences = [Sequence.from_dir(p) for p in sorted(root.iterdir())]
+    library = evaluate_tracker(create_tracker("kalman"), validation_clips(sequences))
+    for family, field in (("clear", "MOTA"), ("clear", "IDSW"), ("identity", "IDF1")):
+        assert cli.combined[family][field] == library.combined[family][field]
+    assert main(["eval", str(root), str(results), "--frames", "val"]) == 0

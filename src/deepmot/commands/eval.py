@@ -156,6 +156,13 @@ def add_parser(subparsers: Any) -> None:
         help="write PNG plots to DIR: HOTA, DetA and AssA against the alpha threshold per "
         "tracker, and MOTA, IDF1 and HOTA per sequence",
     )
+    parser.add_argument(
+        "--frames",
+        choices=["all", "val"],
+        default="all",
+        help="score every frame, or only the validation frames (the last 25%% of each "
+        "sequence, never trained on), as 'deepmot track --split val' writes them",
+    )
     parser.set_defaults(run=run)
 
 
@@ -196,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
             tracker_sub_folder=args.tracker_sub_folder,
             workers=workers,
             with_events=args.events is not None,
+            frames=args.frames,
         )
     except ValueError as error:  # a bad --classes for the data
         raise EvaluationError(str(error)) from None

@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="all",
         help="track every frame, or only the validation split (the last 25%% of each sequence, "
         "frames the trainer never sees); result rows keep the sequence's frame numbers, so "
-        "score them with 'deepmot eval ... --split val' (default: all)",
+        "score them with 'deepmot eval ... --frames val' (default: all)",
     )
     parser.add_argument(
         "--det-file", default="det.txt", help="detection file in det/ (default det.txt)"

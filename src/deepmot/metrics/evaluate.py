@@ -429,6 +429,7 @@ class _Task:
     classes: tuple[str, ...]
     families: tuple[MetricFamily, ...]
     with_events: bool
+    frames: str = "all"
 
 
 @dataclass
@@ -499,6 +500,8 @@ def _load_task(task: _Task, cache: dict) -> tuple[str, dict[str, SequenceData]]:
     results = read_results(task.result_file)
     if num_frames is None:  # no seqinfo.ini: the last frame with a box
         num_frames = max((int(r.frames[-1]) for r in (gt, results) if len(r)), default=0)
+    if task.frames == "val":
+        gt, results, num_frames = _validation_frames(gt, results, num_frames, task.result_file)
     data = preprocess(
         gt,
         results,
@@ -509,6 +512,33 @@ def _load_task(task: _Task, cache: dict) -> tuple[str, dict[str, SequenceData]]:
         results_path=task.result_file,
     )
     return benchmark, {"pedestrian": data}
+
+
+def _validation_frames(
+    gt: GroundTruth, results: Results, num_frames: int, results_path: Path
+) -> tuple[GroundTruth, Results, int]:
+    """Ground truth and results cut to the paper's validation frames (the last 25% of the
+    sequence, supp. A.2; what ``deepmot track --split val`` writes), renumbered from 1."""
+    from deepmot.data.sequence import paper_split
+
+    frames = paper_split(num_frames)[1]
+    if len(frames) == 0:
+        raise EvaluationError(f"{results_path}: the sequence is too short for validation frames")
+    first, last = frames[0], frames[-1]
+    outside = (results.frames < first) | (results.frames > last)
+    if outside.any():
+        raise EvaluationError(
+            f"{results_path}: rows in frame {int(results.frames[outside][0])}, outside the "
+            f"validation frames {first}-{last}; track with 'deepmot track --split val'"
+        )
+
+    def cut(table):
+        keep = (table.frames >= first) & (table.frames <= last)
+        values = {f: getattr(table, f)[keep] for f in table.__dataclass_fields__}
+        values["frames"] = values["frames"] - (first - 1)
+        return type(table)(**values)
+
+    return cut(gt), cut(results), len(frames)
 
 
 def _run_task(task: _Task, cache: dict | None = None) -> _Outcome | _Failure:
@@ -617,6 +647,7 @@ def evaluate_trackers(
     tracker_sub_folder: str = "data",
     workers: int = 1,
     with_events: bool = False,
+    frames: str = "all",
 ) -> dict[str, dict[str, Evaluation]]:
     """Evaluate one or several trackers: tracker name to class name to :class:`Evaluation`.
 
@@ -637,6 +668,8 @@ def evaluate_trackers(
         tracker_names: only these trackers of a folder of tracker folders.
         workers: processes evaluating sequences in parallel; numbers do not depend on it.
         with_events: also collect the per-frame FP/FN/IDSW events.
+        frames: ``"all"``, or ``"val"``: only the paper's validation frames (the last 25% of
+            each sequence, renumbered from 1), as ``deepmot track --split val`` writes them.
 
     Raises:
         EvaluationError: missing or unknown sequences, result files or trackers.
@@ -648,6 +681,8 @@ def evaluate_trackers(
         )
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if frames not in ("all", "val"):
+        raise ValueError(f"frames must be 'all' or 'val', got {frames!r}")
     families = tuple(_resolve_metrics(metrics))
     layout = resolve_gt(gt_root, benchmark=benchmark, split=split, seqmap=seqmap)
     kind = layout.kind
@@ -715,6 +750,7 @@ def evaluate_trackers(
             classes=wanted,
             families=families,
             with_events=with_events,
+            frames=frames,
         )
         for tracker, folder in folders.items()
         for name in names
@@ -762,6 +798,7 @@ def evaluate(
     split: str | None = None,
     seqmap: str | Path | None = None,
     workers: int = 1,
+    frames: str = "all",
 ) -> Evaluation:
     """Evaluate one tracker's result files ``results_dir/<sequence>.txt`` against the
     sequences under ``gt_root``: per-sequence and combined numbers of one class.
@@ -791,6 +828,7 @@ def evaluate(
         classes=[cls] if cls is not None else None,
         workers=workers,
         with_events=with_events,
+        frames=frames,
     )
     by_class = next(iter(out.values()))
     return next(iter(by_class.values()))
