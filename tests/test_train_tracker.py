@@ -261,3 +261,17 @@ def test_track_and_eval_on_the_validation_frames_match_the_library(tmp_path: Pat
     for family, field in (("clear", "MOTA"), ("clear", "IDSW"), ("identity", "IDF1")):
         assert cli.combined[family][field] == library.combined[family][field]
     assert main(["eval", str(root), str(results), "--frames", "val"]) == 0
+
+
+def test_a_dhn_file_as_the_matcher(tmp_path: Path, sequences) -> None:
+    from deepmot.assign.dhn import DHNConfig, build_dhn, save_dhn
+    from deepmot.train.tracker import build_matcher
+
+    path = tmp_path / "my_dhn.safetensors"
+    save_dhn(build_dhn(DHNConfig(hidden=8, fc=(8,))), path)
+    matcher = build_matcher(f"dhn:{path}")
+    assert matcher.config.hidden == 8
+    config = TrackerTrainConfig(matcher=f"dhn:{path}", iterations=1, batch_size=2)
+    train_tracker(sequences, tmp_path / "run", config, progress=False)
+    with pytest.raises(DeepMOTError, match="no such DHN weights file"):
+        build_matcher(f"dhn:{tmp_path / 'missing.safetensors'}")
