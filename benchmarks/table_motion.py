@@ -1,48 +1,89 @@
-"""The paper's Table 1/2 layout for the motion tracker on the MOT17 validation split.
+"""The paper's Table 1/2 layout for the motion tracker on MOT17 (validation or tuning split).
 
 Trains Vanilla (untrained), Smooth-L1 and the DeepMOT variants (dMOTA+dMOTP, dMOTA, dMOTP,
-without IDS) with the same seed on the first 50% of each MOT17 sequence in ../shared/data/mot,
-tracks the last 25% with the cleaned public detections, and prints MOTA, MOTP, IDF1, MT, ML, FP,
-FN and IDS; writes table.md and table.json into --out.
+without IDS) with the same settings on the first 50% of each MOT17 sequence in
+../shared/data/mot, tracks the last 25% with the cleaned public detections, and prints MOTA,
+MOTP, IDF1, MT, ML, FP, FN and IDS, with the Kalman-filter baseline beside them. With several
+seeds, each row is the mean ± standard deviation over the seeds. With ``--tune`` nothing sees
+the validation split: training uses the first 35% of each sequence and scoring frames 35–50%.
 
-    python benchmarks/table_motion.py [--iterations 500] [--matcher dhn|sinkhorn] [--out runs/table]
+    python benchmarks/table_motion.py [--iterations 500] [--seeds 0 1 2] [--tune] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from deepmot.data.sequence import Sequence
 from deepmot.io.mot import find_sequences
-from deepmot.train.compare import compare_variants, format_table, paper_variants, validation_clips
+from deepmot.loss_config import DeepMOTLossConfig
+from deepmot.train.compare import (
+    TABLE_COLUMNS,
+    Variant,
+    compare_variants,
+    format_table,
+    paper_variants,
+    validation_clips,
+)
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 
 MOT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot"
 
 
+def tuning_clips(sequences: list[Sequence]) -> list[Sequence]:
+    """Frames 35–50% of each sequence: held out from training with ``train_fraction=0.35``,
+    and still inside the paper's training half."""
+    return [s.clip(range(int(0.35 * len(s)) + 1, int(0.5 * len(s)) + 1)) for s in sequences]
+
+
+def aggregate(runs: list[list[dict]]) -> list[dict]:
+    """Rows of several seeds as ``mean ± std`` strings (population std over the seeds)."""
+    rows = []
+    for index, first in enumerate(runs[0]):
+        row = {"variant": first["variant"]}
+        for column, *_ in TABLE_COLUMNS:
+            values = np.array([run[index][column] for run in runs], dtype=float)
+            row[column] = (
+                f"{values.mean():.2f} ± {values.std():.2f}" if len(runs) > 1 else values[0]
+            )
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=500)
-    parser.add_argument("--matcher", choices=["dhn", "sinkhorn"], default="dhn")
+    parser.add_argument("--matcher", default="dhn")
     parser.add_argument("--detector", choices=["DPM", "FRCNN", "SDP"], default="FRCNN")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--sampling", choices=["pairs", "clips"], default="pairs")
     parser.add_argument("--clip-length", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--scale", type=float, default=DeepMOTLossConfig().scale)
+    parser.add_argument("--scale-start", type=float, default=None)
+    parser.add_argument("--perturb", type=float, default=1.0)
+    parser.add_argument("--jitter", type=float, default=0.0)
+    parser.add_argument("--drop", type=float, default=0.0)
+    parser.add_argument("--false-tracks", type=float, default=0.0)
+    parser.add_argument("--swap", type=float, default=0.0)
+    parser.add_argument("--refine-iou", type=float, default=None)
     parser.add_argument(
         "--variants",
         nargs="+",
         metavar="NAME",
-        help="only these rows (e.g. Vanilla 'Smooth L1' dMOTA+dMOTP); default: all",
+        help="only these rows (e.g. Vanilla Kalman 'Smooth L1' dMOTA+dMOTP); default: all",
     )
-    parser.add_argument(
-        "--no-perturb", action="store_true", help="train without the supplementary's perturbation"
-    )
+    parser.add_argument("--tune", action="store_true", help="train 0-35%%, score 35-50%%")
     parser.add_argument("--out", type=Path, default=Path("runs/table_motion"))
     args = parser.parse_args()
     if not MOT_ROOT.is_dir():
@@ -52,29 +93,47 @@ def main() -> None:
     det_file = f"deepmot_clean_{args.detector}.txt"
     paths = [p for p in find_sequences(MOT_ROOT) if p.name.startswith("MOT17")]
     sequences = [Sequence.from_dir(p, det_file=det_file) for p in paths]
+    held_out = tuning_clips(sequences) if args.tune else validation_clips(sequences)
     base = TrackerTrainConfig(
         iterations=args.iterations,
         matcher=args.matcher,
         det_file=det_file,
-        seed=args.seed,
         sampling=args.sampling,
         clip_length=args.clip_length,
-        augment=AugmentationConfig(perturb=0.0 if args.no_perturb else 1.0),
+        batch_size=args.batch_size,
+        lr=args.lr,
+        scale_start=args.scale_start,
+        refine_iou=args.refine_iou,
+        train_fraction=0.35 if args.tune else 0.5,
+        deepmot=replace(DeepMOTLossConfig(), scale=args.scale),
+        augment=AugmentationConfig(
+            perturb=args.perturb,
+            jitter=args.jitter,
+            drop=args.drop,
+            false_tracks=args.false_tracks,
+            swap=args.swap,
+        ),
     )
-    variants = paper_variants(base)
-    if args.variants:
-        variants = [v for v in variants if v.name in args.variants]
     start = time.perf_counter()
-    rows = compare_variants(
-        sequences, validation_clips(sequences), variants, args.out, progress=False
-    )
+    runs = []
+    for seed in args.seeds:
+        variants = [Variant("Kalman", None, "kalman"), *paper_variants(replace(base, seed=seed))]
+        if args.variants:
+            variants = [v for v in variants if v.name in args.variants]
+        out = args.out / f"seed{seed}"
+        runs.append(compare_variants(sequences, held_out, variants, out, progress=False))
+    rows = aggregate(runs)
+    split = "tuning frames 35-50%" if args.tune else "validation split (last 25%)"
     print(
-        f"MOT17 validation split (last 25% of {len(sequences)} sequences), {det_file}, "
-        f"{args.iterations} iterations of {args.sampling}, matcher {args.matcher}, "
-        f"seed {args.seed}, "
+        f"MOT17 {split} of {len(sequences)} sequences, {det_file}, {args.iterations} iterations "
+        f"of {args.sampling}, matcher {args.matcher}, seeds {args.seeds}, "
         f"{time.perf_counter() - start:.0f} s"
     )
     print(format_table(rows))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "settings.json").write_text(
+        json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 Matcher = Callable[..., Tensor]
+ACTIVE_BAND = 0.01
+"""A softmax entry p counts as active (not saturated) when ``ACTIVE_BAND < p < 1 − ACTIVE_BAND``."""
 IdsLike = Sequence[int] | np.ndarray | Tensor
 
 
@@ -58,7 +60,10 @@ class DeepMOTLossOutput:
     """The loss and its parts, each a ``(B,)`` tensor for a batch or a scalar for one frame.
 
     ``loss``, ``dmota``, ``dmotp``, ``fp``, ``fn``, ``ids`` are differentiable (soft);
-    ``true_positives`` is the hard count ``‖B^TP‖₀``; ``num_objects`` is M.
+    ``true_positives`` is the hard count ``‖B^TP‖₀``; ``num_objects`` is M; ``active_share`` is
+    the share of the softmax entries of ``C^r`` and ``C^c`` in their active band (``0.01 < p <
+    0.99``, where ``dp/dÂ = scale · p (1 − p)`` is not negligible): near 0, the softmaxes are
+    saturated and FP~, FN~ and IDS~ pass almost no gradient.
     """
 
     loss: Tensor
@@ -69,6 +74,7 @@ class DeepMOTLossOutput:
     ids: Tensor
     true_positives: Tensor
     num_objects: Tensor
+    active_share: Tensor
 
     def squeeze(self) -> DeepMOTLossOutput:
         """The single frame of a batch of one, as scalars."""
@@ -135,6 +141,13 @@ def deepmot_terms(
     fn = (c_c[:, n, :] * valid_cols).sum(1)
 
     with torch.no_grad():
+        rows_valid = valid_rows[:, :, None] & col_mask_r[:, None, :]
+        cols_valid = row_mask_c[:, :, None] & valid_cols[:, None, :]
+        active = ((c_r > ACTIVE_BAND) & (c_r < 1 - ACTIVE_BAND) & rows_valid).sum((1, 2)) + (
+            (c_c > ACTIVE_BAND) & (c_c < 1 - ACTIVE_BAND) & cols_valid
+        ).sum((1, 2))
+        entries = rows_valid.sum((1, 2)) + cols_valid.sum((1, 2))
+        active_share = active.float() / entries.clamp(min=1).float()
         best_col = c_r.argmax(dim=2)  # (B, N), m means the dustbin
         best_row = c_c.argmax(dim=1)  # (B, M), n means the dustbin
         rows = torch.arange(n, device=distance.device)[None, :, None]
@@ -151,7 +164,7 @@ def deepmot_terms(
     dmotp = 1 - matched_distance / tp.clamp(min=1)
     dmota_term = (1 - dmota) if config.use_dmota else torch.zeros_like(dmota)
     loss = dmota_term + config.lam * (1 - dmotp)
-    out = DeepMOTLossOutput(loss, dmota, dmotp, fp, fn, ids, tp, num_objects)
+    out = DeepMOTLossOutput(loss, dmota, dmotp, fp, fn, ids, tp, num_objects, active_share)
     return out, b_tp
 
 
@@ -205,11 +218,15 @@ class DeepMOTLoss(nn.Module):
         """Forget the track-to-object memory (call between clips)."""
         self.memory = {}
 
-    def gate(self, distance: Tensor, iou: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def gate(
+        self, distance: Tensor, iou: Tensor | None = None, detach_gate: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """The matcher's input and the mask of pairs CLEAR MOT could not match.
 
         Args:
             distance: ``(B, N, M)`` D; iou: optional ``(B, N, M)`` IoU of the same pairs.
+            detach_gate: pass no gradient through the soft gate's weight (to measure what the
+                gate itself contributes, see :mod:`deepmot.train.diagnostics`).
 
         Returns:
             ``(gated D (B, N, M), gated (B, N, M) bool)``.
@@ -225,6 +242,8 @@ class DeepMOTLoss(nn.Module):
             weight = torch.sigmoid((cfg.gate_iou - iou) / cfg.soft_gate_width)
         else:
             weight = torch.sigmoid((distance - cfg.gate_distance) / cfg.soft_gate_width)
+        if detach_gate:
+            weight = weight.detach()
         return distance + weight * (large - distance), gated
 
     def _match(self, gated_distance: Tensor, mask: Tensor) -> Tensor:
@@ -239,6 +258,7 @@ class DeepMOTLoss(nn.Module):
         gt_ids: Sequence[IdsLike],
         memories: Sequence[dict[int, int]] | None = None,
         ious: Sequence[Tensor] | None = None,
+        detach_gate: bool = False,
     ) -> tuple[DeepMOTLossOutput, list[dict[int, int]]]:
         """Score independent frames at once (one matcher call on a padded batch).
 
@@ -249,6 +269,7 @@ class DeepMOTLoss(nn.Module):
             memories: B dicts ``{gt_id: track_id}`` of earlier matches (e.g. the identity map
                 for tracks initialised from the ground truth at t − 1); empty when None.
             ious: optional B IoU matrices for gating by IoU.
+            detach_gate: no gradient through the soft gate's weight (see :meth:`gate`).
 
         Returns:
             ``(output with (B,) tensors, updated memories)``.
@@ -289,7 +310,7 @@ class DeepMOTLoss(nn.Module):
             has_previous[b, :mi] = [int(g) in memory for g in c]
             previous_ok[b, :ni, :mi] = r[:, None] == previous[None, :]
         cell_valid = valid_rows[:, :, None] & valid_cols[:, None, :]
-        gated_distance, gated = self.gate(distance, iou)
+        gated_distance, gated = self.gate(distance, iou, detach_gate)
         gated_distance = gated_distance.masked_fill(~cell_valid, self.config.large_value)
         assignment = self._match(gated_distance, cell_valid) * cell_valid
         out, b_tp = deepmot_terms(

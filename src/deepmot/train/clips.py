@@ -22,7 +22,7 @@ from deepmot.data.sequence import Sequence
 from deepmot.errors import DeepMOTError
 from deepmot.train.config import AugmentationConfig
 
-__all__ = ["ClipSampler", "ClipStart", "clear_matches", "perturb_some"]
+__all__ = ["ClipSampler", "ClipStart", "clear_matches", "jitter_boxes", "perturb_some"]
 
 
 @dataclass
@@ -49,12 +49,26 @@ class ClipStart:
     memory: dict[int, int]
 
 
+def jitter_boxes(
+    boxes: np.ndarray, rng: np.random.Generator, augment: AugmentationConfig
+) -> np.ndarray:
+    """``boxes (..., 4)`` xyxy with Gaussian noise of ``augment.jitter`` times each box's width
+    (x coordinates) and height (y coordinates); the boxes keep a positive size."""
+    boxes = np.asarray(boxes, dtype=np.float32)
+    if augment.jitter <= 0 or boxes.size == 0:
+        return boxes
+    size = np.concatenate([boxes[..., 2:] - boxes[..., :2]] * 2, axis=-1)
+    out = boxes + rng.normal(0.0, augment.jitter, boxes.shape) * size
+    out[..., 2:] = np.maximum(out[..., 2:], out[..., :2] + 1.0)
+    return out.astype(np.float32)
+
+
 def perturb_some(
     boxes: np.ndarray, rng: np.random.Generator, augment: AugmentationConfig
 ) -> np.ndarray:
-    """``boxes (K, 4)`` xyxy with each one rescaled and shifted with probability
-    ``augment.perturb`` (see :func:`~deepmot.data.samplers.perturb_boxes`)."""
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    """``boxes (K, 4)`` xyxy jittered (:func:`jitter_boxes`), then each rescaled and shifted
+    with probability ``augment.perturb`` (see :func:`~deepmot.data.samplers.perturb_boxes`)."""
+    boxes = jitter_boxes(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), rng, augment)
     moved = perturb_boxes(boxes, rng, augment.scale_range, augment.max_offset)
     chosen = rng.uniform(size=len(boxes)) < augment.perturb
     return np.where(chosen[:, None], moved, boxes).astype(np.float32)
@@ -128,6 +142,9 @@ class ClipSampler:
             for g in gids.tolist()
         ]
         if histories:
+            histories = [
+                np.concatenate([jitter_boxes(h[:-1], rng, aug), h[-1:]]) for h in histories
+            ]
             last = perturb_some(np.stack([h[-1] for h in histories]), rng, aug)
             for h, box in zip(histories, last, strict=True):
                 h[-1] = box

@@ -50,10 +50,12 @@ TABLE_COLUMNS = (
 
 @dataclass(frozen=True)
 class Variant:
-    """A row of the comparison: ``train`` None means the untrained model."""
+    """A row of the comparison: ``train`` None means an untrained tracker, ``tracker`` (by
+    default the trained rows' tracker untrained, for ``motion`` exactly constant velocity)."""
 
     name: str
     train: TrackerTrainConfig | None
+    tracker: str | None = None
 
 
 def paper_variants(base: TrackerTrainConfig) -> list[Variant]:
@@ -124,7 +126,9 @@ def compare_variants(
     rows = []
     for variant in variants:
         if variant.train is None:
-            name = next((v.train.tracker for v in variants if v.train is not None), "motion")
+            name = variant.tracker or next(
+                (v.train.tracker for v in variants if v.train is not None), "motion"
+            )
             tracker = create_tracker(name)
         else:
             summary = train_tracker(

@@ -49,6 +49,10 @@ class AugmentationConfig:
         swap: probability, per track, of being picked for an id swap; picked tracks exchange
             ids in random pairs (the objects keep their earlier matches, so every swapped
             track is an ID switch at the clip's next frame).
+        jitter: standard deviation, as a share of the box's width and height, of Gaussian noise
+            added to every box of a starting history (and to births): the error of the boxes
+            a tracker keeps at test time (refined by noisy detections), where ``perturb``
+            moves only the last box, and by far more.
     """
 
     perturb: float = 1.0
@@ -57,8 +61,11 @@ class AugmentationConfig:
     drop: float = 0.0
     false_tracks: float = 0.0
     swap: float = 0.0
+    jitter: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.jitter < 0:
+            raise ValueError(f"jitter must be >= 0, got {self.jitter}")
         for name in ("perturb", "drop", "swap"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -95,14 +102,23 @@ class TrackerTrainConfig:
         sampling: ``"pairs"`` (tracks from the ground truth at t − 1, predicted at t) or
             ``"clips"`` (``clip_length`` frames in which the tracker runs on its own outputs).
         clip_length: frames per clip (the authors trained Tracktor on 10-frame clips).
+        refine_iou: in clips, a track's box that overlaps a detection of its frame by more
+            than this is averaged with it before the next frame, as the track management does
+            at test time (supp. A.2: "higher than 0.6, we output their average"); None keeps
+            the raw prediction.
         augment: :class:`AugmentationConfig`.
         lr: Adam's learning rate (A.2: 1e-4).
+        scale_start: a softmax scale to start from, moved geometrically to ``deepmot.scale``
+            over the run (soft to sharp); None keeps ``deepmot.scale`` throughout.
         iterations: optimisation steps.
         batch_size: pairs or clips per step.
         train_fraction: the first share of each sequence that trains (A.2: 50%).
         det_file: the detection file the sequences were loaded with (a record; whether the
             model looks at detections is its own setting, the same in training and tracking).
         checkpoint_every: steps between checkpoints.
+        diagnose_every: steps between measurements of the gradient each loss term sends to
+            the boxes (``log.csv``'s ``grad_*`` columns; each costs a few extra backward
+            passes, so not every step by default).
         seed: seeds the model's initialisation and every step's samples.
         device: where the model trains.
     """
@@ -114,13 +130,16 @@ class TrackerTrainConfig:
     matcher: str = "dhn"
     sampling: Literal["pairs", "clips"] = "pairs"
     clip_length: int = 10
+    refine_iou: float | None = None
     augment: AugmentationConfig = field(default_factory=AugmentationConfig)
     lr: float = 1e-4  # Adam (A.2)
+    scale_start: float | None = None
     iterations: int = 500
     batch_size: int = 16
     train_fraction: float = 0.5  # first 50% of each sequence trains (A.2)
     det_file: str | None = "deepmot_clean_FRCNN.txt"
     checkpoint_every: int = 100
+    diagnose_every: int = 10
     seed: int = 0
     device: str = "cpu"
 
@@ -130,7 +149,7 @@ class TrackerTrainConfig:
         if self.sampling not in ("pairs", "clips"):
             raise ValueError(f"sampling must be 'pairs' or 'clips', got {self.sampling!r}")
         parse_matcher(self.matcher)
-        for name in ("iterations", "batch_size", "checkpoint_every"):
+        for name in ("iterations", "batch_size", "checkpoint_every", "diagnose_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.clip_length < 2:
@@ -139,6 +158,19 @@ class TrackerTrainConfig:
             raise ValueError(f"train_fraction must lie in (0, 1], got {self.train_fraction}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.scale_start is not None and not self.scale_start > 0:
+            raise ValueError(f"scale_start must be > 0, got {self.scale_start}")
+        if self.refine_iou is not None and not 0 <= self.refine_iou <= 1:
+            raise ValueError(f"refine_iou must lie in [0, 1], got {self.refine_iou}")
+
+    def scale_at(self, iteration: int) -> float:
+        """The softmax scale of step ``iteration`` (0-based): ``scale_start`` moved
+        geometrically to ``deepmot.scale`` at the last step; ``deepmot.scale`` without one."""
+        end = self.deepmot.scale
+        if self.scale_start is None or self.iterations <= 1:
+            return end
+        progress = min(1.0, iteration / (self.iterations - 1))
+        return float(self.scale_start * (end / self.scale_start) ** progress)
 
     @property
     def frames_per_sample(self) -> int:

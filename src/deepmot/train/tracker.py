@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from deepmot.boxes import box_iou, distance_matrix
@@ -44,16 +45,18 @@ from deepmot.trackers.predictor import Predictor, TrackBatch
 from deepmot.trackers.registry import Trainable, get_trainable
 from deepmot.train.clips import ClipSampler, ClipStart, clear_matches, perturb_some
 from deepmot.train.config import TrackerTrainConfig
+from deepmot.train.diagnostics import GRADIENT_TERMS, FrameRecord, gradient_norms
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 
 __all__ = ["LOG_FIELDS", "StepResult", "build_matcher", "run_clips", "train_tracker"]
 
 log = logging.getLogger(__name__)
 
+SOFT_TERMS = ("fp", "fn", "ids", "dmota", "dmotp", "active_share")
 LOG_FIELDS = (
-    "iteration", "loss", "fp", "fn", "ids", "dmota", "dmotp", "true_mota", "true_motp", "seconds",
+    "iteration", "loss", *SOFT_TERMS, *(f"grad_{t}" for t in GRADIENT_TERMS), "true_mota",
+    "true_motp", "scale", "seconds",
 )  # fmt: skip
-SOFT_TERMS = ("fp", "fn", "ids", "dmota", "dmotp")
 
 
 def build_matcher(spec: str) -> Any:
@@ -110,6 +113,7 @@ class StepResult:
     loss: Tensor
     soft: dict[str, float]
     counts: dict[str, float] = field(default_factory=dict)
+    records: list[FrameRecord] = field(default_factory=list)
 
     @property
     def true_mota(self) -> float:
@@ -119,6 +123,13 @@ class StepResult:
     @property
     def true_motp(self) -> float:
         return self.counts["iou_sum"] / max(1.0, self.counts["tp"])
+
+
+def _detections(seq: Sequence, frame: int, device: torch.device) -> Tensor | None:
+    """``(K, 5)`` detections of ``frame`` on ``device``, or None for a sequence without any."""
+    if seq.detections is None:
+        return None
+    return torch.from_numpy(seq.detections_at(frame)).to(device)
 
 
 def _predict(
@@ -136,10 +147,27 @@ def _predict(
         extras=state.extras,
     ).to(device)
     image = seq.read_image(frame) if predictor.needs_images else None
-    dets = None
-    if seq.detections is not None:
-        dets = torch.from_numpy(seq.detections_at(frame)).to(device)
+    dets = _detections(seq, frame, device)
     return predictor.predict(image, batch, dets, (seq.im_width, seq.im_height)).boxes
+
+
+def _refine(boxes: Tensor, detections: Tensor | None, refine_iou: float | None) -> Tensor:
+    """The test-time refinement (supp. A.2): each box matched one-to-one to a detection it
+    overlaps by more than ``refine_iou`` becomes their average (the detection has no
+    gradient); the others stay. ``boxes (T, 4)``, ``detections (K, 4+)`` -> ``(T, 4)``."""
+    if refine_iou is None or detections is None or len(boxes) == 0 or len(detections) == 0:
+        return boxes
+    dets = detections[:, :4].to(boxes)
+    iou = box_iou(boxes.detach(), dets).cpu().numpy()
+    rows, cols = linear_sum_assignment(-iou)
+    good = iou[rows, cols] > refine_iou
+    if not good.any():
+        return boxes
+    rows_t = torch.as_tensor(rows[good], device=boxes.device)
+    cols_t = torch.as_tensor(cols[good], device=boxes.device)
+    refined = boxes.clone()
+    refined[rows_t] = 0.5 * boxes[rows_t] + 0.5 * dets[cols_t]
+    return refined
 
 
 def _advance(
@@ -151,6 +179,7 @@ def _advance(
     config: TrackerTrainConfig,
     history_len: int,
     counts: dict[str, float],
+    detections: Tensor | None,
 ) -> None:
     """After a frame: count it as the evaluator would, end unmatched tracks, birth objects.
 
@@ -173,9 +202,10 @@ def _advance(
     counts["iou_sum"] += float(iou[matches[:, 0], matches[:, 1]].sum()) if len(matches) else 0.0
 
     alive = matches[:, 0].tolist()
+    kept = _refine(predicted[alive], detections, config.refine_iou)
     state.histories = [
-        torch.cat([state.histories[i].to(predicted.device), predicted[i : i + 1]])[-history_len:]
-        for i in alive
+        torch.cat([state.histories[i].to(predicted.device), kept[k : k + 1]])[-history_len:]
+        for k, i in enumerate(alive)
     ]
     state.track_ids = [state.track_ids[i] for i in alive]
     # a surviving track follows the object it matched from now on (Smooth-L1's target)
@@ -200,14 +230,18 @@ def run_clips(
     rng: np.random.Generator,
     history_len: int,
     device: torch.device,
+    record: bool = False,
 ) -> StepResult:
     """Roll ``starts`` out through their clips (see the module doc) and score every frame.
 
-    The clips advance in lockstep, so each frame of the batch is one matcher call.
+    The clips advance in lockstep, so each frame of the batch is one matcher call. With
+    ``record``, the DeepMOT loss's inputs and outputs of every frame are kept in
+    ``records`` (for :func:`~deepmot.train.diagnostics.gradient_norms`).
     """
     states = [_ClipState.begin(s) for s in starts]
     length = min(s.length for s in starts)
     losses: list[Tensor] = []
+    records: list[FrameRecord] = []
     soft = dict.fromkeys(SOFT_TERMS, 0.0)
     counts = dict.fromkeys(("tp", "fp", "fn", "idsw", "objects", "iou_sum"), 0.0)
     for step in range(1, length):
@@ -222,12 +256,17 @@ def run_clips(
                 distance_matrix(p, g, s.start.sequence.im_width, s.start.sequence.im_height)
                 for p, g, s in zip(predictions, gt_tensors, states, strict=True)
             ]
+            track_ids = [np.asarray(s.track_ids, np.int64) for s in states]
+            before = [s.loss_memory for s in states]
             out, memories = loss_fn.forward_batch(
-                distances,
-                [np.asarray(s.track_ids, np.int64) for s in states],
-                [g.ids for g in gts],
-                [s.loss_memory for s in states],
+                distances, track_ids, [g.ids for g in gts], before
             )
+            if record:
+                records.append(
+                    FrameRecord(
+                        predictions, distances, track_ids, [g.ids for g in gts], before, out
+                    )
+                )
             for state, memory in zip(states, memories, strict=True):
                 state.loss_memory = memory
             losses.append(out.loss)
@@ -243,13 +282,14 @@ def run_clips(
                 )
             )
         for state, pred, gt in zip(states, predictions, gts, strict=True):
-            _advance(state, pred, gt.boxes, gt.ids, rng, config, history_len, counts)
+            dets = _detections(state.start.sequence, state.start.start + step, device)
+            _advance(state, pred, gt.boxes, gt.ids, rng, config, history_len, counts, dets)
     frames = max(1, (length - 1) * len(states))
     if isinstance(loss_fn, DeepMOTLoss):
         soft = {k: v / frames for k, v in soft.items()}
     else:
         soft = dict.fromkeys(SOFT_TERMS, float("nan"))
-    return StepResult(torch.cat(losses).mean(), soft, counts)
+    return StepResult(torch.cat(losses).mean(), soft, counts, records)
 
 
 def _check_inputs(sequences: list[Sequence], trainable: Trainable, model_config: Any) -> None:
@@ -346,9 +386,19 @@ def train_tracker(
     try:
         with run.stop_on_signals():
             while iteration < config.iterations and run.stop_requested is None:
+                if isinstance(loss_fn, DeepMOTLoss):
+                    loss_fn.config = replace(loss_fn.config, scale=config.scale_at(iteration))
                 rng = np.random.default_rng([config.seed, iteration])
                 starts = sampler.sample(rng, config.batch_size)
-                result = run_clips(starts, predictor, loss_fn, config, rng, history_len, device)
+                diagnose = isinstance(loss_fn, DeepMOTLoss) and (
+                    iteration % config.diagnose_every == 0
+                )
+                result = run_clips(
+                    starts, predictor, loss_fn, config, rng, history_len, device, diagnose
+                )
+                grads = dict.fromkeys(GRADIENT_TERMS, float("nan"))
+                if diagnose:
+                    grads = gradient_norms(result.records, loss_fn)
                 optimizer.zero_grad(set_to_none=True)
                 if result.loss.requires_grad:
                     result.loss.backward()
@@ -357,8 +407,10 @@ def train_tracker(
                 last = {
                     "loss": float(result.loss.detach()),
                     **result.soft,
+                    **{f"grad_{k}": v for k, v in grads.items()},
                     "true_mota": result.true_mota,
                     "true_motp": result.true_motp,
+                    "scale": loss_fn.config.scale if isinstance(loss_fn, DeepMOTLoss) else 0.0,
                 }
                 run.log(
                     [
