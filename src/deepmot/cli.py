@@ -12,14 +12,26 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 from deepmot import __version__
 from deepmot.commands import COMMANDS
 from deepmot.errors import DeepMOTError
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``deepmot train: error: argument
+    --iterations: must be an integer >= 1, got 0 (see 'deepmot train --help')``, exit code 2.
+
+    Subcommands' parsers are of the same class (argparse copies the parent's class).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="deepmot",
         description="Train multi-object trackers on the measures they are judged by (DeepMOT).",
     )
@@ -38,14 +50,22 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    prog = " ".join(
+        [
+            "deepmot",
+            args.command,
+            *([args.dhn_command] if getattr(args, "dhn_command", None) else []),
+        ]
+    )
     try:
         return int(args.run(args) or 0)
     except DeepMOTError as error:
-        print(f"deepmot {args.command}: error: {error}", file=sys.stderr)
+        # every user mistake: one line naming the argument or file and what to do, no traceback
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as error:
         detail = f": {error}" if str(error) else ""
-        print(f"deepmot {args.command}: interrupted{detail}", file=sys.stderr)
+        print(f"{prog}: interrupted{detail}", file=sys.stderr)
         return 130
 
 

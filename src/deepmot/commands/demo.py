@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from deepmot.commands._args import HelpFormatter, existing_dir, int_at_least, output_dir
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -14,21 +16,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Train the motion tracker with the DeepMOT loss (shipped DHN) and with Smooth-L1 on "
             "synthetic sequences (or --data MOT_ROOT), compare them with the untrained tracker on "
             "the last 25%% of each sequence, print the table and write it with training curves "
-            "and a frame with tracks into --out."
+            "and a frame with tracks into --out (replacing an earlier demo there)."
         ),
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="default: demo-out")
-    parser.add_argument("--data", type=Path, help="a MOTChallenge folder instead of synthetic data")
-    parser.add_argument("--iterations", type=int, default=200, help="training steps per variant")
-    parser.add_argument("--matcher", choices=["dhn", "sinkhorn"], default="dhn")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out", type=output_dir, default=Path("demo-out"), help="folder for the outputs"
+    )
+    parser.add_argument(
+        "--data",
+        type=existing_dir,
+        help="a folder of MOTChallenge sequences instead of the synthetic data",
+    )
+    parser.add_argument(
+        "--iterations", type=int_at_least(1), default=200, help="training steps per variant"
+    )
+    parser.add_argument(
+        "--matcher",
+        choices=["dhn", "sinkhorn"],
+        default="dhn",
+        help="frozen matcher inside the DeepMOT loss",
+    )
+    parser.add_argument(
+        "--seed", type=int_at_least(0), default=0, help="seed of the data, models and samples"
+    )
     parser.add_argument(
         "--split",
         choices=["val", "all"],
         default="val",
         help="score the last 25%% of each sequence (never trained on) or whole sequences",
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
 

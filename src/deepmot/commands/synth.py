@@ -6,21 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from deepmot.commands._args import int_at_least, output_dir
+
 logger = logging.getLogger(__name__)
-
-
-def _at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {minimum}"
-    return parse
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,15 +21,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "of one frame with its ground-truth boxes. The same --seed gives the same files."
         ),
     )
-    parser.add_argument("out", type=Path, metavar="OUT", help="folder to write the sequences in")
-    parser.add_argument("--sequences", type=_at_least(1), default=4, help="number (default 4)")
-    parser.add_argument("--frames", type=_at_least(1), default=300, help="frames (default 300)")
-    parser.add_argument("--width", type=_at_least(64), default=640, help="pixels (default 640)")
-    parser.add_argument("--height", type=_at_least(64), default=480, help="pixels (default 480)")
     parser.add_argument(
-        "--people", type=_at_least(0), default=20, help="people in view at a time (default 20)"
+        "out", type=output_dir, metavar="OUT", help="folder to write the sequences in"
     )
-    parser.add_argument("--seed", type=_at_least(0), default=0, help="random seed (default 0)")
+    parser.add_argument("--sequences", type=int_at_least(1), default=4, help="number (default 4)")
+    parser.add_argument("--frames", type=int_at_least(1), default=300, help="frames (default 300)")
+    parser.add_argument("--width", type=int_at_least(64), default=640, help="pixels (default 640)")
+    parser.add_argument("--height", type=int_at_least(64), default=480, help="pixels (default 480)")
+    parser.add_argument(
+        "--people", type=int_at_least(0), default=20, help="people in view at a time (default 20)"
+    )
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
     parser.add_argument("--camera-motion", action="store_true", help="pan the camera smoothly")
     parser.add_argument(
         "--no-images", action="store_true", help="write annotations only (no img1/, much faster)"

@@ -6,7 +6,14 @@ import argparse
 import logging
 from pathlib import Path
 
+from deepmot.commands._args import HelpFormatter, existing_dir, existing_file, output_dir
+from deepmot.errors import DeepMOTError
+
 log = logging.getLogger(__name__)
+
+#: The registered trackers, for the help text (the registry imports torch; a test keeps this
+#: list equal to :func:`deepmot.trackers.list_trackers`).
+TRACKERS = ("constant_velocity", "kalman", "motion")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -16,31 +23,71 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run a tracker over every sequence under MOT_ROOT that has the detection file, and "
             "write RESULTS/<sequence>.txt (frame,id,x,y,w,h,score,-1,-1,-1), ready for "
-            "'deepmot eval MOT_ROOT RESULTS'."
+            "'deepmot eval MOT_ROOT RESULTS'. Sequences without the detection file are skipped "
+            "with a warning naming them."
         ),
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("mot_root", type=Path, metavar="MOT_ROOT", help="folder of sequences")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the result files")
+    parser.add_argument(
+        "mot_root", type=existing_dir, metavar="MOT_ROOT", help="folder of sequence folders"
+    )
+    parser.add_argument(
+        "--out", type=output_dir, required=True, help="folder for the result files (made)"
+    )
     parser.add_argument(
         "--tracker",
         default="motion",
-        help="a registered tracker: constant_velocity, motion, ... (default: motion)",
+        help=f"a registered tracker: {', '.join(TRACKERS)} (motion is learned: give --weights)",
     )
-    parser.add_argument("--weights", type=Path, help="trained weights (e.g. motion.safetensors)")
+    parser.add_argument(
+        "--weights",
+        type=existing_file,
+        help="trained weights of a learned tracker (e.g. runs/motion/motion.safetensors from "
+        "'deepmot train'); without them a learned tracker runs untrained, with a warning",
+    )
     parser.add_argument(
         "--split",
         choices=["all", "val"],
         default="all",
         help="track every frame, or only the validation split (the last 25%% of each sequence, "
         "frames the trainer never sees); result rows keep the sequence's frame numbers, so "
-        "score them with 'deepmot eval ... --frames val' (default: all)",
+        "score them with 'deepmot eval ... --frames val'",
     )
+    parser.add_argument("--det-file", default="det.txt", help="detection file in each det/")
     parser.add_argument(
-        "--det-file", default="det.txt", help="detection file in det/ (default det.txt)"
+        "--sequences", nargs="+", metavar="PREFIX", help="only sequences whose names start so"
     )
-    parser.add_argument("--sequences", nargs="+", metavar="PREFIX", help="only these sequences")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
+
+
+def _tracker(name: str, weights: Path | None):
+    from deepmot.trackers import create_tracker
+    from deepmot.trackers.registry import tracker_entry
+
+    try:
+        entry = tracker_entry(name)
+    except ValueError as error:
+        raise DeepMOTError(f"--tracker {name}: {error}") from None
+    if entry.trainable is None and weights is not None:
+        raise DeepMOTError(
+            f"--weights {weights}: tracker {name!r} has no trained weights to load (drop "
+            "--weights, or choose a learned tracker)"
+        )
+    if entry.trainable is not None and weights is None:
+        log.warning(
+            "tracker %r runs untrained (no --weights): its untrained model tracks like "
+            "constant_velocity; train it with 'deepmot train' and pass --weights RUN/%s",
+            name,
+            entry.trainable.weights_file,
+        )
+    try:
+        return create_tracker(name, weights=weights)
+    except (ValueError, TypeError, KeyError, DeepMOTError) as error:
+        raise DeepMOTError(
+            f"--weights {weights}: not weights of tracker {name!r} ({error}); give a file "
+            f"'deepmot train --tracker {name}' wrote"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,33 +96,32 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from deepmot.data.sequence import Sequence
-    from deepmot.errors import DeepMOTError
     from deepmot.io.mot import find_sequences, write_results
-    from deepmot.trackers import create_tracker, track_sequence
-    from deepmot.trackers.registry import tracker_entry
+    from deepmot.trackers import track_sequence
 
     torch.set_num_threads(1)  # tiny models: extra threads only contend (up to 60x slower here)
-    if not args.mot_root.is_dir():
-        raise DeepMOTError(f"{args.mot_root}: no such folder of sequences")
-    if args.weights is not None and not args.weights.is_file():
-        raise DeepMOTError(f"{args.weights}: no such weights file")
-    try:
-        entry = tracker_entry(args.tracker)
-        if entry.trainable is not None and args.weights is None:
-            log.warning(
-                "tracker %r runs untrained (no --weights): train it with 'deepmot train'",
-                args.tracker,
-            )
-        tracker = create_tracker(args.tracker, weights=args.weights)
-    except ValueError as error:
-        raise DeepMOTError(str(error)) from None
-    written = 0
-    for path in find_sequences(args.mot_root):
-        if args.sequences and not any(path.name.startswith(p) for p in args.sequences):
-            continue
-        if args.det_file not in Sequence.detection_files(path):
-            log.info("skipping %s: no det/%s", path.name, args.det_file)
-            continue
+    tracker = _tracker(args.tracker, args.weights)
+    paths = find_sequences(args.mot_root)
+    if not paths:
+        raise DeepMOTError(f"MOT_ROOT {args.mot_root}: no sequence folders in it")
+    chosen = [
+        p for p in paths if not args.sequences or any(p.name.startswith(x) for x in args.sequences)
+    ]
+    if not chosen:
+        raise DeepMOTError(
+            f"--sequences {' '.join(args.sequences)}: no sequence under {args.mot_root} starts "
+            f"so (there: {', '.join(p.name for p in paths)})"
+        )
+    usable = [p for p in chosen if args.det_file in Sequence.detection_files(p)]
+    skipped = [p.name for p in chosen if p not in usable]
+    if not usable:
+        files = sorted({f for p in chosen for f in Sequence.detection_files(p)})
+        raise DeepMOTError(
+            f"--det-file {args.det_file}: no sequence under {args.mot_root} has det/"
+            f"{args.det_file} (they have: {', '.join(files) or 'no detection files'})"
+        )
+    written = []
+    for path in usable:
         sequence = Sequence.from_dir(path, det_file=args.det_file)
         offset = 0
         if args.split == "val":
@@ -84,8 +130,17 @@ def run(args: argparse.Namespace) -> int:
         results = track_sequence(tracker, sequence, progress=not args.no_progress)
         results = replace(results, frames=results.frames + offset)
         write_results(args.out / f"{path.name}.txt", results)
-        written += 1
-    if not written:
-        raise DeepMOTError(f"{args.mot_root}: no sequence with det/{args.det_file}")
-    log.info("wrote %d result file(s) to %s", written, args.out)
+        written.append(path.name)
+    log.info("wrote %d result file(s) to %s", len(written), args.out)
+    if skipped:
+        log.warning(
+            "skipped %d sequence(s) without det/%s: %s. Score the others with 'deepmot eval "
+            "%s %s --sequences %s'",
+            len(skipped),
+            args.det_file,
+            ", ".join(skipped),
+            args.mot_root,
+            args.out,
+            " ".join(written),
+        )
     return 0

@@ -10,6 +10,17 @@ import argparse
 import logging
 from pathlib import Path
 
+from deepmot.commands._args import (
+    HelpFormatter,
+    device,
+    existing_dir,
+    float_at_least,
+    int_at_least,
+    output_dir,
+    positive_float,
+    probability,
+)
+from deepmot.errors import DeepMOTError
 from deepmot.loss_config import DeepMOTLossConfig
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 
@@ -31,21 +42,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "through clips (births from unmatched ground truth, deaths of unmatched tracks, the "
             "loss's ID memory carried across the clip). The DeepMOT loss (through a frozen "
             "matcher) or Smooth-L1 trains it. Writes config.json, checkpoint.pt, log.csv (loss, "
-            "soft terms and the true MOTA/MOTP of each batch) and the weights into --out."
+            "soft terms and the true MOTA/MOTP of each batch; columns in docs/metrics.md) and "
+            "the weights into --out. Ctrl-C or SIGTERM checkpoints the last step; --resume "
+            "continues from there."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("mot_root", type=Path, metavar="MOT_ROOT", help="folder of sequences")
-    parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument(
-        "--tracker", default=_TRAIN.tracker, help="a trainable tracker (--list-trackers)"
+        "mot_root", type=existing_dir, metavar="MOT_ROOT", help="folder of sequence folders"
+    )
+    parser.add_argument(
+        "--out", type=output_dir, required=True, help="run folder (made if it does not exist)"
+    )
+    parser.add_argument(
+        "--tracker", default=_TRAIN.tracker, help="a trainable tracker (see --list-trackers)"
     )
     parser.add_argument(
         "--list-trackers", action="store_true", help="print the trainable trackers and exit"
     )
-    parser.add_argument("--loss", choices=["deepmot", "smoothl1"], default=_TRAIN.loss)
+    parser.add_argument(
+        "--loss", choices=["deepmot", "smoothl1"], default=_TRAIN.loss, help="training loss"
+    )
     parser.add_argument(
         "--matcher",
+        type=_matcher,
         default=_TRAIN.matcher,
         help="frozen matcher inside the loss: dhn (shipped), dhn:PATH (your DHN), sinkhorn",
     )
@@ -56,21 +76,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="frame pairs from ground truth, or clips where the tracker runs on its outputs",
     )
     parser.add_argument(
-        "--clip-length", type=int, default=_TRAIN.clip_length, help="frames per clip"
+        "--clip-length",
+        type=int_at_least(2),
+        default=_TRAIN.clip_length,
+        help="frames per clip (--sampling clips)",
     )
     parser.add_argument(
-        "--iterations", type=int, default=None, help=f"steps (default {_TRAIN.iterations})"
+        "--iterations",
+        type=int_at_least(1),
+        default=None,
+        help=f"optimisation steps (default: {_TRAIN.iterations}; with --resume: the stored "
+        "number, or train on to this many)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=_TRAIN.batch_size, help="pairs or clips per step"
+        "--batch-size",
+        type=int_at_least(1),
+        default=_TRAIN.batch_size,
+        help="pairs or clips per step",
     )
-    parser.add_argument("--lr", type=float, default=_TRAIN.lr, help="Adam's learning rate")
+    parser.add_argument(
+        "--lr", type=positive_float, default=_TRAIN.lr, help="Adam's learning rate (paper A.2)"
+    )
     loss = parser.add_argument_group("DeepMOT loss")
-    loss.add_argument("--lam", type=float, default=_LOSS.lam, help="λ, weight of 1 - dMOTP")
-    loss.add_argument("--gamma", type=float, default=_LOSS.gamma, help="γ, weight of IDS~")
-    loss.add_argument("--delta", type=float, default=_LOSS.delta, help="δ, the dustbin value")
     loss.add_argument(
-        "--scale", type=float, default=_LOSS.scale, help="softmax inverse temperature"
+        "--lam", type=float_at_least(0), default=_LOSS.lam, help="λ, weight of 1 - dMOTP"
+    )
+    loss.add_argument(
+        "--gamma", type=float_at_least(0), default=_LOSS.gamma, help="γ, weight of IDS~"
+    )
+    loss.add_argument("--delta", type=probability, default=_LOSS.delta, help="δ, the dustbin value")
+    loss.add_argument(
+        "--scale", type=positive_float, default=_LOSS.scale, help="softmax inverse temperature"
     )
     loss.add_argument(
         "--gate", choices=["soft", "hard", "none"], default=_LOSS.gate, help="gating of far pairs"
@@ -78,30 +114,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     loss.add_argument("--no-dmota", action="store_true", help="train on dMOTP alone")
     aug = parser.add_argument_group("trajectory augmentation (probabilities)")
     aug.add_argument(
-        "--perturb", type=float, default=_AUG.perturb, help="rescale/shift a starting box"
+        "--perturb", type=probability, default=_AUG.perturb, help="rescale/shift a starting box"
     )
-    aug.add_argument("--drop", type=float, default=_AUG.drop, help="start an object untracked")
+    aug.add_argument(
+        "--drop", type=probability, default=_AUG.drop, help="start an object untracked"
+    )
     aug.add_argument(
         "--false-tracks",
-        type=float,
+        type=float_at_least(0),
         default=_AUG.false_tracks,
         help="mean number of false tracks per clip",
     )
-    aug.add_argument("--swap", type=float, default=_AUG.swap, help="swap a track's id")
+    aug.add_argument("--swap", type=probability, default=_AUG.swap, help="swap a track's id")
     parser.add_argument(
         "--det-file",
-        default=_TRAIN.det_file,
-        help="detection file in each det/ folder (sequences without it use det/det.txt)",
+        default=None,
+        help=f"detection file in each det/ folder (default: {_TRAIN.det_file}; a sequence "
+        "without it uses det/det.txt, with a warning; a file no sequence has is an error)",
     )
     parser.add_argument(
         "--no-detections",
         action="store_true",
         help="a model that does not look at detections (in training and in tracking)",
     )
-    parser.add_argument("--sequences", nargs="+", metavar="PREFIX", help="only these sequences")
-    parser.add_argument("--seed", type=int, default=_TRAIN.seed, help="seed of model and samples")
     parser.add_argument(
-        "--device", default=None, help=f"cpu, cuda, cuda:1 ... (default {_TRAIN.device})"
+        "--sequences", nargs="+", metavar="PREFIX", help="only sequences whose names start so"
+    )
+    parser.add_argument(
+        "--seed", type=int_at_least(0), default=_TRAIN.seed, help="seed of model and samples"
+    )
+    parser.add_argument(
+        "--device",
+        type=device,
+        default=None,
+        help=f"cpu, cuda, cuda:N or mps (default: {_TRAIN.device}; with --resume: the stored one)",
     )
     parser.add_argument(
         "--resume",
@@ -109,43 +155,93 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="continue from --out/checkpoint.pt with its settings (--iterations and --device "
         "may change)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (otherwise that is an error)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
-def load_sequences(root: Path, det_file: str | None, prefixes: list[str] | None) -> list:
+def _matcher(text: str) -> str:
+    """``dhn``, ``sinkhorn`` or ``dhn:PATH`` (PATH checked when the command runs)."""
+    from deepmot.train.config import parse_matcher
+
+    try:
+        parse_matcher(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("matcher must be", "must be")) from None
+    return text
+
+
+def load_sequences(
+    root: Path, det_file: str | None, prefixes: list[str] | None, explicit: bool = True
+) -> list:
     """Sequences under ``root`` with ground truth, with ``det_file`` where they have it (else
-    ``det/det.txt`` if present); a sequence without either is logged."""
+    ``det/det.txt`` if present, with one warning naming them).
+
+    Raises:
+        DeepMOTError: no folder, no sequence (matching ``prefixes``), or an ``explicit``
+            ``det_file`` that no sequence has (a misspelt name).
+    """
     from deepmot.data.sequence import Sequence
-    from deepmot.errors import DeepMOTError
     from deepmot.io.mot import find_sequences
 
     if not root.is_dir():
-        raise DeepMOTError(f"{root}: no such folder of sequences")
-    sequences = []
-    for path in find_sequences(root):
-        if prefixes and not any(path.name.startswith(p) for p in prefixes):
-            continue
-        available = Sequence.detection_files(path)
-        name = det_file if det_file in available else None
+        raise DeepMOTError(f"MOT_ROOT {root}: no such folder of sequences")
+    paths = find_sequences(root)
+    if not paths:
+        raise DeepMOTError(f"MOT_ROOT {root}: no sequence folders (with gt/gt.txt) in it")
+    chosen = [p for p in paths if not prefixes or any(p.name.startswith(x) for x in prefixes)]
+    if not chosen:
+        raise DeepMOTError(
+            f"--sequences {' '.join(prefixes or [])}: no sequence under {root} starts so "
+            f"(there: {_names(p.name for p in paths)})"
+        )
+    available = {p: Sequence.detection_files(p) for p in chosen}
+    if det_file is not None and explicit and not any(det_file in a for a in available.values()):
+        files = sorted({f for a in available.values() for f in a})
+        raise DeepMOTError(
+            f"--det-file {det_file}: no sequence under {root} has det/{det_file} (they have: "
+            f"{', '.join(files) or 'no detection files'})"
+        )
+    sequences, fallback, without = [], [], []
+    for path in chosen:
+        name = det_file if det_file in available[path] else None
         if det_file is not None and name is None:
-            fallback = "det/det.txt" if "det.txt" in available else "no detections"
-            log.warning("%s has no det/%s: using %s", path.name, det_file, fallback)
+            if "det.txt" in available[path]:
+                name = "det.txt"
+                fallback.append(path.name)
+            else:
+                without.append(path.name)
         seq = Sequence.from_dir(path, det_file=name)
         if seq.gt is not None:
             sequences.append(seq)
+    if fallback:
+        log.warning(
+            "%d of %d sequences have no det/%s and use det/det.txt: %s",
+            len(fallback), len(chosen), det_file, _names(fallback),
+        )  # fmt: skip
+    if without:
+        log.warning(
+            "%d of %d sequences have neither det/%s nor det/det.txt and train without "
+            "detections: %s",
+            len(without), len(chosen), det_file, _names(without),
+        )  # fmt: skip
     if not sequences:
-        raise DeepMOTError(
-            f"{root}: no sequences with ground truth"
-            + (f" matching {prefixes}" if prefixes else "")
-        )
+        raise DeepMOTError(f"MOT_ROOT {root}: no sequence with ground truth (gt/gt.txt)")
     return sequences
+
+
+def _names(names, most: int = 8) -> str:
+    names = list(names)
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _config(args: argparse.Namespace) -> TrackerTrainConfig:
     from dataclasses import replace
-
-    from deepmot.errors import DeepMOTError
 
     try:
         return TrackerTrainConfig(
@@ -174,29 +270,62 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
             lr=args.lr,
             iterations=args.iterations if args.iterations is not None else _TRAIN.iterations,
             batch_size=args.batch_size,
-            det_file=args.det_file,
+            det_file=args.det_file if args.det_file is not None else _TRAIN.det_file,
             seed=args.seed,
             device=args.device or _TRAIN.device,
         )
-    except ValueError as error:
+    except ValueError as error:  # the parser's types catch most; this names the rest
         raise DeepMOTError(str(error)) from None
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+RUN_FILES = ("config.json", "checkpoint.pt", "log.csv")
 
-    from deepmot.errors import DeepMOTError
-    from deepmot.trackers import list_trainable
 
-    if args.list_trackers:
-        print("\n".join(list_trainable()))
-        return 0
-    if args.resume:
-        from deepmot.train.run import TrainingRun
-
-        stored = TrackerTrainConfig.from_dict(
-            TrainingRun(args.out, (), resume=True).stored_config or {}
+def check_new_run(out: Path, overwrite: bool, weights_files: list[str]) -> None:
+    """Refuse to start a run in a folder that holds one, unless ``overwrite`` (then remove the
+    old run's files: its config, checkpoint, log and weights with their cards)."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if not found:
+        return
+    if not overwrite:
+        step = _stored_step(out)
+        raise DeepMOTError(
+            f"--out {out} holds a training run already ({', '.join(found)}{step}): --resume "
+            "continues it, --overwrite replaces it, or choose another --out"
         )
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for name in weights_files:  # the weights and their JSON cards
+        (out / name).unlink(missing_ok=True)
+        (out / name).with_suffix(".json").unlink(missing_ok=True)
+    log.warning("--overwrite: removed the earlier run in %s", out)
+
+
+def _stored_step(out: Path) -> str:
+    """``"; step 400 of 400"`` from a run folder's config and log, or ``""``."""
+    import csv
+    import json
+
+    try:
+        total = json.loads((out / "config.json").read_text())["iterations"]
+        with (out / "log.csv").open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        return f"; step {int(rows[-1][0]) if len(rows) > 1 else 0} of {total}"
+    except (OSError, KeyError, ValueError, IndexError, TypeError):
+        return ""
+
+
+def _resumed_config(args: argparse.Namespace) -> TrackerTrainConfig:
+    from deepmot.train.run import TrainingRun
+
+    if not (args.out / "checkpoint.pt").is_file():
+        raise DeepMOTError(
+            f"--resume: {args.out / 'checkpoint.pt'} does not exist, so there is nothing to "
+            "resume (drop --resume to start a run)"
+        )
+    previous = TrainingRun(args.out, (), resume=True)
+    try:
+        stored = TrackerTrainConfig.from_dict(previous.stored_config or {})
         config = TrackerTrainConfig.from_dict(
             {
                 **stored.to_dict(),
@@ -204,11 +333,44 @@ def run(args: argparse.Namespace) -> int:
                 "device": args.device or stored.device,
             }
         )
-    else:
-        config = _config(args)
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeepMOTError(f"--device {config.device}: CUDA is not available on this machine")
-    sequences = load_sequences(args.mot_root, config.det_file, args.sequences)
+    except (ValueError, TypeError) as error:
+        raise DeepMOTError(f"{previous.checkpoint_path}: not a tracker run ({error})") from None
+    done = previous.start_iteration
+    if done >= config.iterations:
+        asked = "" if args.iterations is None else f" --iterations {args.iterations}"
+        raise DeepMOTError(
+            f"--resume{asked}: {args.out} has trained {done} iterations (of "
+            f"{stored.iterations}) already; nothing left to do (give --iterations N with "
+            f"N > {done} to train on)"
+        )
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from deepmot.commands._args import check_device
+    from deepmot.trackers import list_trainable
+    from deepmot.trackers.registry import get_trainable
+
+    if args.list_trackers:
+        print("\n".join(list_trainable()))
+        return 0
+    if args.resume and args.overwrite:
+        raise DeepMOTError("--resume and --overwrite exclude each other: continue or replace")
+    config = _resumed_config(args) if args.resume else _config(args)
+    try:
+        trainable = get_trainable(config.tracker)
+    except ValueError as error:
+        raise DeepMOTError(f"--tracker {config.tracker}: {error}") from None
+    if config.matcher_path is not None and not config.matcher_path.is_file():
+        raise DeepMOTError(f"--matcher {config.matcher}: {config.matcher_path}: no such file")
+    check_device(config.device)
+    if not args.resume:
+        check_new_run(args.out, args.overwrite, [trainable.weights_file])
+    sequences = load_sequences(
+        args.mot_root, config.det_file, args.sequences, explicit=args.det_file is not None
+    )
+    import torch
+
     from deepmot.train.tracker import train_tracker
 
     torch.set_num_threads(1)  # tiny models: extra threads only contend (up to 60x slower here)

@@ -30,7 +30,7 @@ from deepmot.assign.hungarian import hungarian
 from deepmot.boxes import distance_matrix
 from deepmot.data.sequence import Sequence as MOTSequence
 from deepmot.errors import DeepMOTError
-from deepmot.io.atomic import atomic_path, atomic_write_text
+from deepmot.io.atomic import atomic_write_bytes, atomic_write_text
 from deepmot.io.mot import find_sequences
 from deepmot.loss_config import LARGE_VALUE
 
@@ -210,21 +210,22 @@ class DHNDataset(torch.utils.data.Dataset):
 
     def save(self, path: str | Path) -> None:
         """Write one safetensors file (atomically); ``sources`` go into its metadata."""
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
-        with atomic_path(path) as tmp:
-            save_file(
-                {
-                    "d": self.d,
-                    "a": self.a,
-                    "shapes": self.shapes,
-                    "thresholds": self.thresholds,
-                    "source": self.source,
-                    "frame": self.frame,
-                },
-                str(tmp),
-                metadata={"sources": json.dumps(self.sources)},
-            )
+        # Bytes through atomic_write_bytes, not save_file onto the temporary path: safetensors
+        # recreates the file it writes with mode 0600, and the data would keep that mode.
+        data = save(
+            {
+                "d": self.d,
+                "a": self.a,
+                "shapes": self.shapes,
+                "thresholds": self.thresholds,
+                "source": self.source,
+                "frame": self.frame,
+            },
+            metadata={"sources": json.dumps(self.sources)},
+        )
+        atomic_write_bytes(path, data)
 
     @classmethod
     def load(cls, path: str | Path) -> DHNDataset:

@@ -1,0 +1,184 @@
+"""Argument types and checks shared by the commands: every user mistake is caught here, before
+any work starts, and reported as one line naming the argument.
+
+The ``type=`` functions raise :class:`argparse.ArgumentTypeError`; argparse prefixes the
+argument's name (``argument --iterations: must be an integer >= 1, got 0``) and the CLI's
+parser prints that one line and exits with code 2. Checks that need more than the text of one
+argument (a device that must exist, a run folder that must not hold a run) raise
+:class:`~deepmot.errors.DeepMOTError`, which the CLI reports the same way.
+
+Standard library only, so building the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from deepmot.errors import DeepMOTError
+
+__all__ = [
+    "HelpFormatter",
+    "check_device",
+    "device",
+    "existing_dir",
+    "existing_file",
+    "existing_path",
+    "float_at_least",
+    "int_at_least",
+    "output_dir",
+    "output_file",
+    "positive_float",
+    "probability",
+]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default after its help, unless the default is None or False (then the
+    help says what happens without the option)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An integer ``>= minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number ``> 0``."""
+    value = _float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+def float_at_least(minimum: float) -> Callable[[str], float]:
+    """A finite number ``>= minimum``."""
+
+    def parse(text: str) -> float:
+        value = _float(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a number >= {minimum:g}, got {text}")
+        return value
+
+    parse.__name__ = f"number >= {minimum:g}"
+    return parse
+
+
+def probability(text: str) -> float:
+    """A number in ``[0, 1]``."""
+    value = _float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text}")
+    return value
+
+
+def existing_dir(text: str) -> Path:
+    """A folder that exists."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
+    return path
+
+
+def existing_file(text: str) -> Path:
+    """A file that exists."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a folder, not a file")
+    return path
+
+
+def output_dir(text: str) -> Path:
+    """A folder to write into: one that exists or can be made (no file in the way)."""
+    path = Path(text)
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                where = "" if parent == path else f" (its parent {parent} is a file)"
+                raise argparse.ArgumentTypeError(
+                    f"{text}: is a file, not a folder{where}; choose a folder name"
+                )
+            break
+    return path
+
+
+def output_file(text: str) -> Path:
+    """A file to write: not a folder, and no file in the way of its folder."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a folder; give a file name")
+    output_dir(str(path.parent))
+    return path
+
+
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def device(text: str) -> str:
+    """A device name: ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (whether it exists is checked
+    by :func:`check_device` when the command runs)."""
+    if not _DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
+
+
+def check_device(name: str, option: str = "--device") -> None:
+    """Raise :class:`DeepMOTError` unless ``name`` is a device this machine has (imports
+    torch)."""
+    import torch
+
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeepMOTError(
+                f"{option} {name}: CUDA is not available on this machine (torch "
+                f"{torch.__version__}); use {option} cpu"
+            )
+        index = int(name.partition(":")[2] or 0)
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise DeepMOTError(
+                f"{option} {name}: this machine has {count} CUDA device(s), "
+                f"cuda:0 to cuda:{count - 1}"
+            )
+    elif name == "mps" and not torch.backends.mps.is_available():
+        raise DeepMOTError(f"{option} mps: MPS is not available on this machine; use {option} cpu")
+
+
+def existing_path(text: str) -> Path:
+    """A file or folder that exists."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
+    return path
