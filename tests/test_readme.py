@@ -1,0 +1,172 @@
+"""The README runs as written: every Python block, and every ``deepmot`` command of its shell
+blocks, so the docs cannot rot.
+
+The blocks run in one folder laid out as the README assumes: ``MOT17/train`` (MOTChallenge
+sequence folders named as in the download, here small synthetic stand-ins with ``det/det.txt``
+and the shared data's ``deepmot_clean_FRCNN.txt``), a ``results/`` folder of result files,
+TrackEval's MOTChallenge and KITTI layouts under ``data/``. Commands run on that small data
+with tiny budgets (the options appended are in :data:`SMALL`); ``pip install`` and ``pytest``
+are skipped (CI runs that line itself). With the real MOTChallenge files present, the reading
+snippet also runs on them.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _eval_helpers import kitti_rows, synthetic_sequence, write_kitti, write_synthetic
+
+from deepmot.cli import main
+
+README = Path(__file__).parents[1] / "README.md"
+
+#: options appended to a command so that it runs in seconds on the stand-in data
+SMALL = {
+    ("demo",): ["--iterations", "2", "--matcher", "sinkhorn", "--no-progress"],
+    ("train",): ["--iterations", "2", "--batch-size", "2", "--no-progress"],
+    ("track",): ["--no-progress"],
+    ("dhn", "data"): ["--uniform-step", "299", "--uniform-per-size", "2"],
+    ("dhn", "train"): ["--max-iters", "2", "--no-progress"],
+    ("dhn", "eval"): ["--threads", "1"],
+}
+#: placeholders of the README and what they stand for here
+PLACEHOLDERS = {"MOT_ROOT": "MOT17/train"}
+#: stand-ins for MOTChallenge's MOT17/train, and the test split's sequences of 'dhn data'
+STAND_INS = ("MOT17-02-FRCNN", "MOT17-09-FRCNN", "MOT17-10-FRCNN", "PETS09-S2L1", "KITTI-13")
+
+
+def blocks(language: str) -> list[tuple[str, str]]:
+    """``(section heading + index, code)`` of every fenced block in ``language``."""
+    out, section, count = [], "", {}
+    for match in re.finditer(
+        r"^## ([^\n]+)$|^```(\w*)\n(.*?)^```$", README.read_text(), flags=re.M | re.S
+    ):
+        if match.group(1):
+            section = match.group(1)
+        elif match.group(2) == language:
+            count[section] = count.get(section, 0) + 1
+            out.append((f"{section} #{count[section]}", match.group(3)))
+    return out
+
+
+def commands(code: str) -> list[str]:
+    """The commands of a shell block: continuations joined, comments dropped, ``&&`` split."""
+    code = code.replace("\\\n", " ")
+    out = []
+    for line in code.splitlines():
+        line = line.split("  #")[0].strip()
+        out.extend(part.strip() for part in line.split("&&") if part.strip())
+    return out
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("readme")
+    train = root / "MOT17" / "train"
+    synth = ["synth", str(root / "synth"), "--sequences", str(len(STAND_INS)), "--frames", "40"]
+    assert main([*synth, "--people", "6", "--no-images", "--no-progress", "--no-preview"]) == 0
+    for made, name in zip(sorted((root / "synth").iterdir()), STAND_INS, strict=True):
+        shutil.move(made, train / name)
+        det = train / name / "det"
+        shutil.copy(det / "det.txt", det / "deepmot_clean_FRCNN.txt")
+    results = ["track", str(train), "--out", str(root / "results"), "--tracker", "kalman"]
+    assert main([*results, "--no-progress"]) == 0
+    _trackeval_layouts(root)
+    return root
+
+
+def _trackeval_layouts(root: Path) -> None:
+    """``data/gt/mot_challenge`` (MOT17-train, seqmap) with a tracker ``mytracker``, and
+    KITTI's layout under ``data/gt/kitti`` and ``data/trackers/kitti`` and ``trackers/mine``."""
+    rng = np.random.default_rng(0)
+    gt_set = root / "data" / "gt" / "mot_challenge"
+    names = ["MOT17-02-FRCNN", "MOT17-04-FRCNN"]
+    (gt_set / "seqmaps").mkdir(parents=True)
+    (gt_set / "seqmaps" / "MOT17-train.txt").write_text("name\n" + "\n".join(names) + "\n")
+    data = root / "data" / "trackers" / "mot_challenge" / "MOT17-train" / "mytracker" / "data"
+    for name in names:
+        gt, results = synthetic_sequence(rng, num_frames=20, num_objects=6)
+        write_synthetic(gt_set / "MOT17-train", name, gt, results, 20, data)
+    kitti_gt = root / "data" / "gt" / "kitti" / "kitti_2d_box_train"
+    gt_rows, tracker_rows = kitti_rows(rng, 10, 6)
+    write_kitti(kitti_gt / "label_02" / "0000.txt", gt_rows)
+    (kitti_gt / "evaluate_tracking.seqmap.training").write_text("0000 empty 000000 000010\n")
+    for folder in (
+        root / "data" / "trackers" / "kitti" / "kitti_2d_box_train" / "mytracker" / "data",
+        root / "trackers" / "mine" / "data",
+    ):
+        write_kitti(folder / "0000.txt", tracker_rows)
+
+
+def test_the_readme_has_blocks_to_run() -> None:
+    assert len(blocks("python")) >= 5 and len(blocks("bash")) >= 4
+
+
+@pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[b[0] for b in blocks("python")])
+def test_python_block_runs_as_written(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, where: str, code: str
+) -> None:
+    monkeypatch.chdir(workspace)
+    exec(compile(code, f"README.md ({where})", "exec"), {"__name__": "__readme__"})
+
+
+def test_the_reading_snippet_runs_on_the_real_files(
+    mot_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared copy has ``MOT17-09`` with DeepMOT's detections, not ``det/det.txt``."""
+    code = dict(blocks("python"))["Reading MOTChallenge files #1"]
+    (tmp_path / "MOT17" / "train").mkdir(parents=True)
+    (tmp_path / "MOT17" / "train" / "MOT17-09-FRCNN").symlink_to(mot_root / "MOT17-09")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["D"].shape == (len(scope["dets"]), len(scope["gt"].ids))
+
+
+def _shell_commands() -> list:
+    """Each command as a test case; the demo (5 s even with 2 steps) is marked slow, as
+    tests/test_train_tracker.py runs it by default."""
+    return [
+        pytest.param(
+            where,
+            cmd,
+            id=f"{where}: {cmd}",
+            marks=[pytest.mark.slow] if cmd.startswith("deepmot demo") else [],
+        )
+        for where, code in blocks("bash")
+        for cmd in commands(code)
+    ]
+
+
+@pytest.mark.parametrize(("where", "command"), _shell_commands())
+def test_shell_command_runs_on_small_data(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, where: str, command: str
+) -> None:
+    words = shlex.split(command)
+    if words[0] == "pip":
+        pytest.skip("installs packages: CI runs the README's install line itself")
+    if words[0] == "pytest":
+        pytest.skip("the test suite itself")
+    if words[:3] == ["python3", "-m", "venv"] or words[0] == ".":
+        pytest.skip("makes a virtual environment")
+    assert words[0] == "deepmot", f"{where}: not a deepmot command: {command}"
+    args = [PLACEHOLDERS.get(w, w) for w in words[1:]]
+    for key, extra in SMALL.items():
+        if tuple(args[: len(key)]) == key:
+            args += extra
+    monkeypatch.chdir(workspace)
+    if args[:2] == ["dhn", "eval"] and not (workspace / "runs" / "dhn_data").is_dir():
+        assert main(["dhn", "data", "MOT17/train", "runs/dhn_data", *SMALL[("dhn", "data")]]) == 0
+    if args[:2] == ["dhn", "train"] and (workspace / "runs" / "dhn").exists():
+        shutil.rmtree(workspace / "runs" / "dhn")  # the order of the tests may vary
+    if args[0] == "train" and (workspace / "runs" / "motion").exists():
+        shutil.rmtree(workspace / "runs" / "motion")
+    if args[0] == "track" and not (workspace / "runs" / "motion" / "motion.safetensors").exists():
+        train = ["train", "MOT17/train", "--out", "runs/motion", *SMALL[("train",)]]
+        assert main(train) == 0
+    assert main(args) == 0, f"{where}: deepmot {' '.join(args)}"
