@@ -174,8 +174,8 @@ def test_compare_variants_writes_the_table(tmp_path: Path, sequences) -> None:
     assert [r["variant"] for r in rows] == ["Vanilla", "Smooth L1", "dMOTA+dMOTP"]
     assert all(-100 <= r["MOTA"] <= 100 and r["FN"] >= 0 for r in rows)
     table = (tmp_path / "table.md").read_text().splitlines()
-    assert table[0] == "| variant | MOTA | MOTP | IDF1 | MT | ML | FP | FN | IDS |"
-    assert len(table) == 5
+    assert table[0] == "| variant | MOTA ↑ | MOTP ↑ | IDF1 ↑ | MT ↑ | ML ↓ | FP ↓ | FN ↓ | IDS ↓ |"
+    assert len(table) == 7  # header, rule, three rows, a blank line, the units
 
 
 def test_demo_command_runs_end_to_end(tmp_path: Path, capsys) -> None:

@@ -13,13 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from deepmot.data.sequence import Sequence
 from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
 from deepmot.train.compare import Variant, compare_variants, format_table, validation_clips
 from deepmot.train.config import TrackerTrainConfig
-from deepmot.viz.frames import draw_boxes, write_png
 from deepmot.viz.training import plot_training_curves
 
 __all__ = ["run_demo"]
@@ -76,29 +73,40 @@ def run_demo(
         Variant("Smooth L1", replace(base, loss="smoothl1")),
         Variant("DeepMOT", base),
     ]
-    rows = compare_variants(train, val, variants, out, progress=progress)
+    if data is None:
+        data_text = f"synthetic scenes ({len(train)} x 300 frames)"
+    else:
+        data_text = f"{data} ({len(train)} sequences)"
+    split_text = (
+        "split val (the last 25% of each sequence, never trained on)"
+        if split == "val"
+        else "split all (whole sequences, training frames included)"
+    )
+    caption = (
+        f"Data: {data_text}; scored on {split_text}; trained {iterations} steps on the first "
+        f"50% of each sequence, matcher {matcher}; seed {seed}."
+    )
+    if (out / "table.md").exists():
+        log.info("replacing the earlier demo in %s", out)
+    rows = compare_variants(train, val, variants, out, progress=progress, caption=caption)
     plot_training_curves(
         {"Smooth L1": out / "smooth_l1" / "log.csv", "DeepMOT": out / "deepmot" / "log.csv"},
         out / "training_curves.png",
+        title=f"motion tracker trained on {data_text}, first 50% of each sequence",
     )
-    _draw_tracks(out, val[0])
-    print(format_table(rows))
+    _draw_tracks(out, val[0], f"motion tracker (DeepMOT loss), {data_text}, {split_text[:9]}")
+    print(format_table(rows, caption))
     print(f"wrote {out / 'table.md'}, {out / 'training_curves.png'} and {out / 'tracks.png'}")
     return rows
 
 
-def _draw_tracks(out: Path, clip: Sequence) -> None:
-    """The DeepMOT tracker's tracks on the middle frame of the first validation clip."""
-    from deepmot.trackers import create_tracker
+def _draw_tracks(out: Path, clip: Sequence, title: str) -> None:
+    """The DeepMOT tracker's tracks over the ground truth (and the frame) at the middle frame
+    of the first scored clip, misses and false positives marked."""
+    from deepmot.trackers import create_tracker, track_sequence
+    from deepmot.viz.tracks import write_tracking_png
 
     tracker = create_tracker("motion", weights=out / "deepmot" / "motion.safetensors")
-    tracker.reset(image_size=(clip.im_width, clip.im_height))
-    middle = len(clip) // 2
-    for frame in range(1, middle + 1):
-        tracks = np.asarray(tracker.update(clip.detections_at(frame)))
-    if clip.has_images:
-        image = np.array(clip.read_image(middle))
-    else:
-        image = np.full((clip.im_height, clip.im_width, 3), 255, np.uint8)
-    image = draw_boxes(image, tracks[:, :4], tracks[:, 4].astype(np.int64))
-    write_png(out / "tracks.png", image)
+    results = track_sequence(tracker, clip, progress=False)
+    offset = int(getattr(clip, "frame_offset", 0))
+    write_tracking_png(clip, results, max(1, len(clip) // 2), out / "tracks.png", title, offset)

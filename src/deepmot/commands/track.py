@@ -57,6 +57,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sequences", nargs="+", metavar="PREFIX", help="only sequences whose names start so"
     )
+    parser.add_argument(
+        "--video",
+        type=output_dir,
+        metavar="DIR",
+        help="also render each tracked sequence to DIR/<sequence>.mp4: tracks (coloured by id, "
+        "with tails) over the ground truth and the frame where the sequence has frames, "
+        "misses and false positives marked",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -128,6 +136,18 @@ def run(args: argparse.Namespace) -> int:
             frames = sequence.split()[1]
             sequence, offset = sequence.clip(frames), frames[0] - 1
         results = track_sequence(tracker, sequence, progress=not args.no_progress)
+        if args.video is not None:
+            from deepmot.viz.tracks import render_tracking_video
+
+            title = f"{args.tracker}" + (f" ({args.weights.name})" if args.weights else "")
+            video = render_tracking_video(
+                sequence,
+                results,
+                args.video / f"{path.name}.mp4",
+                title=f"{title}, split {args.split}",
+                frame_offset=offset,
+            )
+            log.info("video of %s: %s", path.name, video)
         results = replace(results, frames=results.frames + offset)
         write_results(args.out / f"{path.name}.txt", results)
         written.append(path.name)

@@ -114,13 +114,15 @@ def compare_variants(
     variants: SequenceOf[Variant],
     out: str | Path,
     progress: bool = True,
+    caption: str | None = None,
 ) -> list[dict[str, Any]]:
     """Train each variant into ``out/<variant>/``, track and score ``val_sequences``.
 
     The untrained row is the trained rows' tracker without weights (for ``motion``: exactly
     the constant-velocity tracker).
 
-    Writes ``out/table.md`` and ``out/table.json`` (atomically) and returns the rows.
+    Writes ``out/table.md`` (with ``caption``: the data, split, iterations and seed) and
+    ``out/table.json`` (atomically) and returns the rows.
     """
     out = Path(out)
     rows = []
@@ -137,15 +139,44 @@ def compare_variants(
             tracker = create_tracker(variant.train.tracker, weights=summary["weights"])
         rows.append(_row(variant.name, evaluate_tracker(tracker, val_sequences)))
         log.info("%s: %s", variant.name, rows[-1])
-    atomic_write_text(out / "table.md", format_table(rows) + "\n")
+    atomic_write_text(out / "table.md", format_table(rows, caption) + "\n")
     atomic_write_text(out / "table.json", json.dumps(rows, indent=2) + "\n")
     return rows
 
 
-def format_table(rows: SequenceOf[dict[str, Any]]) -> str:
-    """Rows as a markdown table in the paper's column order."""
-    names = ["variant", *(c[0] for c in TABLE_COLUMNS)]
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+#: whether a higher value of a column is better (the ↑/↓ of the tables)
+HIGHER_IS_BETTER = {"MOTA": True, "MOTP": True, "IDF1": True, "MT": True, "ML": False,
+                    "FP": False, "FN": False, "IDS": False}  # fmt: skip
+
+
+def format_table(rows: SequenceOf[dict[str, Any]], caption: str | None = None) -> str:
+    """Rows as a markdown table in the paper's column order.
+
+    Each header carries ↑ (higher is better) or ↓; percentages have two decimals, counts none;
+    the best value of each column is in bold (every row that reaches it). ``caption`` (the
+    data, split, iterations and seed) goes below the table, after the units.
+    """
+    names = [c[0] for c in TABLE_COLUMNS]
+    percent = {c[0]: c[3] for c in TABLE_COLUMNS}
+    best = {}
+    for name in names:
+        values = [float(r[name]) for r in rows if r.get(name) is not None]
+        if values:
+            best[name] = max(values) if HIGHER_IS_BETTER[name] else min(values)
+    header = ["variant", *(f"{n} {'↑' if HIGHER_IS_BETTER[n] else '↓'}" for n in names)]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(names)]
     for row in rows:
-        lines.append("| " + " | ".join(str(row[n]) for n in names) + " |")
-    return "\n".join(lines)
+        cells = [str(row["variant"])]
+        for name in names:
+            value = row.get(name)
+            if value is None:
+                cells.append("–")
+                continue
+            text = f"{float(value):.2f}" if percent[name] else f"{int(value)}"
+            cells.append(f"**{text}**" if float(value) == best.get(name) else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    units = (
+        "MOTA, MOTP and IDF1 in percent; MT and ML count trajectories, FP and FN boxes, IDS "
+        "identity switches; ↑ higher is better, ↓ lower; best in bold (docs/metrics.md)."
+    )
+    return "\n".join([*lines, "", units, *([caption] if caption else [])])
