@@ -126,6 +126,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="mean number of false tracks per clip",
     )
     aug.add_argument("--swap", type=probability, default=_AUG.swap, help="swap a track's id")
+    aug.add_argument(
+        "--jitter",
+        type=float_at_least(0),
+        default=_AUG.jitter,
+        help="noise on every box of a starting history (std. as a share of the box's size)",
+    )
+    parser.add_argument(
+        "--refine-iou",
+        type=probability,
+        default=None,
+        help="in clips, average a track's box with a detection overlapping it by more than "
+        "this, as tracking does (default: keep the raw prediction)",
+    )
+    parser.add_argument(
+        "--scale-start",
+        type=positive_float,
+        default=None,
+        help="a softmax scale to start from, moved geometrically to --scale over the run "
+        "(default: --scale throughout)",
+    )
+    parser.add_argument(
+        "--diagnose-every",
+        type=int_at_least(1),
+        default=_TRAIN.diagnose_every,
+        help="steps between measurements of each loss term's gradient (log.csv's grad_*)",
+    )
     parser.add_argument(
         "--det-file",
         default=None,
@@ -266,7 +292,11 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
                 drop=args.drop,
                 false_tracks=args.false_tracks,
                 swap=args.swap,
+                jitter=args.jitter,
             ),
+            refine_iou=args.refine_iou,
+            scale_start=args.scale_start,
+            diagnose_every=args.diagnose_every,
             lr=args.lr,
             iterations=args.iterations if args.iterations is not None else _TRAIN.iterations,
             batch_size=args.batch_size,
