@@ -86,6 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument(
         "--seed", type=int_at_least(0), default=0, help="seed of thresholds and uniform matrices"
     )
+    data.add_argument("--no-progress", action="store_true", help="no progress bar")
     data.set_defaults(run=run_data)
 
     train = sub.add_parser(
@@ -285,7 +286,7 @@ def run_data(args: argparse.Namespace) -> int:
         uniform_per_size=args.uniform_per_size,
         seed=args.seed,
     )
-    manifest = build_dhn_data(args.mot_root, args.out, config)
+    manifest = build_dhn_data(args.mot_root, args.out, config, progress=not args.no_progress)
     print(json.dumps(manifest["files"], indent=2))
     print(f"wrote {args.out}/{{train,test,uniform}}.safetensors and manifest.json")
     return 0

@@ -188,6 +188,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
+    _DEFAULTS.update({dest: parser.get_default(dest) for dest in _SETTINGS})
+
+
+#: options that set a stored setting of the run (option's dest -> field of the config's
+#: to_dict(), dotted for nested ones); on --resume they must agree with the stored run
+_SETTINGS = {
+    "tracker": "tracker",
+    "loss": "loss",
+    "matcher": "matcher",
+    "sampling": "sampling",
+    "clip_length": "clip_length",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "lam": "deepmot.lam",
+    "gamma": "deepmot.gamma",
+    "delta": "deepmot.delta",
+    "scale": "deepmot.scale",
+    "gate": "deepmot.gate",
+    "no_dmota": "deepmot.use_dmota",
+    "perturb": "augment.perturb",
+    "drop": "augment.drop",
+    "false_tracks": "augment.false_tracks",
+    "swap": "augment.swap",
+    "jitter": "augment.jitter",
+    "refine_iou": "refine_iou",
+    "scale_start": "scale_start",
+    "diagnose_every": "diagnose_every",
+    "det_file": "det_file",
+    "no_detections": "model",
+    "seed": "seed",
+}
+_DEFAULTS: dict = {}
 
 
 def _matcher(text: str) -> str:
@@ -365,6 +397,7 @@ def _resumed_config(args: argparse.Namespace) -> TrackerTrainConfig:
         )
     except (ValueError, TypeError) as error:
         raise DeepMOTError(f"{previous.checkpoint_path}: not a tracker run ({error})") from None
+    _check_resumed_options(args, stored, previous.checkpoint_path)
     done = previous.start_iteration
     if done >= config.iterations:
         asked = "" if args.iterations is None else f" --iterations {args.iterations}"
@@ -374,6 +407,36 @@ def _resumed_config(args: argparse.Namespace) -> TrackerTrainConfig:
             f"N > {done} to train on)"
         )
     return config
+
+
+def _check_resumed_options(
+    args: argparse.Namespace, stored: TrackerTrainConfig, where: Path
+) -> None:
+    """A resumed run keeps its settings: an option given with --resume that would change one
+    is an error (rather than silently ignored)."""
+    given = [d for d in _SETTINGS if getattr(args, d) != _DEFAULTS.get(d)]
+    if not given:
+        return
+    new, old = _config(args).to_dict(), stored.to_dict()
+
+    def get(values: dict, path: str):
+        for key in path.split("."):
+            values = values[key]
+        return values
+
+    differ = []
+    for dest in given:
+        option = "--" + dest.replace("_", "-")
+        if get(new, _SETTINGS[dest]) != get(old, _SETTINGS[dest]):
+            value = getattr(args, dest)
+            shown = option if isinstance(value, bool) else f"{option} {value}"
+            differ.append(f"{shown} (stored: {get(old, _SETTINGS[dest])})")
+    if differ:
+        raise DeepMOTError(
+            f"--resume continues {where} with its stored settings; these options would change "
+            f"them: {'; '.join(differ)}. Only --iterations and --device may change (or start "
+            "a new run with another --out)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
