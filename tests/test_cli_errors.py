@@ -7,6 +7,7 @@ more found by trying the commands as a new user would.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,13 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     run = root / "run"
     train = ["train", str(data), "--out", str(run), "--matcher", "sinkhorn", "--iterations", "2"]
     assert main([*train, "--batch-size", "2", "--det-file", "det.txt", "--no-progress"]) == 0
+    bad = root / "badgt"  # a gt file with a short row on line 5
+    shutil.copytree(data / "SYNTH-01", bad / "SYNTH-01")
+    lines = (bad / "SYNTH-01" / "gt" / "gt.txt").read_text().splitlines(keepends=True)
+    lines[4] = "1,2,3\n"
+    (bad / "SYNTH-01" / "gt" / "gt.txt").write_text("".join(lines))
+    nogt = root / "nogt"  # detections but no ground truth
+    shutil.copytree(data / "SYNTH-01", nogt / "SYNTH-01", ignore=shutil.ignore_patterns("gt"))
     dhn_run = root / "dhn_run"
     dhn = ["dhn", "train", str(dd), "--out", str(dhn_run), "--hidden", "4", "--fc", "4"]
     assert main([*dhn, "--max-iters", "2", "--no-progress", "--threads", "1"]) == 0
@@ -129,6 +137,14 @@ MISTAKES = [
     ("dhn train {dd} --out {dhn_run} --resume --max-iters 2", ["nothing left to do"]),
     ("dhn train {dd} --out {root}/new --resume", ["nothing to resume"]),
     ("synth {data} --sequences 1", ["already exist", "--overwrite"]),
+    # beyond the issue: malformed files, folders without what a command needs, system paths
+    ("train {root}/badgt --out {root}/r --det-file det.txt", ["gt/gt.txt:5", "columns"]),
+    ("track {root}/badgt --out {root}/r --tracker kalman", ["gt/gt.txt:5"]),
+    ("train {root}/nogt --out {root}/r --det-file det.txt", ["no sequence with ground truth"]),
+    ("demo --data {root}/nogt", ["--data", "no sequence with ground truth"]),
+    ("track {data} --out /proc/deepmot-results --tracker kalman", ["/proc/deepmot-results"]),
+    ("train {data}", ["required: --out"]),
+    ("track {data} --out {root}/r --split foo", ["argument --split", "invalid choice"]),
 ]
 
 

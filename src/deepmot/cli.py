@@ -63,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         # every user mistake: one line naming the argument or file and what to do, no traceback
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a path the system refuses: unwritable, missing parent, disk full
+        where = f"{error.filename}: " if error.filename else ""
+        print(
+            f"{prog}: error: {where}{error.strerror or error} (check the path and its permissions)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt as error:
         detail = f": {error}" if str(error) else ""
         print(f"{prog}: interrupted{detail}", file=sys.stderr)

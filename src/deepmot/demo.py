@@ -65,7 +65,10 @@ def run_demo(
         if not train:
             from deepmot.errors import DeepMOTError
 
-            raise DeepMOTError(f"{data}: no sequence with ground truth and detections")
+            raise DeepMOTError(
+                f"--data {data}: no sequence with ground truth (gt/gt.txt) and detections "
+                "(det/det.txt or det/deepmot_clean_FRCNN.txt)"
+            )
     val = validation_clips(train) if split == "val" else train
     base = TrackerTrainConfig(iterations=iterations, matcher=matcher, det_file=det_file, seed=seed)
     variants = [
