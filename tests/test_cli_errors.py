@@ -174,17 +174,22 @@ def test_device_not_present_is_an_error(
     assert_clean_error(*run_cli(dhn.split(), capsys), needles[0])
 
 
+def _in_a_process(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "deepmot", *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("error:") == 1, done.stderr
+
+
 def test_a_mistake_in_a_real_process_prints_no_traceback(folders: dict[str, Path]) -> None:
-    for args in (
-        ["track", str(folders["root"] / "nosuch"), "--out", "r"],
-        ["dhn", "eval", "nope_gru", str(folders["dd"])],
-        ["train", str(folders["data"]), "--out", str(folders["run"]), "--resume"],
-    ):
-        done = subprocess.run(
-            [sys.executable, "-m", "deepmot", *args], capture_output=True, text=True, timeout=120
-        )
-        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-        assert done.stderr.count("error:") == 1, done.stderr
+    _in_a_process(["track", str(folders["root"] / "nosuch"), "--out", "r"])  # the parser's
+
+
+@pytest.mark.slow
+def test_mistakes_found_at_run_time_in_a_real_process(folders: dict[str, Path]) -> None:
+    _in_a_process(["dhn", "eval", "nope_gru", str(folders["dd"])])
+    _in_a_process(["train", str(folders["data"]), "--out", str(folders["run"]), "--resume"])
 
 
 def test_fallbacks_warn(
