@@ -136,6 +136,8 @@ MISTAKES = [
     ("dhn train {dd} --out {dhn_run}", ["--out", "holds a training run", "--overwrite"]),
     ("dhn train {dd} --out {dhn_run} --resume --max-iters 2", ["nothing left to do"]),
     ("dhn train {dd} --out {root}/new --resume", ["nothing to resume"]),
+    ("dhn train {dd} --out {dhn_run} --resume --lr 0.1", ["--lr 0.1 (stored: 0.0003)"]),
+    ("dhn train {dd} --out {dhn_run} --resume --hidden 8", ["--hidden 8 (stored: 4)"]),
     ("synth {data} --sequences 1", ["already exist", "--overwrite"]),
     # beyond the issue: malformed files, folders without what a command needs, system paths
     ("train {root}/badgt --out {root}/r --det-file det.txt", ["gt/gt.txt:5", "columns"]),

@@ -111,6 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train)
+    _TRAIN_DEFAULTS.update({dest: train.get_default(dest) for dest in _SETTINGS})
 
     ev = sub.add_parser(
         "eval",
@@ -160,6 +161,62 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _train_options(ab)
     ab.add_argument("--no-progress", action="store_true", help="no progress bars")
     ab.set_defaults(run=run_ablation)
+
+
+#: options of 'dhn train' that set a stored setting (dest -> field of DHNTrainConfig.to_dict(),
+#: dotted for the model's); on --resume they must agree with the stored run
+_SETTINGS = {
+    "arch": "name",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "gamma": "gamma",
+    "weighting": "weighting",
+    "subset": "subset",
+    "checkpoint_every": "checkpoint_every",
+    "seed": "seed",
+    "paper_size": "dhn",
+    "hidden": "dhn.hidden",
+    "layers": "dhn.num_layers",
+    "fc": "dhn.fc",
+    "flatten": "dhn.flatten",
+    "extra_channels": "dhn.extra_channels",
+    "rounds": "dhn.rounds",
+}
+_TRAIN_DEFAULTS: dict = {}
+
+
+def _check_resumed_options(args: argparse.Namespace, stored, where: Path) -> None:
+    """Options given with --resume that would change the stored settings are an error."""
+    from deepmot.assign.dhn import create_dhn
+
+    given = [d for d in _SETTINGS if getattr(args, d) != _TRAIN_DEFAULTS.get(d)]
+    if not given:
+        return
+    try:
+        new = _train_config(args, args.arch, create_dhn(args.arch, **_overrides(args)).config)
+    except ValueError as error:
+        raise DeepMOTError(f"model options: {error}") from None
+    new_values, old_values = new.to_dict(), stored.to_dict()
+
+    def get(values: dict, path: str):
+        for key in path.split("."):
+            values = values[key]
+        return list(values) if isinstance(values, tuple) else values
+
+    differ = []
+    for dest in given:
+        option, path = "--" + dest.replace("_", "-"), _SETTINGS[dest]
+        if get(new_values, path) != get(old_values, path):
+            value = getattr(args, dest)
+            shown = option if isinstance(value, bool) else f"{option} {value}"
+            differ.append(f"{shown} (stored: {get(old_values, path)})")
+    if differ:
+        raise DeepMOTError(
+            f"--resume continues {where} with its stored settings; these options would change "
+            f"them: {'; '.join(differ)}. Only --max-iters, --max-minutes and --device may change "
+            "(or start a new run with another --out)"
+        )
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -351,6 +408,7 @@ def run_train(args: argparse.Namespace) -> int:
                 "resume (drop --resume to start a run)"
             )
         stored = load_train_config(args.out)
+        _check_resumed_options(args, stored, args.out)
         config = replace(
             stored, max_iters=args.max_iters, max_minutes=args.max_minutes, device=args.device
         )
