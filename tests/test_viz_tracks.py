@@ -94,3 +94,21 @@ def test_track_command_renders_videos(tmp_path: Path) -> None:
     assert main([*track, "--video", str(tmp_path / "v"), "--no-progress"]) == 0
     capture = cv2.VideoCapture(str(tmp_path / "v" / "SYNTH-01.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+
+
+def test_plots_are_written_with_titles(tmp_path: Path) -> None:
+    from deepmot.viz.dhn import plot_size_study, plot_training_log
+    from deepmot.viz.training import plot_training_curves
+
+    log = tmp_path / "log.csv"
+    rows = [f"{i},{1 / i},{-0.4 + i / 100},0.8" for i in range(1, 31)]
+    log.write_text("iteration,loss,true_mota,true_motp\n" + "\n".join(rows) + "\n")
+    dhn_log = tmp_path / "dhn_log.csv"
+    dhn_log.write_text("iteration,loss,wa\n" + "\n".join(f"{i},{1 / i},0.9" for i in range(1, 9)))
+    curves = {"DHN": {2: {"row": 95.0, "col": 94.0}, 10: {"row": 90.0, "col": 91.0}}}
+    for path in (
+        plot_training_curves({"run": log}, tmp_path / "a.png", title="motion on synthetic"),
+        plot_training_log(dhn_log, tmp_path / "b.png", smooth=2),
+        plot_size_study(curves, tmp_path / "c.png"),
+    ):
+        assert cv2.imread(str(path)) is not None

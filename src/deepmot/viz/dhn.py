@@ -13,51 +13,66 @@ from deepmot.viz.figures import pyplot, save_figure
 __all__ = ["plot_size_study", "plot_training_log"]
 
 
-def plot_size_study(curves: dict[str, dict[int, dict[str, float]]], path: str | Path) -> Path:
+def plot_size_study(
+    curves: dict[str, dict[int, dict[str, float]]], path: str | Path, title: str = ""
+) -> Path:
     """WA (%) against square matrix size, one line per method and discretisation.
 
     Args:
         curves: ``{method: {size: {"row": WA, "col": WA}}}``.
         path: PNG to write.
+        title: what was measured (by default: the methods on random square matrices).
     """
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), sharey=True)
     for ax, mode, label in zip(
         axes, ("row", "col"), ("row-wise maximum", "column-wise maximum"), strict=True
     ):
         for method, per_size in curves.items():
             sizes = sorted(per_size)
             ax.plot(sizes, [per_size[s][mode] for s in sizes], marker=".", label=method)
-        ax.set_title(f"WA vs size ({label})")
-        ax.set_xlabel("matrix size N = M (uniform random D)")
+        ax.set_title(f"WA ↑ against size, {label}")
+        ax.set_xlabel("matrix size N = M (D uniform random in [0, 1])")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("WA %")
+    axes[0].set_ylabel("weighted accuracy WA (%)")
     axes[0].legend()
-    save_figure(fig, path)
-    plt.close(fig)
-    return Path(path)
+    fig.suptitle(
+        title
+        or f"{' vs '.join(curves)}: weighted accuracy against the Hungarian solution "
+        "(paper Fig. 8; not smoothed)",
+        fontsize=10,
+    )
+    return save_figure(fig, path)
 
 
-def plot_training_log(log_csv: str | Path, path: str | Path, smooth: int = 50) -> Path:
-    """Loss and batch WA against iteration from a run's ``log.csv``."""
+def plot_training_log(
+    log_csv: str | Path, path: str | Path, smooth: int = 50, title: str = ""
+) -> Path:
+    """Loss and batch WA (in percent) against the step from a DHN run's ``log.csv``, as a
+    moving average over ``smooth`` steps (stated in the title)."""
     plt = pyplot()
     with Path(log_csv).open(newline="") as f:
         rows = list(csv.DictReader(f))
     its = [int(r["iteration"]) for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    labels = {
+        "loss": ("weighted focal loss ↓ (log scale)", 1.0),
+        "wa": ("WA of the training batch ↑ (%)", 100.0),
+    }
     for ax, key in zip(axes, ("loss", "wa"), strict=True):
-        values = [float(r[key]) for r in rows]
+        label, factor = labels[key]
+        values = [factor * float(r[key]) for r in rows]
         k = max(1, min(smooth, len(values)))
         smoothed = [
             sum(values[max(0, i - k + 1) : i + 1]) / len(values[max(0, i - k + 1) : i + 1])
             for i in range(len(values))
         ]
         ax.plot(its, smoothed)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(key)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         if key == "loss":
             ax.set_yscale("log")
-    save_figure(fig, path)
-    plt.close(fig)
-    return Path(path)
+    smoothing = f"moving average over {smooth} steps" if smooth > 1 else "not smoothed"
+    fig.suptitle(f"{title or f'DHN training ({log_csv})'}; {smoothing}", fontsize=10)
+    return save_figure(fig, path)
