@@ -196,7 +196,7 @@ def test_demo_command_runs_end_to_end(tmp_path: Path, capsys) -> None:
         == 0
     )
     printed = capsys.readouterr().out
-    assert "| Vanilla |" in printed and "| DeepMOT |" in printed
+    assert "| Vanilla |" in printed and "| Kalman |" in printed and "| DeepMOT |" in printed
     for name in ("table.md", "table.json", "training_curves.png", "tracks.png"):
         assert (out / name).is_file(), name
 

@@ -2,8 +2,8 @@
 
 Trains the learned motion tracker with the DeepMOT loss (through the shipped DHN) and with
 Smooth-L1 on synthetic sequences (or on a MOTChallenge folder), compares both with the untrained
-tracker (Vanilla) on held-out frames, prints the table and writes plots: training curves and a
-frame with the DeepMOT-trained tracker's tracks drawn.
+tracker (Vanilla) and the Kalman-filter baseline on held-out frames, prints the table and
+writes plots: training curves and a frame with the DeepMOT-trained tracker's tracks drawn.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def run_demo(
     base = TrackerTrainConfig(iterations=iterations, matcher=matcher, det_file=det_file, seed=seed)
     variants = [
         Variant("Vanilla", None),
+        Variant("Kalman", None, "kalman"),
         Variant("Smooth L1", replace(base, loss="smoothl1")),
         Variant("DeepMOT", base),
     ]
