@@ -131,7 +131,7 @@ MISTAKES = [
     ("train {data} --out {run} --resume", ["--resume", "nothing left to do", "--iterations"]),
     ("train {data} --out {run} --resume --iterations 1", ["nothing left to do"]),
     ("train {data} --out {run} --resume --overwrite", ["--resume and --overwrite"]),
-    ("train {data} --out {run} --resume --lr 0.01", ["--lr 0.01 (stored: 0.0001)", "--out"]),
+    ("train {data} --out {run} --resume --lr 0.01", ["--lr 0.01 (stored: 0.001)", "--out"]),
     ("train {data} --out {run} --resume --no-dmota", ["--no-dmota (stored: True)"]),
     ("dhn train {dd} --out {dhn_run}", ["--out", "holds a training run", "--overwrite"]),
     ("dhn train {dd} --out {dhn_run} --resume --max-iters 2", ["nothing left to do"]),

@@ -18,7 +18,7 @@ from deepmot.train.clips import ClipSampler, clear_matches
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 from deepmot.train.tracker import run_clips
 
-NO_AUG = AugmentationConfig(perturb=0.0)
+NO_AUG = AugmentationConfig(perturb=0.0, jitter=0.0)
 
 
 def walkers(frames: int = 8, speed: float = 10.0) -> Sequence:
@@ -97,7 +97,7 @@ def test_a_perfect_tracker_keeps_ids_and_memory_through_the_clip():
 
 def test_swapped_ids_are_switches_at_the_next_frame_only():
     seq = walkers()
-    sampler = ClipSampler([seq], 4, 2, 1.0, AugmentationConfig(perturb=0.0, swap=1.0))
+    sampler = ClipSampler([seq], 4, 2, 1.0, AugmentationConfig(perturb=0.0, jitter=0.0, swap=1.0))
     start = sampler._start(0, 2, np.random.default_rng(0))
     assert start.track_ids.tolist() == [2, 1] and start.memory == {1: 1, 2: 2}
     result = run([start], MotionPredictor(ConstantVelocityModel()))
@@ -146,7 +146,7 @@ def test_smooth_l1_regresses_each_track_to_the_object_it_follows():
 
 def test_perturbation_moves_only_the_last_box_within_its_bounds():
     seq = walkers()
-    aug = AugmentationConfig(perturb=1.0)
+    aug = AugmentationConfig(perturb=1.0, jitter=0.0)
     start = ClipSampler([seq], 2, 3, 1.0, aug)._start(0, 4, np.random.default_rng(3))
     plain = ClipSampler([seq], 2, 3, 1.0, NO_AUG)._start(0, 4, np.random.default_rng(3))
     for moved, exact in zip(start.histories, plain.histories, strict=True):
@@ -164,15 +164,17 @@ def test_drop_and_false_tracks():
     scene = generate_scene(SceneConfig(frames=40, people=10, seed=2))
     seq = scene.to_sequence()
     rng = np.random.default_rng(0)
-    none = ClipSampler([seq], 2, 2, 1.0, AugmentationConfig(perturb=0.0, drop=1.0))
+    none = ClipSampler([seq], 2, 2, 1.0, AugmentationConfig(perturb=0.0, jitter=0.0, drop=1.0))
     assert all(len(s.histories) == 0 for s in none.sample(rng, 20))
-    half = ClipSampler([seq], 2, 2, 1.0, AugmentationConfig(perturb=0.0, drop=0.5))
+    half = ClipSampler([seq], 2, 2, 1.0, AugmentationConfig(perturb=0.0, jitter=0.0, drop=0.5))
     kept = total = 0
     for s in half.sample(rng, 100):
         kept += len(s.histories)
         total += len(seq.gt_at(s.start).active_pedestrians().ids)
     assert 0.4 < kept / total < 0.6
-    fake = ClipSampler([seq], 2, 2, 1.0, AugmentationConfig(perturb=0.0, false_tracks=3.0))
+    fake = ClipSampler(
+        [seq], 2, 2, 1.0, AugmentationConfig(perturb=0.0, jitter=0.0, false_tracks=3.0)
+    )
     counts = []
     for s in fake.sample(rng, 200):
         false = s.targets < 0
@@ -188,7 +190,7 @@ def test_drop_and_false_tracks():
 def test_swap_exchanges_ids_in_pairs():
     scene = generate_scene(SceneConfig(frames=40, people=10, seed=2))
     sampler = ClipSampler(
-        [scene.to_sequence()], 2, 2, 1.0, AugmentationConfig(perturb=0.0, swap=1.0)
+        [scene.to_sequence()], 2, 2, 1.0, AugmentationConfig(perturb=0.0, jitter=0.0, swap=1.0)
     )
     for s in sampler.sample(np.random.default_rng(1), 20):
         original = np.arange(1, len(s.track_ids) + 1)
@@ -211,3 +213,16 @@ def test_augmentation_config_checks():
     assert TrackerTrainConfig(matcher="dhn:w.safetensors").matcher_path.name == "w.safetensors"
     config = TrackerTrainConfig(sampling="clips", augment=AugmentationConfig(swap=0.3))
     assert TrackerTrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_jitter_moves_every_box_of_the_history_a_little():
+    seq = walkers()
+    aug = AugmentationConfig(perturb=0.0, jitter=0.05)
+    moved = ClipSampler([seq], 2, 3, 1.0, aug)._start(0, 4, np.random.default_rng(3))
+    exact = ClipSampler([seq], 2, 3, 1.0, NO_AUG)._start(0, 4, np.random.default_rng(3))
+    for a, b in zip(moved.histories, exact.histories, strict=True):
+        size = np.tile(b[:, 2:] - b[:, :2], 2)
+        assert (a != b).all(axis=1).all()  # every box moved
+        assert np.all(np.abs(a - b) < 5 * 0.05 * size)  # by a few standard deviations at most
+    with pytest.raises(ValueError, match="jitter"):
+        AugmentationConfig(jitter=-0.1)

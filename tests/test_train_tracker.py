@@ -61,7 +61,7 @@ def test_deepmot_training_reduces_the_loss(tmp_path: Path, sequences) -> None:
         batch_size=8,
         lr=1e-3,
         det_file="det.txt",
-        augment=AugmentationConfig(perturb=0.0),
+        augment=AugmentationConfig(perturb=0.0, jitter=0.0),
     )
     torch.manual_seed(config.seed)
     before = _held_out_loss(LearnedMotionModel(), sequences, config)
