@@ -184,3 +184,21 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert main(["dhn", "eval", str(out / "dhn_seq_gru.safetensors"), str(data)]) == 0
     text = capsys.readouterr().out
     assert "1 - D rule" in text and "exact" in text and "column-wise max" in text
+
+
+def test_size_study_writes_wa_per_size_for_the_dhn_and_the_rule(tmp_path) -> None:
+    import csv as csv_module
+
+    from deepmot.assign.dhn import create_dhn
+    from deepmot.data.dhn_dataset import DHNDataset, uniform_matrices
+    from deepmot.train.dhn_eval import size_study
+
+    ds, targets = uniform_matrices([3, 6], per_size=4, seed=0)
+    dataset = DHNDataset.from_matrices(ds, targets)
+    png = size_study({"DHN": create_dhn("seq_gru", pretrained=True)}, dataset, tmp_path)
+    assert png.is_file() and png.stat().st_size > 0
+    rows = list(csv_module.DictReader((tmp_path / "size_study.csv").open()))
+    assert {(r["method"], int(r["size"])) for r in rows} == {
+        ("DHN", 3), ("DHN", 6), ("1 - D rule", 3), ("1 - D rule", 6),
+    }  # fmt: skip
+    assert all(int(r["matrices"]) == 4 and 0 <= float(r["WA_row"]) <= 100 for r in rows)

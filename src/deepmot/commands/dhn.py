@@ -143,6 +143,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or mps")
     ev.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(run=run_eval)
 
     ab = sub.add_parser(
@@ -501,10 +502,12 @@ def run_eval(args: argparse.Namespace) -> int:
         uniform = load_split(args.data, "uniform")
         log.info(
             "size study: WA of the DHN and of the 1 - D rule on %d random square matrices "
-            "(minutes on a CPU; no progress is shown)",
+            "(minutes on a CPU)",
             len(uniform),
         )
-        png = size_study({"DHN": model}, uniform, args.out, args.device)
+        png = size_study(
+            {"DHN": model}, uniform, args.out, args.device, progress=not args.no_progress
+        )
         print(f"size study: {png} and {png.with_suffix('.csv')}")
     return 0
 

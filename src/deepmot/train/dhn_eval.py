@@ -22,7 +22,7 @@ from deepmot.assign.dhn import DHN, DHNConfig, build_dhn, create_dhn, load_dhn
 from deepmot.assign.dhn_metrics import MODES, evaluate, one_minus_d, summarize
 from deepmot.data.dhn_dataset import DHNDataset, collate, size_grouped_batches
 from deepmot.errors import DeepMOTError
-from deepmot.io.atomic import atomic_path
+from deepmot.io.atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "batches_of",
@@ -148,9 +148,13 @@ def size_study(
     out_dir: str | Path,
     device: str = "cpu",
     include_baseline: bool = True,
+    progress: bool = True,
 ) -> Path:
     """WA per square matrix size (Fig. 8) for each model (and the 1 − D rule); writes
-    ``size_study.csv`` and ``size_study.png`` in ``out_dir``. Returns the PNG path."""
+    ``size_study.csv`` and ``size_study.png`` in ``out_dir``, with a progress bar over the
+    matrices of each method. Returns the PNG path."""
+    from tqdm import tqdm
+
     from deepmot.viz.dhn import plot_size_study
 
     out_dir = Path(out_dir)
@@ -163,7 +167,15 @@ def size_study(
     rows: list[dict[str, Any]] = []
     curves: dict[str, dict[int, dict[str, float]]] = {}
     for name, predict in predictors.items():
-        counts = evaluate(predict, batches_of(dataset, 10, 400_000), group=lambda n, m: n)
+        bar = tqdm(total=len(dataset), desc=f"size study: {name}", disable=not progress)
+
+        def counted(batches: Iterator, bar: Any = bar) -> Iterator:
+            for batch in batches:
+                bar.update(len(batch[0]))
+                yield batch
+
+        counts = evaluate(predict, counted(batches_of(dataset, 10, 400_000)), group=lambda n, m: n)
+        bar.close()
         curves[name] = {}
         for size in sorted(counts):
             s = summarize(counts[size])
@@ -242,15 +254,16 @@ def run_ablation(
         )
     rows.sort(key=lambda r: MODES.index(r["discretisation"]))
     fields = list(rows[0])
-    with (out_dir / "ablation.csv").open("w", newline="") as f:
+    with atomic_path(out_dir / "ablation.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     md = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
     md += ["| " + " | ".join(str(r[k]) for k in fields) + " |" for r in rows]
     table = "\n".join(md)
-    (out_dir / "ablation.md").write_text(
-        f"Ablation on {len(test)} test matrices; settings {json.dumps(overrides)}\n\n{table}\n"
+    atomic_write_text(
+        out_dir / "ablation.md",
+        f"Ablation on {len(test)} test matrices; settings {json.dumps(overrides)}\n\n{table}\n",
     )
     return rows, table
 
