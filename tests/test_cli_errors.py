@@ -104,6 +104,10 @@ MISTAKES = [
     ("dhn eval seq_gru {dd} --size-study", ["--size-study", "--out"]),
     ("dhn eval seq_gru {dd} --threads 0", ["argument --threads"]),
     ("track {data} --out {root}/r --tracker nope", ["--tracker nope", "constant_velocity"]),
+    # eval's output files: a folder where a file is meant (issue 18: IsADirectoryError)
+    ("eval {data} {root} --out {root}", ["argument --out", "is a folder"]),
+    ("eval {data} {root} --csv {root}", ["argument --csv", "is a folder"]),
+    ("eval {data} {root} --events {root}", ["argument --events", "is a folder"]),
     ("train {data} --out {root}/r --tracker nope", ["--tracker nope", "motion"]),
     ("train {data} --out {root}/r --tracker kalman", ["--tracker kalman", "trainable: motion"]),
     (f"track {{data}} --out {{root}}/r --weights {DHN_WEIGHTS}", ["--weights", "not weights of"]),

@@ -27,6 +27,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from deepmot.commands._args import output_file
+
 log = logging.getLogger(__name__)
 
 METRIC_CHOICES = ("hota", "clear", "identity")
@@ -129,16 +131,16 @@ def add_parser(subparsers: Any) -> None:
         "the numbers do not depend on it",
     )
     parser.add_argument(
-        "--out", type=Path, help="write every field per sequence and COMBINED as JSON"
+        "--out", type=output_file, help="write every field per sequence and COMBINED as JSON"
     )
     parser.add_argument(
         "--csv",
-        type=Path,
+        type=output_file,
         help="write every field per sequence and COMBINED as CSV (one tracker and class)",
     )
     parser.add_argument(
         "--events",
-        type=Path,
+        type=output_file,
         help="write per-frame FP, FN and IDSW events with ids as CSV "
         "(sequence,frame,type,gt_id,tracker_id,prev_tracker_id,iou; one tracker and class)",
     )
