@@ -66,3 +66,22 @@ def test_temperature_schedule_goes_geometrically_from_soft_to_sharp():
     assert TrackerTrainConfig(iterations=5).scale_at(3) == 100.0
     with pytest.raises(ValueError, match="scale_start"):
         TrackerTrainConfig(scale_start=0.0)
+
+
+def test_train_writes_the_diagnostics_plot(tmp_path):
+    from deepmot.cli import main
+
+    root = tmp_path / "data"
+    synth = ["synth", str(root), "--sequences", "1", "--frames", "30", "--people", "5"]
+    assert main([*synth, "--no-images", "--no-progress", "--no-preview"]) == 0
+    run = tmp_path / "run"
+    args = ["train", str(root), "--out", str(run), "--matcher", "sinkhorn", "--iterations", "3"]
+    args += ["--batch-size", "2", "--det-file", "det.txt", "--diagnose-every", "1"]
+    assert main([*args, "--no-progress"]) == 0
+    for name in ("training_curves.png", "diagnostics.png"):
+        assert (run / name).stat().st_size > 1000, name
+    import csv
+
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert all(float(r["grad_dmotp"]) > 0 for r in rows)  # measured every step here
+    assert all(0 <= float(r["active_share"]) <= 1 for r in rows)

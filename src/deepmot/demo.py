@@ -17,7 +17,7 @@ from deepmot.data.sequence import Sequence
 from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
 from deepmot.train.compare import Variant, compare_variants, format_table, validation_clips
 from deepmot.train.config import TrackerTrainConfig
-from deepmot.viz.training import plot_training_curves
+from deepmot.viz.training import plot_diagnostics, plot_training_curves
 
 __all__ = ["run_demo"]
 
@@ -98,9 +98,17 @@ def run_demo(
         out / "training_curves.png",
         title=f"motion tracker trained on {data_text}, first 50% of each sequence",
     )
+    plot_diagnostics(
+        out / "deepmot" / "log.csv",
+        out / "diagnostics.png",
+        title=f"DeepMOT loss diagnostics: motion tracker on {data_text}",
+    )
     _draw_tracks(out, val[0], f"motion tracker (DeepMOT loss), {data_text}, {split_text[:9]}")
     print(format_table(rows, caption))
-    print(f"wrote {out / 'table.md'}, {out / 'training_curves.png'} and {out / 'tracks.png'}")
+    print(
+        f"wrote {out / 'table.md'}, {out / 'training_curves.png'}, {out / 'diagnostics.png'} "
+        f"and {out / 'tracks.png'}"
+    )
     return rows
 
 

@@ -478,4 +478,17 @@ def run(args: argparse.Namespace) -> int:
     )
     if summary["last"]:
         log.info("last step: %s", ", ".join(f"{k}={v:.4g}" for k, v in summary["last"].items()))
+    from deepmot.viz.training import plot_diagnostics, plot_training_curves
+
+    loss_name = "the DeepMOT loss" if config.loss == "deepmot" else "Smooth-L1"
+    written = [
+        plot_training_curves(
+            {config.tracker: args.out / "log.csv"},
+            args.out / "training_curves.png",
+            title=f"{config.tracker} trained with {loss_name} on {args.mot_root}",
+        )
+    ]
+    if config.loss == "deepmot":
+        written.append(plot_diagnostics(args.out / "log.csv", args.out / "diagnostics.png"))
+    log.info("plots: %s", ", ".join(str(p) for p in written))
     return 0

@@ -10,7 +10,7 @@ import numpy as np
 
 from deepmot.viz.figures import pyplot, save_figure
 
-__all__ = ["plot_training_curves"]
+__all__ = ["plot_diagnostics", "plot_training_curves"]
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -66,4 +66,47 @@ def plot_training_curves(
         ax.legend()
     smoothing = f"moving average over {smooth} steps" if smooth > 1 else "not smoothed"
     fig.suptitle(f"{title}{'; ' if title else ''}{smoothing}", fontsize=10)
+    return save_figure(fig, path)
+
+
+GRADIENT_COLUMNS = ("grad_fp", "grad_fn", "grad_ids", "grad_dmotp", "grad_gate")
+
+
+def plot_diagnostics(log: str | Path, path: str | Path, title: str = "") -> Path:
+    """What reaches the tracker from each part of the DeepMOT loss, from a run's ``log.csv``.
+
+    Left: the gradient norm each term sends to the predicted boxes (FP~, FN~, IDS~, dMOTP, the
+    soft gate; log scale; the steps where it was measured). Right: the share of softmax entries
+    in their active band, in percent (near 0: saturated, FP~/FN~/IDS~ pass almost nothing).
+    See :mod:`deepmot.train.diagnostics`. Returns ``path`` (written atomically).
+    """
+    plt = pyplot()
+    with Path(log).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    fig, (ax_grad, ax_active) = plt.subplots(1, 2, figsize=(11, 4.4))
+    steps = np.array([int(r["iteration"]) for r in rows])
+    for column in GRADIENT_COLUMNS:
+        values = np.array([float(r.get(column) or "nan") for r in rows])
+        measured = np.isfinite(values)
+        if measured.any():
+            floor = np.maximum(values[measured], 1e-20)  # a zero gradient shows at the floor
+            ax_grad.plot(steps[measured], floor, marker=".", label=column.removeprefix("grad_"))
+    ax_grad.set_yscale("log")
+    ax_grad.set(
+        xlabel="training step",
+        ylabel="gradient norm on the predicted boxes",
+        title="gradient from each loss term",
+    )
+    active = 100 * np.array([float(r.get("active_share") or "nan") for r in rows])
+    ax_active.plot(steps, active, color="tab:purple")
+    ax_active.set(
+        xlabel="training step",
+        ylabel="softmax entries in the active band (%)",
+        title="not saturated (0.01 < p < 0.99) ↑",
+    )
+    for ax in (ax_grad, ax_active):
+        ax.grid(alpha=0.3)
+    if ax_grad.lines:
+        ax_grad.legend()
+    fig.suptitle(title or "DeepMOT loss diagnostics", fontsize=10)
     return save_figure(fig, path)
