@@ -16,9 +16,13 @@ back-propagated through the whole clip (truncated at its start) into the tracker
 module only; Adam, learning rate 1e-4 (A.2). A step whose loss has no gradient (no track in
 any frame) is skipped, as the authors' code does.
 
-Besides the loss, every step logs the soft terms (FP~, FN~, IDS~, dMOTA, dMOTP) and the true
-MOTA and MOTP of the same clips from the evaluator's matching, so that one can see the proxy
-and the real measure move together. The run folder (:class:`~deepmot.train.run.TrainingRun`)
+Besides the loss, every step logs the soft terms (FP~, FN~, IDS~, dMOTA, dMOTP), the share of
+softmax entries that are not saturated, the softmax scale (``scale_start`` moves it from soft to
+sharp over the run), every ``diagnose_every`` steps the gradient each term sends to the boxes
+(:mod:`deepmot.train.diagnostics`), and the true MOTA and MOTP of the same clips from the
+evaluator's matching, so that one can see the proxy and the real measure move together. With
+``refine_iou`` the rollout refines each kept box with its detection, as the track management
+does at test time. The run folder (:class:`~deepmot.train.run.TrainingRun`)
 holds ``config.json``, ``checkpoint.pt``, ``log.csv`` and the trained weights; every step draws
 its samples from a generator seeded by (seed, step), so a resumed run continues exactly as an
 uninterrupted one.
