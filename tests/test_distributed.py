@@ -227,14 +227,26 @@ def test_two_processes_take_the_single_process_steps(tmp_path: Path) -> None:
         "runs": [
             {"kind": "dhn", "data": str(data), "out": str(tmp_path / "dhn2"), "resume": False},
             {"kind": "motion", "out": str(tmp_path / "motion2"), "resume": False},
+            # most tracks dropped: steps where one process, or both, have none
+            {
+                "kind": "motion",
+                "out": str(tmp_path / "sparse2"),
+                "resume": False,
+                "settings": {
+                    "sampling": "pairs",
+                    "batch_size": 2,
+                    "iterations": 6,
+                    "augment": AugmentationConfig(perturb=0.0, drop=0.9),
+                },
+            },
         ]
     }
     ranks = _launch(job, tmp_path / "results")
     single_job = {
-        "runs": [{**r, "out": r["out"].replace("2", "1")} for r in job["runs"]],
+        "runs": [{**r, "out": r["out"][:-1] + "1"} for r in job["runs"]],  # name2 -> name1
     }
     single = _single(single_job, tmp_path / "results")
-    for name in ("dhn", "motion"):
+    for name in ("dhn", "motion", "sparse"):
         two = [rank["models"][str(tmp_path / f"{name}2")] for rank in ranks]
         _assert_same(two[0], two[1])  # DDP keeps the processes identical, bit for bit
         _assert_same(two[0], single["models"][str(tmp_path / f"{name}1")], atol=1e-5)

@@ -452,7 +452,10 @@ def run_train(args: argparse.Namespace) -> int:
         backend=args.dist_backend,
         amp=args.amp,
     )
-    print(json.dumps(summary, indent=2))
+    from deepmot.train.run import is_main_process
+
+    if is_main_process():  # under torchrun, one summary
+        print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -227,8 +227,9 @@ def distributed_options(parser: argparse.ArgumentParser) -> None:
     """``--amp`` and ``--dist-backend``: how the run computes, not what it learns, so neither
     is stored in the run's settings (a resumed run may change them)."""
     g = parser.add_argument_group(
-        "performance (under 'torchrun --nproc-per-node N -m deepmot ...', --batch-size is the "
-        "global batch, shared by the N processes)"
+        "performance",
+        "Under 'torchrun --nproc-per-node N -m deepmot ...' N processes train together (DDP); "
+        "--batch-size is the global batch, shared by them.",
     )
     g.add_argument(
         "--amp",
@@ -517,6 +518,10 @@ def run(args: argparse.Namespace) -> int:
         backend=args.dist_backend,
         amp=args.amp,
     )
+    from deepmot.train.run import is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 reports
+        return 0
     log.info(
         "trained %d iterations on %d sequences; weights: %s",
         summary["iterations"],
