@@ -21,6 +21,7 @@ from deepmot.commands._args import (
     positive_float,
     probability,
 )
+from deepmot.commands.train import check_distributed, distributed_options
 from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distributed_options(train)
     train.set_defaults(run=run_train)
     _TRAIN_DEFAULTS.update({dest: train.get_default(dest) for dest in _SETTINGS})
 
@@ -374,6 +376,10 @@ def _check_dhn_run(args: argparse.Namespace, name: str) -> None:
             f"--out {args.out} holds a training run already ({', '.join(found)}): --resume "
             "continues it, --overwrite replaces it, or choose another --out"
         )
+    from deepmot.train.run import is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 clears the folder
+        return
     for n in (
         "config.json",
         "checkpoint.pt",
@@ -392,6 +398,7 @@ def run_train(args: argparse.Namespace) -> int:
     from deepmot.commands._args import check_device
 
     check_device(args.device)
+    check_distributed(args, args.device)
     matrices = _matrices(args.data)
     command = "deepmot " + " ".join(sys.argv[1:])
     if args.resume:
@@ -443,8 +450,13 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         card={"command": command},
+        backend=args.dist_backend,
+        amp=args.amp,
     )
-    print(json.dumps(summary, indent=2))
+    from deepmot.train.run import is_main_process
+
+    if is_main_process():  # under torchrun, one summary
+        print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -187,6 +187,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="replace the run already in --out (otherwise that is an error)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distributed_options(parser)
     parser.set_defaults(run=run)
     _DEFAULTS.update({dest: parser.get_default(dest) for dest in _SETTINGS})
 
@@ -220,6 +221,42 @@ _SETTINGS = {
     "seed": "seed",
 }
 _DEFAULTS: dict = {}
+
+
+def distributed_options(parser: argparse.ArgumentParser) -> None:
+    """``--amp`` and ``--dist-backend``: how the run computes, not what it learns, so neither
+    is stored in the run's settings (a resumed run may change them)."""
+    g = parser.add_argument_group(
+        "performance",
+        "Under 'torchrun --nproc-per-node N -m deepmot ...' N processes train together (DDP); "
+        "--batch-size is the global batch, shared by them.",
+    )
+    g.add_argument(
+        "--amp",
+        choices=["bf16", "fp16"],
+        default=None,
+        help="mixed precision on CUDA (torch.autocast with this type; fp16 scales the loss)",
+    )
+    g.add_argument(
+        "--dist-backend",
+        choices=["gloo", "nccl"],
+        default=None,
+        help="process-group backend under torchrun (default: nccl on CUDA, gloo on the CPU)",
+    )
+
+
+def check_distributed(args: argparse.Namespace, device: str) -> None:
+    """Refuse --amp off CUDA and --dist-backend nccl without CUDA before any work starts."""
+    if args.amp is not None and not device.startswith("cuda"):
+        raise DeepMOTError(
+            f"--amp {args.amp}: mixed precision runs on CUDA only, and this run's device is "
+            f"{device} (drop --amp, or use --device cuda)"
+        )
+    if args.dist_backend == "nccl" and not device.startswith("cuda"):
+        raise DeepMOTError(
+            f"--dist-backend nccl needs CUDA devices, and this run's device is {device} (use "
+            "gloo on the CPU, or --device cuda)"
+        )
 
 
 def _matcher(text: str) -> str:
@@ -355,6 +392,10 @@ def check_new_run(out: Path, overwrite: bool, weights_files: list[str]) -> None:
             f"--out {out} holds a training run already ({', '.join(found)}{step}): --resume "
             "continues it, --overwrite replaces it, or choose another --out"
         )
+    from deepmot.train.run import is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 clears the folder
+        return
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
     for name in weights_files:  # the weights and their JSON cards
@@ -457,6 +498,7 @@ def run(args: argparse.Namespace) -> int:
     if config.matcher_path is not None and not config.matcher_path.is_file():
         raise DeepMOTError(f"--matcher {config.matcher}: {config.matcher_path}: no such file")
     check_device(config.device)
+    check_distributed(args, config.device)
     if not args.resume:
         check_new_run(args.out, args.overwrite, [trainable.weights_file])
     sequences = load_sequences(
@@ -468,8 +510,18 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)  # tiny models: extra threads only contend (up to 60x slower here)
     summary = train_tracker(
-        sequences, args.out, config, resume=args.resume, progress=not args.no_progress
+        sequences,
+        args.out,
+        config,
+        resume=args.resume,
+        progress=not args.no_progress,
+        backend=args.dist_backend,
+        amp=args.amp,
     )
+    from deepmot.train.run import is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 reports
+        return 0
     log.info(
         "trained %d iterations on %d sequences; weights: %s",
         summary["iterations"],

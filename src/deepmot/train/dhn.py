@@ -28,6 +28,7 @@ from torch import Tensor
 from deepmot.assign.dhn import SHIPPED_CONFIG, DHNConfig, build_dhn, save_dhn
 from deepmot.data.dhn_dataset import DHNDataset, collate, size_grouped_batches
 from deepmot.errors import DeepMOTError
+from deepmot.train.distributed import Distributed, autocast, grad_scaler, setup, zero_term
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 
 __all__ = [
@@ -103,7 +104,12 @@ def focal_weights(target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def weighted_focal_loss(
-    logits: Tensor, target: Tensor, mask: Tensor, gamma: float = 2.0, weighting: str = "paper"
+    logits: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    gamma: float = 2.0,
+    weighting: str = "paper",
+    totals: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Class-weighted focal loss, averaged over the valid entries.
 
@@ -114,19 +120,27 @@ def weighted_focal_loss(
         logits: ``(B, N, M)`` pre-sigmoid scores; target: ``(B, N, M)`` in {0, 1};
         mask: ``(B, N, M) bool``; gamma: modulating factor.
         weighting: ``"paper"`` (:func:`focal_weights`) or ``"none"`` (both classes weigh 1).
+        totals: ``(valid entries, ones)`` of a larger batch this one is a share of (one
+            process's share of a global batch): the class weights come from those counts and
+            the sum is divided by the first, so the shares' losses add up to the whole's.
+            None: this batch's counts.
     """
-    if weighting == "paper":
-        w0, w1 = focal_weights(target, mask)
-    elif weighting == "none":
+    if weighting == "none":
         w0 = w1 = torch.ones((), dtype=logits.dtype, device=logits.device)
-    else:
+    elif weighting != "paper":
         raise ValueError(f"weighting must be 'paper' or 'none', got {weighting!r}")
+    elif totals is None:
+        w0, w1 = focal_weights(target, mask)
+    else:
+        w0 = totals[1] / totals[0].clamp(min=1)
+        w1 = 1 - w0
     ce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p = torch.sigmoid(logits)
     p_t = torch.where(target > 0.5, p, 1 - p)
     w = torch.where(target > 0.5, w1, w0)
     per_entry = w * (1 - p_t) ** gamma * ce
-    return (per_entry * mask).sum() / mask.sum().clamp(min=1)
+    count = mask.sum() if totals is None else totals[0]
+    return (per_entry * mask).sum() / count.clamp(min=1)
 
 
 def batch_wa(prob: Tensor, target: Tensor, mask: Tensor) -> float:
@@ -171,8 +185,15 @@ def train_dhn(
     resume: bool = False,
     progress: bool = True,
     card: dict[str, Any] | None = None,
+    backend: str | None = None,
+    amp: str | None = None,
 ) -> dict[str, Any]:
     """Train a DHN on ``data/train.safetensors`` (or a given file), writing to ``out``.
+
+    Under torchrun (``WORLD_SIZE`` > 1) each process takes its share of every global batch of
+    ``config.batch_size`` matrices (:mod:`deepmot.train.distributed`); the loss's class
+    weights and normaliser are the whole batch's, so the processes take the same steps as one
+    process (up to float rounding), the epoch's last, smaller batch included.
 
     Args:
         data: a folder from ``deepmot dhn data`` or a split file.
@@ -182,6 +203,9 @@ def train_dhn(
         resume: continue from ``out/checkpoint.pt``.
         progress: show a progress bar with loss and WA.
         card: extra fields for the weights' JSON card.
+        backend: the process group's backend under torchrun (None: ``nccl`` on CUDA, else
+            ``gloo``).
+        amp: ``"bf16"`` or ``"fp16"``: mixed precision on CUDA (None: float32).
 
     Returns:
         A summary: iterations done, whether finished, last loss/WA, weights path.
@@ -195,10 +219,39 @@ def train_dhn(
             run.checkpoint_path,
         )
     config = config or DHNTrainConfig()
-    out = Path(out)
-
     dataset = _load_train_set(data, config)
-    device = torch.device(config.device)
+    dist = setup(config.device, backend)
+    try:
+        return _train(dataset, Path(out), config, run, dist, progress, card, amp)
+    finally:
+        dist.close()
+
+
+def _batch_totals(dataset: DHNDataset, batch: np.ndarray, device: torch.device) -> tuple:
+    """``(valid entries, ones)`` of a whole batch, as :func:`focal_weights` counts them."""
+    shapes = dataset.shapes[batch]
+    n = int((shapes[:, 0] * shapes[:, 1]).sum())
+    ones = sum(float(dataset[int(i)][1].sum()) for i in batch)
+    return (
+        torch.tensor(n, dtype=torch.int64, device=device),
+        torch.tensor(ones, dtype=torch.float32, device=device),
+    )
+
+
+def _train(
+    dataset: DHNDataset,
+    out: Path,
+    config: DHNTrainConfig,
+    run: TrainingRun,
+    dist: Distributed,
+    progress: bool,
+    card: dict[str, Any] | None,
+    amp: str | None,
+) -> dict[str, Any]:
+    dist.check_batch(config.batch_size)
+    device = dist.device
+    precision = autocast(device, amp)
+    scaler = grad_scaler(device, amp)
     torch.manual_seed(config.seed)
     model = build_dhn(config.dhn).to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=config.lr)
@@ -213,6 +266,8 @@ def train_dhn(
         state = run.state
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scaler.is_enabled() and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
@@ -226,9 +281,11 @@ def train_dhn(
                 "iteration": iteration,
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
             }
         )
 
+    trained = dist.wrap(model, "logits")  # DDP with several processes
     run.start(config.to_dict())
     start = time.monotonic()
     bar = progress_bar(total, iteration, f"dhn train {config.name}", progress)
@@ -238,28 +295,49 @@ def train_dhn(
     try:
         with run.stop_on_signals():
             while iteration < total and run.stop_requested is None:
-                if (
-                    config.max_minutes is not None
-                    and time.monotonic() - start > 60 * config.max_minutes
-                ):
-                    log.info("time budget of %s minutes used up", config.max_minutes)
-                    break
                 epoch, index = divmod(iteration, batches_per_epoch)
                 if epoch_cache is None or epoch_cache[0] != epoch:
                     epoch_cache = (epoch, _epoch_batches(dataset.shapes, config, epoch))
                 batch = epoch_cache[1][index]
-                d, a, mask = (t.to(device) for t in collate([dataset[int(i)] for i in batch]))
+                # this process's share; with none (an epoch's last batch smaller than the
+                # world), one matrix weighted 0 keeps it in step with the others
+                share, weight = dist.shard(batch), 1.0
+                if not share:
+                    share, weight = [batch[0]], 0.0
+                d, a, mask = (t.to(device) for t in collate([dataset[int(i)] for i in share]))
+                totals = _batch_totals(dataset, batch, device) if dist.enabled else None
                 lr = config.lr * config.lr_decay ** (iteration // config.lr_decay_every)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                logits = model.logits(d, mask)
-                loss = weighted_focal_loss(logits, a, mask, config.gamma, config.weighting)
+                with precision:
+                    logits = trained(d, mask)
+                    loss = weighted_focal_loss(
+                        logits.float(), a, mask, config.gamma, config.weighting, totals
+                    )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                if dist.enabled:
+                    # DDP averages the processes' gradients; their losses add up to the batch's
+                    scaler.scale(weight * dist.world_size * loss + zero_term(model)).backward()
+                else:
+                    scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 iteration += 1
-                loss_value = float(loss.detach())
-                wa_value = batch_wa(torch.sigmoid(logits.detach()), a, mask)
+                wa = batch_wa(torch.sigmoid(logits.detach().float()), a, mask)
+                sums = dist.all_sum(
+                    [
+                        weight * float(loss.detach()),
+                        weight * wa * len(share),
+                        float(run.stop_requested is not None),
+                        float(
+                            config.max_minutes is not None
+                            and time.monotonic() - start > 60 * config.max_minutes
+                        ),
+                    ]
+                )
+                loss_value, wa_value = sums[0], sums[1] / len(batch) if dist.enabled else wa
+                if sums[2] > 0 and run.stop_requested is None:
+                    run.stop_requested = "a signal to another process"
                 run.log(
                     [
                         iteration,
@@ -273,6 +351,9 @@ def train_dhn(
                 )
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.4f}", wa=f"{wa_value:.4f}", refresh=False)
+                if sums[3] > 0:
+                    log.info("time budget of %s minutes used up", config.max_minutes)
+                    break
                 if iteration % config.checkpoint_every == 0:
                     checkpoint()
     finally:

@@ -31,6 +31,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +51,14 @@ from deepmot.trackers.registry import Trainable, get_trainable
 from deepmot.train.clips import ClipSampler, ClipStart, clear_matches, perturb_some
 from deepmot.train.config import TrackerTrainConfig
 from deepmot.train.diagnostics import GRADIENT_TERMS, FrameRecord, gradient_norms
+from deepmot.train.distributed import (
+    Distributed,
+    DistributedModule,
+    autocast,
+    grad_scaler,
+    setup,
+    zero_term,
+)
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 
 __all__ = ["LOG_FIELDS", "StepResult", "build_matcher", "run_clips", "train_tracker"]
@@ -61,6 +70,7 @@ LOG_FIELDS = (
     "iteration", "loss", *SOFT_TERMS, *(f"grad_{t}" for t in GRADIENT_TERMS), "true_mota",
     "true_motp", "scale", "seconds",
 )  # fmt: skip
+_COUNTS = ("tp", "fp", "fn", "idsw", "objects", "iou_sum")
 
 
 def build_matcher(spec: str) -> Any:
@@ -86,6 +96,7 @@ class _ClipState:
     """A clip being rolled out: its live tracks and both match memories."""
 
     start: ClipStart
+    rng: np.random.Generator
     histories: list[Tensor]
     track_ids: list[int]
     targets: list[int]
@@ -95,10 +106,11 @@ class _ClipState:
     next_id: int
 
     @classmethod
-    def begin(cls, start: ClipStart) -> _ClipState:
+    def begin(cls, start: ClipStart, rng: np.random.Generator) -> _ClipState:
         ids = [int(t) for t in start.track_ids]
         return cls(
             start,
+            rng,
             [torch.from_numpy(h) for h in start.histories],
             ids,
             [int(g) for g in start.targets],
@@ -179,7 +191,6 @@ def _advance(
     predicted: Tensor,
     gt_boxes: np.ndarray,
     gt_ids: np.ndarray,
-    rng: np.random.Generator,
     config: TrackerTrainConfig,
     history_len: int,
     counts: dict[str, float],
@@ -217,7 +228,7 @@ def _advance(
     state.extras = [state.extras[i] for i in alive]
     unmatched = np.setdiff1d(np.arange(len(gt_ids)), matches[:, 1])
     if len(unmatched):
-        born = perturb_some(gt_boxes[unmatched], rng, config.augment)
+        born = perturb_some(gt_boxes[unmatched], state.rng, config.augment)
         for box, gid in zip(born, gt_ids[unmatched], strict=True):
             state.histories.append(torch.from_numpy(box[None]).to(predicted.device))
             state.track_ids.append(state.next_id)
@@ -231,23 +242,28 @@ def run_clips(
     predictor: Predictor,
     loss_fn: DeepMOTLoss | SmoothL1Loss,
     config: TrackerTrainConfig,
-    rng: np.random.Generator,
+    rng: np.random.Generator | list[np.random.Generator],
     history_len: int,
     device: torch.device,
     record: bool = False,
 ) -> StepResult:
     """Roll ``starts`` out through their clips (see the module doc) and score every frame.
 
-    The clips advance in lockstep, so each frame of the batch is one matcher call. With
+    The clips advance in lockstep, so each frame of the batch is one matcher call. ``rng``
+    draws the births' perturbations: one generator shared by the clips, or one per clip (the
+    trainer's choice, so that a clip rolls out the same whichever process runs it). With
     ``record``, the DeepMOT loss's inputs and outputs of every frame are kept in
     ``records`` (for :func:`~deepmot.train.diagnostics.gradient_norms`).
     """
-    states = [_ClipState.begin(s) for s in starts]
+    rngs = rng if isinstance(rng, list) else [rng] * len(starts)
+    if len(rngs) != len(starts):
+        raise ValueError(f"{len(rngs)} generators for {len(starts)} clips")
+    states = [_ClipState.begin(s, r) for s, r in zip(starts, rngs, strict=True)]
     length = min(s.length for s in starts)
     losses: list[Tensor] = []
     records: list[FrameRecord] = []
     soft = dict.fromkeys(SOFT_TERMS, 0.0)
-    counts = dict.fromkeys(("tp", "fp", "fn", "idsw", "objects", "iou_sum"), 0.0)
+    counts = dict.fromkeys(_COUNTS, 0.0)
     for step in range(1, length):
         predictions, gts = [], []
         for state in states:
@@ -287,7 +303,7 @@ def run_clips(
             )
         for state, pred, gt in zip(states, predictions, gts, strict=True):
             dets = _detections(state.start.sequence, state.start.start + step, device)
-            _advance(state, pred, gt.boxes, gt.ids, rng, config, history_len, counts, dets)
+            _advance(state, pred, gt.boxes, gt.ids, config, history_len, counts, dets)
     frames = max(1, (length - 1) * len(states))
     if isinstance(loss_fn, DeepMOTLoss):
         soft = {k: v / frames for k, v in soft.items()}
@@ -314,14 +330,34 @@ def _check_inputs(sequences: list[Sequence], trainable: Trainable, model_config:
             )
 
 
+def _placeholder_loss(
+    predictor: Predictor, start: ClipStart, history_len: int, device: torch.device
+) -> Tensor:
+    """``0 *`` the prediction of one made-up track in ``start``'s next frame: a process whose
+    clips held no track in a step still runs the trained module forward once, so that its
+    backward joins the other processes' gradient reduction (DDP)."""
+    box = np.array([[0.0, 0.0, 10.0, 10.0]], np.float32)
+    fake = replace(
+        start, histories=[box], track_ids=np.ones(1, np.int64), targets=-np.ones(1, np.int64)
+    )
+    state = _ClipState.begin(fake, np.random.default_rng(0))
+    return 0.0 * _predict(predictor, state, start.start + 1, history_len, device).sum()
+
+
 def train_tracker(
     sequences: list[Sequence],
     out: str | Path,
     config: TrackerTrainConfig | None = None,
     resume: bool = False,
     progress: bool = True,
+    backend: str | None = None,
+    amp: str | None = None,
 ) -> dict[str, Any]:
     """Train ``config.tracker`` on ``sequences``; write the run into ``out``.
+
+    Under torchrun (``WORLD_SIZE`` > 1) each process trains on its share of every step's
+    global batch of ``config.batch_size`` clips, the model wrapped in DDP
+    (:mod:`deepmot.train.distributed`): the same steps as one process, up to float rounding.
 
     Args:
         sequences: training sequences with ground truth (with frames for trackers that need
@@ -329,8 +365,11 @@ def train_tracker(
         out: the run folder.
         config: settings; with ``resume``, None means the stored ones, and otherwise only
             ``iterations`` and ``device`` may differ from them (and are applied).
-        resume: continue from ``out/checkpoint.pt``.
+        resume: continue from ``out/checkpoint.pt`` (on any number of processes).
         progress: show a progress bar with the loss and the true MOTA.
+        backend: the process group's backend under torchrun (None: ``nccl`` on CUDA, else
+            ``gloo``).
+        amp: ``"bf16"`` or ``"fp16"``: mixed precision on CUDA (None: float32).
 
     Returns:
         ``{"iterations", "weights", "last": {field: value}}``.
@@ -348,16 +387,39 @@ def train_tracker(
     except ValueError as error:
         raise DeepMOTError(str(error)) from None
     _check_inputs(sequences, trainable, model_config)
+    dist = setup(config.device, backend)
+    try:
+        return _train(sequences, out, config, run, trainable, model_config, dist, progress, amp)
+    finally:
+        dist.close()
 
-    device = torch.device(config.device)
+
+def _train(
+    sequences: list[Sequence],
+    out: str | Path,
+    config: TrackerTrainConfig,
+    run: TrainingRun,
+    trainable: Trainable,
+    model_config: Any,
+    dist: Distributed,
+    progress: bool,
+    amp: str | None,
+) -> dict[str, Any]:
+    dist.check_batch(config.batch_size)
+    device = dist.device
+    precision = autocast(device, amp)
+    scaler = grad_scaler(device, amp)
     torch.manual_seed(config.seed)
     model = trainable.build(model_config).to(device)
-    predictor = trainable.predictor(model)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     iteration = run.start_iteration
     if run.state is not None:
         model.load_state_dict(run.state["model"])
         optimizer.load_state_dict(run.state["optimizer"])
+        if scaler.is_enabled() and run.state.get("scaler"):
+            scaler.load_state_dict(run.state["scaler"])
+    trained = dist.wrap(model)  # DDP with several processes; the frozen matcher stays out
+    predictor = trainable.predictor(trained)
 
     history_len = max(2, int(predictor.history_len))
     sampler = ClipSampler(
@@ -377,6 +439,7 @@ def train_tracker(
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "iteration": iteration,
+                **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
             }
         )
 
@@ -394,26 +457,76 @@ def train_tracker(
                     loss_fn.config = replace(loss_fn.config, scale=config.scale_at(iteration))
                 rng = np.random.default_rng([config.seed, iteration])
                 starts = sampler.sample(rng, config.batch_size)
+                # one generator per clip: a clip rolls out the same in whichever process
+                mine = dist.shard(list(zip(starts, rng.spawn(len(starts)), strict=True)))
                 diagnose = isinstance(loss_fn, DeepMOTLoss) and (
                     iteration % config.diagnose_every == 0
                 )
-                result = run_clips(
-                    starts, predictor, loss_fn, config, rng, history_len, device, diagnose
-                )
+                if isinstance(trained, DistributedModule):
+                    trained.forward_calls = 0
+                with precision:
+                    result = run_clips(
+                        [s for s, _ in mine],
+                        predictor,
+                        loss_fn,
+                        config,
+                        [r for _, r in mine],
+                        history_len,
+                        device,
+                        diagnose,
+                    )
                 grads = dict.fromkeys(GRADIENT_TERMS, float("nan"))
                 if diagnose:
                     grads = gradient_norms(result.records, loss_fn)
                 optimizer.zero_grad(set_to_none=True)
-                if result.loss.requires_grad:
-                    result.loss.backward()
-                    optimizer.step()
+                learns = result.loss.requires_grad
+                if isinstance(trained, DistributedModule):
+                    # every process joins the gradient reduction, with or without tracks
+                    loss = result.loss if learns else result.loss.detach()
+                    if trained.forward_calls == 0:
+                        with precision:
+                            loss = loss + _placeholder_loss(
+                                predictor, mine[0][0], history_len, device
+                            )
+                    scaler.scale(loss + zero_term(model)).backward()
+                elif learns:
+                    scaler.scale(result.loss).backward()
+                # the step is skipped when no clip of the global batch had a track (as with
+                # one process); the figures are the global batch's
+                sums = dist.all_sum(
+                    [
+                        float(learns),
+                        float(run.stop_requested is not None),
+                        float(result.loss.detach()),
+                        *(result.soft[k] for k in SOFT_TERMS),
+                        # norms of gradients of means over all clips: squares add up
+                        *(grads[k] ** 2 / dist.world_size**2 for k in GRADIENT_TERMS),
+                        *(result.counts[k] for k in _COUNTS),
+                    ]
+                )
+                if sums[0] > 0:
+                    scaler.step(optimizer)
+                    scaler.update()
+                if sums[1] > 0 and run.stop_requested is None:
+                    run.stop_requested = "a signal to another process"
+                means = [v / dist.world_size for v in sums[2 : 3 + len(SOFT_TERMS)]]
+                k = 3 + len(SOFT_TERMS)
+                if dist.enabled:
+                    grads = {
+                        g: math.sqrt(v)
+                        for g, v in zip(
+                            GRADIENT_TERMS, sums[k : k + len(GRADIENT_TERMS)], strict=True
+                        )
+                    }
+                k += len(GRADIENT_TERMS)
+                totals = StepResult(result.loss, {}, dict(zip(_COUNTS, sums[k:], strict=True)))
                 iteration += 1
                 last = {
-                    "loss": float(result.loss.detach()),
-                    **result.soft,
+                    "loss": means[0],
+                    **dict(zip(SOFT_TERMS, means[1:], strict=True)),
                     **{f"grad_{k}": v for k, v in grads.items()},
-                    "true_mota": result.true_mota,
-                    "true_motp": result.true_motp,
+                    "true_mota": totals.true_mota,
+                    "true_motp": totals.true_motp,
                     "scale": loss_fn.config.scale if isinstance(loss_fn, DeepMOTLoss) else 0.0,
                 }
                 run.log(
@@ -425,7 +538,7 @@ def train_tracker(
                 )
                 bar.update(1)
                 bar.set_postfix(
-                    loss=f"{last['loss']:.4f}", mota=f"{result.true_mota:.3f}", refresh=False
+                    loss=f"{last['loss']:.4f}", mota=f"{totals.true_mota:.3f}", refresh=False
                 )
                 if iteration % config.checkpoint_every == 0:
                     checkpoint()
