@@ -95,7 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="pairs or clips per step",
     )
     parser.add_argument(
-        "--lr", type=positive_float, default=_TRAIN.lr, help="Adam's learning rate (paper A.2)"
+        "--lr", type=positive_float, default=_TRAIN.lr, help="Adam's learning rate (A.2: 1e-4)"
     )
     loss = parser.add_argument_group("DeepMOT loss")
     loss.add_argument(

@@ -250,12 +250,7 @@ class Sequence:
         first, last = frames[0], frames[-1]
 
         def cut(table):
-            if table is None:
-                return None
-            keep = (table.frames >= first) & (table.frames <= last)
-            values = {f: getattr(table, f)[keep] for f in table.__dataclass_fields__}
-            values["frames"] = values["frames"] - (first - 1)
-            return type(table)(**values)
+            return None if table is None else mot.frame_range(table, first, last)
 
         return Sequence(
             f"{self.name}[{first}:{last}]",

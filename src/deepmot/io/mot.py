@@ -25,8 +25,9 @@ import io
 import os
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -38,6 +39,7 @@ __all__ = [
     "Detections",
     "Results",
     "SeqInfo",
+    "frame_range",
     "read_gt",
     "read_detections",
     "read_results",
@@ -119,6 +121,18 @@ class SeqInfo:
     im_dir: str = "img1"
     im_ext: str = ".jpg"
     extra: dict[str, str] = field(default_factory=dict)
+
+
+Table = TypeVar("Table", GroundTruth, Detections, Results)
+
+
+def frame_range(table: Table, first: int, last: int) -> Table:
+    """The rows of frames ``first..last`` of a table, renumbered so that ``first`` is frame 1
+    (a clip of a sequence, e.g. its validation frames)."""
+    keep = (table.frames >= first) & (table.frames <= last)
+    values = {name: getattr(table, name)[keep] for name in table.__dataclass_fields__}
+    values["frames"] = values["frames"] - (first - 1)
+    return replace(table, **values)
 
 
 # --------------------------------------------------------------------------- parsing

@@ -38,7 +38,14 @@ from pathlib import Path
 import numpy as np
 
 from deepmot.errors import DeepMOTError, MOTFormatError
-from deepmot.io.mot import GroundTruth, Results, read_gt, read_results, read_seqinfo
+from deepmot.io.mot import (
+    GroundTruth,
+    Results,
+    frame_range,
+    read_gt,
+    read_results,
+    read_seqinfo,
+)
 from deepmot.io.trackeval_layout import (
     EvaluationError,
     SequenceSource,
@@ -531,14 +538,7 @@ def _validation_frames(
             f"{results_path}: rows in frame {int(results.frames[outside][0])}, outside the "
             f"validation frames {first}-{last}; track with 'deepmot track --split val'"
         )
-
-    def cut(table):
-        keep = (table.frames >= first) & (table.frames <= last)
-        values = {f: getattr(table, f)[keep] for f in table.__dataclass_fields__}
-        values["frames"] = values["frames"] - (first - 1)
-        return type(table)(**values)
-
-    return cut(gt), cut(results), len(frames)
+    return frame_range(gt, first, last), frame_range(results, first, last), len(frames)
 
 
 def _run_task(task: _Task, cache: dict | None = None) -> _Outcome | _Failure:
