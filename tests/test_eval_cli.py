@@ -147,14 +147,16 @@ def test_eval_does_not_import_torch(folders: tuple[Path, Path]) -> None:
 
 
 def test_eval_imports_neither_scipy_optimize_nor_sparse(folders: tuple[Path, Path]) -> None:
-    """Importing scipy.optimize cost 0.3-0.4 s, more than evaluating two MOT17 sequences."""
+    """Importing scipy.optimize cost 0.3-0.4 s, more than evaluating two MOT17 sequences; the
+    scipy package itself (its __init__), numpy.ma and the other commands cost 60-80 ms more."""
     gt_root, res_dir = folders
     code = (
         "import sys\n"
         "from deepmot.cli import main\n"
         f"rc = main(['eval', {str(gt_root)!r}, {str(res_dir)!r}, '--workers', '1'])\n"
         "print('HEAVY', sorted(m for m in sys.modules if m in ('scipy.optimize', 'scipy.sparse',"
-        " 'scipy.linalg', 'matplotlib')))\n"
+        " 'scipy.linalg', 'matplotlib', 'scipy', 'numpy.ma', 'deepmot.commands.train',"
+        " 'deepmot.commands.dhn', 'deepmot.commands.track')))\n"
         "from deepmot.metrics import _lsa\n"
         "import scipy.optimize\n"
         "print('SAME', _lsa._SOLVER is scipy.optimize.linear_sum_assignment)\n"

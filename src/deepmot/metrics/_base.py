@@ -27,6 +27,7 @@ __all__ = [
     "SequenceData",
     "box_corners",
     "box_iou_xywh",
+    "frames_among",
     "overlapping_pairs",
     "offsets_from_frames",
 ]
@@ -90,6 +91,20 @@ def box_iou_xywh(boxes1: np.ndarray, boxes2: np.ndarray, pairwise: bool = True) 
 
 
 # --------------------------------------------------------------------------- frame layout
+
+
+def frames_among(
+    frames: np.ndarray, chosen: np.ndarray, num_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct 0-based frames of ``frames[chosen]``, ascending, and the mask of the
+    elements of ``frames`` that lie in one of them.
+
+    ``np.unique`` and ``np.isin`` in a table of ``num_frames`` flags: linear, and without
+    NumPy 2's plain ``np.unique``, whose first call imports ``numpy.ma`` (15 ms of start-up).
+    """
+    hit = np.zeros(num_frames, dtype=bool)
+    hit[frames[chosen]] = True
+    return np.flatnonzero(hit), hit[frames]
 
 
 def offsets_from_frames(frames: np.ndarray, num_frames: int) -> np.ndarray:

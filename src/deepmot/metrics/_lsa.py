@@ -30,9 +30,11 @@ def _load() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
             import importlib.util
             from pathlib import Path
 
-            import scipy
-
-            folder = Path(scipy.__file__).parent / "optimize"
+            # where SciPy is, without running its __init__ (20 ms: version checks, test tools)
+            package = importlib.util.find_spec("scipy")
+            if package is None or not package.submodule_search_locations:
+                raise ImportError("scipy")
+            folder = Path(next(iter(package.submodule_search_locations))) / "optimize"
             for suffix in importlib.machinery.EXTENSION_SUFFIXES:
                 path = folder / f"_lsap{suffix}"
                 if path.is_file():

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepmot.metrics._base import EPS, MetricFamily, Result, SequenceData
+from deepmot.metrics._base import EPS, MetricFamily, Result, SequenceData, frames_among
 from deepmot.metrics._lsa import linear_sum_assignment
 
 __all__ = ["CLEAR", "ClearMatches"]
@@ -115,9 +115,8 @@ class CLEAR(MetricFamily):
         tr_degree = np.bincount(cand_tr, minlength=data.num_tracker_dets)
         contested = (gt_degree[cand_gt] > 1) | (tr_degree[cand_tr] > 1)
         cand_frames = data.gt_frames[cand_gt]
-        hard_frames = np.unique(cand_frames[contested])
-        easy = ~np.isin(cand_frames, hard_frames)
-        matched = [candidates[easy]]
+        hard_frames, in_hard = frames_among(cand_frames, contested, data.num_frames)
+        matched = [candidates[~in_hard]]
 
         if hard_frames.size:
             n_gt = np.diff(data.gt_offsets)
@@ -205,10 +204,10 @@ class CLEAR(MetricFamily):
         g, k = gt_ids[order], active_rank[frames[order]]
         continues = (g[1:] == g[:-1]) & (k[1:] == k[:-1] + 1)
         runs = len(pairs) - int(np.count_nonzero(continues))
-        tracked_objects = len(np.unique(gt_ids))
 
         gt_count = np.bincount(data.gt_ids, minlength=data.num_gt_ids)
         matched_count = np.bincount(gt_ids, minlength=data.num_gt_ids)
+        tracked_objects = int(np.count_nonzero(matched_count))
         present = gt_count > 0
         ratio = matched_count[present] / gt_count[present]
         mt = int(np.count_nonzero(ratio > 0.8))

@@ -52,7 +52,14 @@ from deepmot.io.trackeval_layout import (
     find_trackers,
     resolve_gt,
 )
-from deepmot.metrics._base import EPS, MetricFamily, Result, SequenceData, box_corners
+from deepmot.metrics._base import (
+    EPS,
+    MetricFamily,
+    Result,
+    SequenceData,
+    box_corners,
+    frames_among,
+)
 from deepmot.metrics._lsa import linear_sum_assignment
 from deepmot.metrics.clear import CLEAR
 from deepmot.metrics.hota import ALPHAS, HOTA
@@ -133,10 +140,9 @@ def _distractor_matches(raw: SequenceData, distractor: np.ndarray) -> np.ndarray
     candidates = np.flatnonzero(raw.pair_sim >= MATCH_THRESHOLD - EPS)
     cand_gt, cand_tr = raw.pair_gt[candidates], raw.pair_tracker[candidates]
     cand_frames = raw.gt_frames[cand_gt]
-    suspect = np.unique(cand_frames[distractor[cand_gt]])
+    suspect, in_suspect = frames_among(cand_frames, distractor[cand_gt], raw.num_frames)
     if suspect.size == 0:
         return remove
-    in_suspect = np.isin(cand_frames, suspect)
     cand_gt, cand_tr, cand_frames = (
         cand_gt[in_suspect],
         cand_tr[in_suspect],
@@ -145,8 +151,8 @@ def _distractor_matches(raw: SequenceData, distractor: np.ndarray) -> np.ndarray
     gt_degree = np.bincount(cand_gt, minlength=raw.num_gt_dets)
     tr_degree = np.bincount(cand_tr, minlength=raw.num_tracker_dets)
     contested = (gt_degree[cand_gt] > 1) | (tr_degree[cand_tr] > 1)
-    hard = np.unique(cand_frames[contested])
-    easy = ~np.isin(cand_frames, hard) & distractor[cand_gt]
+    hard, in_hard = frames_among(cand_frames, contested, raw.num_frames)
+    easy = ~in_hard & distractor[cand_gt]
     remove[cand_tr[easy]] = True
     for frame in hard.tolist():
         score, index = raw.frame_block(frame)
@@ -203,11 +209,11 @@ def preprocess(
             tr_c,
         )
 
-    invalid = np.setdiff1d(np.unique(gt.classes), VALID_CLASSES)
+    invalid = gt.classes[~np.isin(gt.classes, VALID_CLASSES)]
     if invalid.size:
         raise MOTFormatError(
             gt_path or name,
-            f"class {invalid[0]} is not a MOTChallenge class (1-13); evaluate with "
+            f"class {invalid.min()} is not a MOTChallenge class (1-13); evaluate with "
             "--benchmark MOT15 if this is a MOT15 sequence",
         )
     keep_gt = (gt.flags != 0) & (gt.classes == PEDESTRIAN)

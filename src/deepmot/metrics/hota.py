@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from deepmot.metrics._base import EPS, MetricFamily, Result, SequenceData
+from deepmot.metrics._base import EPS, MetricFamily, Result, SequenceData, frames_among
 from deepmot.metrics._lsa import linear_sum_assignment
 
 __all__ = ["ALPHAS", "HOTA"]
@@ -85,8 +85,8 @@ class HOTA(MetricFamily):
         tr_degree = np.bincount(t_rows[positive], minlength=data.num_tracker_dets)
         contested = (gt_degree[g_rows[positive]] > 1) | (tr_degree[t_rows[positive]] > 1)
         pos_frames = data.gt_frames[g_rows[positive]]
-        hard_frames = np.unique(pos_frames[contested])
-        matched = [positive[~np.isin(pos_frames, hard_frames)]]
+        hard_frames, in_hard = frames_among(pos_frames, contested, data.num_frames)
+        matched = [positive[~in_hard]]
         for frame in hard_frames.tolist():
             block, index = data.frame_block(frame, score)
             rows, cols = linear_sum_assignment(-block)
