@@ -11,22 +11,31 @@ Inputs (TrackEval's folder layout, built in a temporary folder from ``../shared/
 Commands: TrackEval as its ``scripts/run_mot_challenge.py`` runs it (serial, its default;
 summary and detailed files written; curve plots off, as ``deepmot eval`` draws none unless
 asked) and ``python -m deepmot eval GT_ROOT TRACKERS --output-folder DIR`` (the same two files;
-``--workers`` default: the machine's processors). Each pair runs alternately ``--repeats``
-times after a warm-up; the medians of wall time are compared. Then the numbers: every field
-of CLEAR, Identity and HOTA, per sequence and combined, against TrackEval's (ratios to 1e-9,
-counts exactly), and the summary files byte for byte. Last, where deepmot's time goes on
-``two`` (start-up and imports, reading, preprocessing, each metric family, writing).
+``--workers`` default: the machine's processors); with ``--baseline REV`` also deepmot as it
+was at git revision ``REV`` (its ``src/``), so that a change is measured before and after in the
+same run. The commands run in turn, ``--repeats`` times after a warm-up; the medians of wall
+time and of CPU time (user + system of the process and the workers it waited for, the figure a
+busy machine disturbs least) are compared. Python modules run from their cached bytecode, as
+after ``pip install``: each tool gets its own ``PYTHONPYCACHEPREFIX``, filled by the warm-up,
+and ``PYTHONDONTWRITEBYTECODE`` is dropped (``--no-bytecode-cache``: the environment as it is;
+where it forbids writing bytecode, deepmot's modules are compiled at every start while
+TrackEval's and NumPy's installed bytecode is read). Then the numbers: every field of CLEAR,
+Identity and HOTA, per sequence and combined, against TrackEval's (ratios to 1e-9, counts
+exactly), and the summary files byte for byte. Last, where deepmot's time goes on each set
+(start-up and imports, reading, preprocessing, each metric family, writing).
 
-    python benchmarks/bench_eval.py [--repeats 5] [--workers N]
+    python benchmarks/bench_eval.py [--repeats 5] [--workers N] [--baseline REV] [--sets two]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -137,29 +146,57 @@ def prepare(tmp: Path) -> dict[str, list[tuple[str, Path]]]:
     }
 
 
-def commands(benchmark: str, root: Path, workers: int | None) -> tuple[list[str], list[str]]:
+def commands(benchmark: str, root: Path, workers: int | None) -> dict[str, list[str]]:
+    """Tool name to its command on one set: ``deepmot`` and ``TrackEval``."""
     gt, trackers = root / "gt", root / "trackers"
     ours = [sys.executable, "-m", "deepmot", "eval", str(gt), str(trackers)]
     ours += ["--benchmark", benchmark, "--output-folder", str(root / "deepmot_out")]
     if workers is not None:
         ours += ["--workers", str(workers)]
     theirs = [sys.executable, "-c", TRACKEVAL, str(gt), str(trackers), benchmark]
-    return ours, theirs
+    return {"deepmot": ours, "TrackEval": theirs}
 
 
-def wall(cmd: list[str]) -> float:
+def environments(tmp: Path, baseline: str | None, bytecode_cache: bool) -> dict[str, dict]:
+    """Tool name to the environment its commands run in (``PYTHONPATH``: this ``src/``, or for
+    ``deepmot@REV`` the baseline's, extracted from git)."""
+    here = Path(__file__).resolve().parents[1]
+    base = dict(os.environ)
+    if bytecode_cache:
+        base.pop("PYTHONDONTWRITEBYTECODE", None)
+    paths = {"deepmot": here / "src", "TrackEval": here / "src"}
+    if baseline is not None:
+        archive = subprocess.run(
+            ["git", "-C", str(here), "archive", baseline, "src"], capture_output=True, check=True
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp / "baseline", filter="data")
+        paths = {f"deepmot@{baseline}": tmp / "baseline" / "src", **paths}
+    envs = {}
+    for name, src in paths.items():
+        env = dict(base, PYTHONPATH=str(src))
+        if bytecode_cache:
+            env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache" / name.replace("@", "_"))
+        envs[name] = env
+    return envs
+
+
+def timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, with the workers it waited for) of one command."""
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) as p:
+        err = p.stderr.read()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{cmd[:4]} failed:\n{done.stderr[-2000:]}")
-    return elapsed
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed:\n{err.decode()[-2000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def check_numbers(benchmark: str, root: Path) -> list[str]:
     """Every field against TrackEval's in-process results; summary files byte for byte."""
     import contextlib
-    import io
 
     import trackeval
 
@@ -204,88 +241,123 @@ def check_numbers(benchmark: str, root: Path) -> list[str]:
     return bad
 
 
-def profile(root: Path) -> list[tuple[str, float]]:
-    """Where deepmot's time goes on one set (in-process, after a start-up measured apart)."""
+def profile(benchmark: str, root: Path, env: dict) -> dict[str, float]:
+    """Where deepmot's time goes on one set: the start-up of a process that imports what the
+    command imports (Python, NumPy, deepmot), then, in this process, each step of the
+    evaluation as the command runs it (one worker; ground truth read once per sequence)."""
+    from deepmot.commands.eval import _write
     from deepmot.io.mot import read_gt, read_results, read_seqinfo
     from deepmot.io.trackeval_layout import find_trackers, resolve_gt
-    from deepmot.metrics import CLEAR, HOTA, Identity
+    from deepmot.metrics import CLEAR, HOTA, Identity, evaluate_trackers
     from deepmot.metrics.evaluate import preprocess
     from deepmot.metrics.report import detailed_text, summary_text
 
-    startup = min(
-        wall([sys.executable, "-c", "import deepmot.cli, deepmot.metrics.evaluate"])
-        for _ in range(3)
-    )
-    steps = {"read files": 0.0, "preprocess (distractors, IoU)": 0.0}
-    steps.update({"CLEAR": 0.0, "Identity": 0.0, "HOTA": 0.0})
-    gt_layout = resolve_gt(root / "gt", benchmark="MOT17")
+    imports = "import deepmot.cli, deepmot.commands.eval, deepmot.metrics.evaluate"
+    startup = statistics.median(timed([sys.executable, "-c", imports], env)[0] for _ in range(5))
+    steps = dict.fromkeys(("read files", "preprocess (distractors, IoU)"), 0.0)
+    steps.update(dict.fromkeys(("CLEAR", "Identity", "HOTA", "write summary + detailed"), 0.0))
+    gt_layout = resolve_gt(root / "gt", benchmark=benchmark)
     results = find_trackers(root / "trackers", gt_set=gt_layout.gt_set)["t"]
     t0 = time.perf_counter()
-    from deepmot.metrics import evaluate_trackers
-
-    evaluation = evaluate_trackers(root / "gt", root / "trackers")["t"]["pedestrian"]
+    evaluation = evaluate_trackers(root / "gt", root / "trackers", benchmark=benchmark)
     whole = time.perf_counter() - t0
+    gts: dict[str, tuple] = {}
     for name, source in gt_layout.sequences.items():
         t = time.perf_counter()
-        gt, res = read_gt(source.gt_path), read_results(results / f"{name}.txt")
-        length = read_seqinfo(source.seq_dir / "seqinfo.ini").seq_length
+        key = os.path.realpath(source.gt_path)
+        if key not in gts:
+            length = read_seqinfo(source.seq_dir / "seqinfo.ini").seq_length
+            gts[key] = read_gt(source.gt_path), length
+        (gt, length), res = gts[key], read_results(results / f"{name}.txt")
         steps["read files"] += time.perf_counter() - t
         t = time.perf_counter()
-        data = preprocess(gt, res, benchmark="MOT17", num_frames=length, name=name)
+        data = preprocess(gt, res, benchmark=benchmark, num_frames=length, name=name)
         steps["preprocess (distractors, IoU)"] += time.perf_counter() - t
         for label, metric in (("CLEAR", CLEAR()), ("Identity", Identity()), ("HOTA", HOTA())):
             t = time.perf_counter()
             metric.eval_sequence(data)
             steps[label] += time.perf_counter() - t
     t = time.perf_counter()
-    summary_text(evaluation), detailed_text(evaluation)
-    out = [("start-up: Python, NumPy, deepmot imports (own process)", startup)]
-    out += list(steps.items())
-    out.append(("format summary + detailed files", time.perf_counter() - t))
-    out.append(("(whole evaluation in-process, one worker)", whole))
-    return out
+    ours = evaluation["t"]["pedestrian"]
+    _write(root / "profile_out" / "summary.txt", summary_text(ours))
+    _write(root / "profile_out" / "detailed.csv", detailed_text(ours))
+    steps["write summary + detailed"] = time.perf_counter() - t
+    return {
+        "start-up: Python, NumPy, deepmot imports (own process)": startup,
+        **steps,
+        "(whole evaluation in-process, one worker)": whole,
+    }
+
+
+def ratios(medians: dict[str, list[float]]) -> str:
+    """Each tool's wall and CPU seconds, then TrackEval's over each deepmot's."""
+    te_wall, te_cpu = medians["TrackEval"]
+    parts = [f"{tool} {w:.3f} s wall, {c:.3f} s cpu" for tool, (w, c) in medians.items()]
+    parts += [
+        f"ratio {tool} {te_wall / w:.2f}x wall, {te_cpu / c:.2f}x cpu"
+        for tool, (w, c) in medians.items()
+        if tool != "TrackEval"
+    ]
+    return "; ".join(parts)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, help="deepmot's --workers (default: its own)")
+    parser.add_argument("--baseline", help="also time deepmot at this git revision (before/after)")
+    parser.add_argument("--sets", nargs="+", choices=("two", "all"), default=("two", "all"))
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run with the environment's bytecode settings (see the module doc)",
+    )
     args = parser.parse_args()
     if not LIFT.is_dir():
         print(f"shared data not found at {SHARED}", file=sys.stderr)
         return 2
-    print(f"machine: {os.cpu_count()} processors, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"machine: {os.cpu_count()} processors, load average {os.getloadavg()[0]:.2f}; "
+        f"bytecode cache: {'as the environment says' if args.no_bytecode_cache else 'on'}"
+    )
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
-        sets = prepare(Path(tmp))
+        envs = environments(Path(tmp), args.baseline, not args.no_bytecode_cache)
+        sets = {k: v for k, v in prepare(Path(tmp)).items() if k in args.sets}
         for name, runs in sets.items():
-            ours_t, theirs_t = [], []
+            totals = {tool: [0.0, 0.0] for tool in envs}
             for benchmark, root in runs:
-                ours, theirs = commands(benchmark, root, args.workers)
-                wall(ours), wall(theirs)  # warm-up: page cache, bytecode
-                a, b = [], []
-                for _ in range(args.repeats):
-                    a.append(wall(ours))
-                    b.append(wall(theirs))
-                ours_t.append(statistics.median(a))
-                theirs_t.append(statistics.median(b))
+                cmds = commands(benchmark, root, args.workers)
+                times: dict[str, list[tuple[float, float]]] = {tool: [] for tool in envs}
+                for k in range(args.repeats + 1):  # round 0 warms up (page cache, bytecode)
+                    for tool, env in envs.items():
+                        measured = timed(cmds[tool.split("@")[0]], env)
+                        if k:
+                            times[tool].append(measured)
+                medians = {
+                    tool: [statistics.median(m[i] for m in t) for i in (0, 1)]
+                    for tool, t in times.items()
+                }
+                for tool, (w, c) in medians.items():
+                    totals[tool][0] += w
+                    totals[tool][1] += c
                 problems += check_numbers(benchmark, root)
                 if len(runs) > 1:
                     n = len(list((root / "gt").glob("*-train/*")))
-                    print(
-                        f"      {benchmark} ({n} result files): deepmot {ours_t[-1]:.3f} s, "
-                        f"TrackEval {theirs_t[-1]:.3f} s, ratio {theirs_t[-1] / ours_t[-1]:.2f}x"
-                    )
-            o, t = sum(ours_t), sum(theirs_t)
+                    print(f"      {benchmark} ({n} result files): {ratios(medians)}")
             files = sum(len(list((r / "gt").glob("*-train/*"))) for _, r in runs)
             print(
-                f"{name:>4} ({files} result files, {len(runs)} command(s) each): "
-                f"deepmot {o:.3f} s, TrackEval {t:.3f} s (medians of {args.repeats}); "
-                f"whole-command ratio {t / o:.2f}x"
+                f"{name:>4} ({files} result files, {len(runs)} command(s); medians of "
+                f"{args.repeats}; load average {os.getloadavg()[0]:.2f}): {ratios(totals)}"
             )
-        print("profile of deepmot on 'two' (seconds):")
-        for label, seconds in profile(sets["two"][0][1]):
-            print(f"  {label:<58} {seconds:7.3f}")
+        for name, runs in sets.items():
+            split: dict[str, float] = {}
+            for benchmark, root in runs:
+                for label, seconds in profile(benchmark, root, envs["deepmot"]).items():
+                    split[label] = split.get(label, 0.0) + seconds
+            print(f"profile of deepmot on '{name}' (wall seconds, summed over its commands):")
+            for label, seconds in split.items():
+                print(f"  {label:<58} {seconds:7.3f}")
     print(f"all numbers equal TrackEval's, summary files identical: {not problems}")
     for p in problems[:20]:
         print("  mismatch:", p)
