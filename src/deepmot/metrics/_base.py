@@ -234,7 +234,8 @@ class SequenceData:
         rows, cols = self.pair_gt[lo:hi] - g0, self.pair_tracker[lo:hi] - t0
         matrix = np.zeros((g1 - g0, t1 - t0))
         matrix[rows, cols] = values[lo:hi]
-        index = np.full((g1 - g0, t1 - t0), -1, dtype=np.int64)
+        index = np.empty((g1 - g0, t1 - t0), dtype=np.int64)
+        index.fill(-1)  # not np.full, whose Python wrapper was a quarter of this call
         index[rows, cols] = np.arange(lo, hi)
         return matrix, index
 
