@@ -75,3 +75,34 @@ def test_combination_agrees_with_trackeval(seqs: list[SequenceData]) -> None:
                 atol=1e-9,
                 err_msg=f"{family} {field}",
             )
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_frame_block_is_the_dense_iou_matrix_of_the_frame(seed: int) -> None:
+    """Each frame's matrix equals the IoU of the frame's boxes computed densely (pairs of IoU 0
+    are not stored and read as 0), and ``index`` names the pair behind each nonzero entry."""
+    from deepmot.metrics import box_iou_xywh
+
+    rng = np.random.default_rng(seed)
+    frames = 4
+
+    def rows(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xy = rng.integers(0, 4, size=(n, 2)) * 5.0
+        wh = rng.choice([0.0, 10.0, 20.0], size=(n, 2))
+        return rng.integers(0, frames, n), np.arange(n), np.column_stack((xy, wh))
+
+    gt, tr = rows(int(rng.integers(0, 12))), rows(int(rng.integers(0, 12)))
+    data = SequenceData.from_rows("f", frames, *gt, *tr)
+    for frame in range(frames):
+        # ids are the row numbers, so the frame's rows in id order are these, ascending
+        g, t = np.flatnonzero(gt[0] == frame), np.flatnonzero(tr[0] == frame)
+        expected = box_iou_xywh(gt[2][g], tr[2][t])
+        matrix, index = data.frame_block(frame)
+        np.testing.assert_array_equal(matrix, expected)
+        np.testing.assert_array_equal(index >= 0, expected > 0)
+        r, c = np.nonzero(index >= 0)
+        np.testing.assert_array_equal(data.pair_gt[index[r, c]], data.gt_offsets[frame] + r)
+        np.testing.assert_array_equal(
+            data.pair_tracker[index[r, c]], data.tracker_offsets[frame] + c
+        )

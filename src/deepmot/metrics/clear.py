@@ -124,6 +124,9 @@ class CLEAR(MetricFamily):
             prev_active = _previous_active((n_gt > 0) & (n_tr > 0))
             solved: dict[int, np.ndarray] = {}
             prev_tracker_of_gt = np.full(data.num_gt_ids, -1, dtype=np.int64)
+            pair_gt_id = data.gt_ids[data.pair_gt]
+            pair_tr_id = data.tracker_ids[data.pair_tracker]
+            above = sim >= self.threshold - EPS
             for frame in hard_frames.tolist():
                 before = int(prev_active[frame])
                 if before < 0:
@@ -133,20 +136,17 @@ class CLEAR(MetricFamily):
                 else:  # an easy frame: its candidates are its matches
                     lo, hi = np.searchsorted(cand_frames, [before, before + 1])
                     prev_pairs = candidates[lo:hi]
-                prev_gt = data.gt_ids[data.pair_gt[prev_pairs]]
-                prev_tracker_of_gt[prev_gt] = data.tracker_ids[data.pair_tracker[prev_pairs]]
-                g0, g1 = data.gt_offsets[frame], data.gt_offsets[frame + 1]
-                t0, t1 = data.tracker_offsets[frame], data.tracker_offsets[frame + 1]
-                similarity, index = data.frame_block(frame)
-                kept = (
-                    data.tracker_ids[t0:t1][None, :]
-                    == prev_tracker_of_gt[data.gt_ids[g0:g1]][:, None]
-                )
+                prev_gt = pair_gt_id[prev_pairs]
+                prev_tracker_of_gt[prev_gt] = pair_tr_id[prev_pairs]
+                # each pair's score: its IoU, plus 1000 where the gt object keeps the tracker
+                # id it was matched to in the previous active frame; 0 below the threshold
+                lo, hi = data.pair_offsets[frame], data.pair_offsets[frame + 1]
+                kept = pair_tr_id[lo:hi] == prev_tracker_of_gt[pair_gt_id[lo:hi]]
                 prev_tracker_of_gt[prev_gt] = -1
-                score = 1000 * kept + similarity
-                score[similarity < self.threshold - EPS] = 0
-                rows, cols = linear_sum_assignment(-score)
-                ok = score[rows, cols] > EPS
+                score = np.where(above[lo:hi], 1000 * kept + sim[lo:hi], 0.0)
+                cost, index = data.frame_matrix(frame, -score)
+                rows, cols = linear_sum_assignment(cost)
+                ok = cost[rows, cols] < -EPS
                 pairs = index[rows[ok], cols[ok]]
                 solved[frame] = pairs
                 matched.append(pairs)

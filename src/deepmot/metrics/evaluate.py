@@ -154,11 +154,11 @@ def _distractor_matches(raw: SequenceData, distractor: np.ndarray) -> np.ndarray
     hard, in_hard = frames_among(cand_frames, contested, raw.num_frames)
     easy = ~in_hard & distractor[cand_gt]
     remove[cand_tr[easy]] = True
+    cost = np.where(raw.pair_sim >= MATCH_THRESHOLD - EPS, -raw.pair_sim, 0.0)
     for frame in hard.tolist():
-        score, index = raw.frame_block(frame)
-        score[score < MATCH_THRESHOLD - EPS] = 0
-        rows, cols = linear_sum_assignment(-score)
-        ok = score[rows, cols] > EPS
+        block, index = raw.frame_block(frame, cost)
+        rows, cols = linear_sum_assignment(block)
+        ok = block[rows, cols] < -EPS
         pairs = index[rows[ok], cols[ok]]
         hit = distractor[raw.pair_gt[pairs]]
         remove[raw.pair_tracker[pairs[hit]]] = True

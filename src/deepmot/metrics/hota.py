@@ -87,9 +87,10 @@ class HOTA(MetricFamily):
         pos_frames = data.gt_frames[g_rows[positive]]
         hard_frames, in_hard = frames_among(pos_frames, contested, data.num_frames)
         matched = [positive[~in_hard]]
+        cost = -score
         for frame in hard_frames.tolist():
-            block, index = data.frame_block(frame, score)
-            rows, cols = linear_sum_assignment(-block)
+            block, index = data.frame_block(frame, cost)
+            rows, cols = linear_sum_assignment(block)
             pairs = index[rows, cols]
             matched.append(pairs[pairs >= 0])  # the others have IoU 0: never true positives
         return np.sort(np.concatenate(matched))
