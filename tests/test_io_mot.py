@@ -123,6 +123,17 @@ def test_whitespace_separated_and_blank_lines_are_accepted(tmp_path: Path) -> No
     np.testing.assert_array_equal(dets.boxes_xywh[0], [10, 20, 30, 40])
 
 
+def test_blank_lines_keep_the_line_numbers_of_errors(tmp_path: Path) -> None:
+    """Blank lines (in the middle, at the start, doubled at the end) leave the fast parser;
+    the rows are read all the same and an error names the file's own line."""
+    rows = "\n1,1,0,0,1,1,1,1,1\n\n2,1,0,0,1,1,1,1,1\n\n"
+    assert mot.read_gt(_write(tmp_path, rows)).frames.tolist() == [1, 2]
+    bad = "1,1,0,0,1,1,1,1,1\n\n2,1,0,0,-5,1,1,1,1\n"
+    with pytest.raises(MOTFormatError, match="width and height") as error:
+        mot.read_gt(_write(tmp_path, bad))
+    assert error.value.line == 3
+
+
 def test_mot15_ten_column_gt_is_pedestrians_fully_visible(tmp_path: Path) -> None:
     path = _write(tmp_path, "1,1,10,20,30,40,1,-1,-1,-1\n1,2,10,20,30,40,0,-1,-1,-1\n")
     gt = mot.read_gt(path)

@@ -144,10 +144,11 @@ def _parse_clean_table(
     """Fast path for a well-formed comma-separated file: numpy's C parser, no blank lines.
 
     Returns None whenever the file is anything but clean, so that the careful parser can name
-    the offending line.
+    the offending line. Blank lines need no search of their own (15 ms on MOT17's results):
+    NumPy skips them, so the table then has fewer rows than the file has lines.
     """
     n_lines = text.count("\n") + (not text.endswith("\n"))
-    if not text or "\n\n" in text or text.startswith("\n"):
+    if not text:
         return None
     try:
         with warnings.catch_warnings():
