@@ -242,9 +242,10 @@ def check_numbers(benchmark: str, root: Path) -> list[str]:
 
 
 def profile(benchmark: str, root: Path, env: dict) -> dict[str, float]:
-    """Where deepmot's time goes on one set: the start-up of a process that imports what the
-    command imports (Python, NumPy, deepmot), then, in this process, each step of the
-    evaluation as the command runs it (one worker; ground truth read once per sequence)."""
+    """Where deepmot's time goes on one set, in CPU seconds (what a busy machine disturbs
+    least): the start-up of a process that imports what the command imports (Python, NumPy,
+    deepmot), then, in this process, each step of the evaluation as the command runs it (one
+    worker; ground truth read once per sequence)."""
     from deepmot.commands.eval import _write
     from deepmot.io.mot import read_gt, read_results, read_seqinfo
     from deepmot.io.trackeval_layout import find_trackers, resolve_gt
@@ -253,35 +254,35 @@ def profile(benchmark: str, root: Path, env: dict) -> dict[str, float]:
     from deepmot.metrics.report import detailed_text, summary_text
 
     imports = "import deepmot.cli, deepmot.commands.eval, deepmot.metrics.evaluate"
-    startup = statistics.median(timed([sys.executable, "-c", imports], env)[0] for _ in range(5))
+    startup = statistics.median(timed([sys.executable, "-c", imports], env)[1] for _ in range(5))
     steps = dict.fromkeys(("read files", "preprocess (distractors, IoU)"), 0.0)
     steps.update(dict.fromkeys(("CLEAR", "Identity", "HOTA", "write summary + detailed"), 0.0))
     gt_layout = resolve_gt(root / "gt", benchmark=benchmark)
     results = find_trackers(root / "trackers", gt_set=gt_layout.gt_set)["t"]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     evaluation = evaluate_trackers(root / "gt", root / "trackers", benchmark=benchmark)
-    whole = time.perf_counter() - t0
+    whole = time.process_time() - t0
     gts: dict[str, tuple] = {}
     for name, source in gt_layout.sequences.items():
-        t = time.perf_counter()
+        t = time.process_time()
         key = os.path.realpath(source.gt_path)
         if key not in gts:
             length = read_seqinfo(source.seq_dir / "seqinfo.ini").seq_length
             gts[key] = read_gt(source.gt_path), length
         (gt, length), res = gts[key], read_results(results / f"{name}.txt")
-        steps["read files"] += time.perf_counter() - t
-        t = time.perf_counter()
+        steps["read files"] += time.process_time() - t
+        t = time.process_time()
         data = preprocess(gt, res, benchmark=benchmark, num_frames=length, name=name)
-        steps["preprocess (distractors, IoU)"] += time.perf_counter() - t
+        steps["preprocess (distractors, IoU)"] += time.process_time() - t
         for label, metric in (("CLEAR", CLEAR()), ("Identity", Identity()), ("HOTA", HOTA())):
-            t = time.perf_counter()
+            t = time.process_time()
             metric.eval_sequence(data)
-            steps[label] += time.perf_counter() - t
-    t = time.perf_counter()
+            steps[label] += time.process_time() - t
+    t = time.process_time()
     ours = evaluation["t"]["pedestrian"]
     _write(root / "profile_out" / "summary.txt", summary_text(ours))
     _write(root / "profile_out" / "detailed.csv", detailed_text(ours))
-    steps["write summary + detailed"] = time.perf_counter() - t
+    steps["write summary + detailed"] = time.process_time() - t
     return {
         "start-up: Python, NumPy, deepmot imports (own process)": startup,
         **steps,
@@ -355,7 +356,7 @@ def main() -> int:
             for benchmark, root in runs:
                 for label, seconds in profile(benchmark, root, envs["deepmot"]).items():
                     split[label] = split.get(label, 0.0) + seconds
-            print(f"profile of deepmot on '{name}' (wall seconds, summed over its commands):")
+            print(f"profile of deepmot on '{name}' (CPU seconds, summed over its commands):")
             for label, seconds in split.items():
                 print(f"  {label:<58} {seconds:7.3f}")
     print(f"all numbers equal TrackEval's, summary files identical: {not problems}")
