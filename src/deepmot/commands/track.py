@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 #: The registered trackers, for the help text (the registry imports torch; a test keeps this
 #: list equal to :func:`deepmot.trackers.list_trackers`).
-TRACKERS = ("constant_velocity", "kalman", "motion")
+TRACKERS = ("constant_velocity", "kalman", "motion", "tracktor")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
