@@ -105,6 +105,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate")
     train.add_argument("--seed", type=int_at_least(0), default=0, help="seed of model and batches")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     train.add_argument("--half", action="store_true", help="store the weights as float16")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train)
@@ -123,9 +124,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--weights",
         type=existing_file,
-        required=True,
+        default=None,
         help="detector.safetensors, a torchvision or Tracktor Faster R-CNN state dict, or "
-        "tracktor.safetensors",
+        "tracktor.safetensors (default: the shipped light detector)",
     )
     evaluate.add_argument(
         "--stride", type=int_at_least(1), default=5, help="evaluate every N-th frame"
@@ -165,9 +166,14 @@ def load_data(args: argparse.Namespace, prefix: str) -> list:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
+    from deepmot.commands.train import check_new_run
     from deepmot.detection.config import DetectorConfig, DetectorTrainConfig
-    from deepmot.detection.train import train_detector
+    from deepmot.detection.train import WEIGHTS_FILE, train_detector
 
+    if args.resume and args.overwrite:
+        raise DeepMOTError("--resume and --overwrite exclude each other: continue or replace")
+    if not args.resume:
+        check_new_run(args.out, args.overwrite, [WEIGHTS_FILE])
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     sequences = load_data(args, "SYNTH")
     overrides = {"min_size": args.min_size} if args.min_size else {}
@@ -198,6 +204,7 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         card={"data": data},
+        half=args.half,
     )
     log.info("wrote %s after %d steps", result["weights"], result["iterations"])
     return 0
@@ -209,12 +216,15 @@ def run_eval(args: argparse.Namespace) -> int:
     from deepmot.detection.evaluate import evaluate_detector
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    model = load_any_detector(args.weights)
+    from deepmot.trackers.tracktor import SHIPPED_DETECTOR
+
+    weights = args.weights or SHIPPED_DETECTOR
+    model = load_any_detector(weights)
     sequences = load_data(args, "HELDOUT")
     result = evaluate_detector(
         model, sequences, args.min_visibility, args.stride, progress=not args.no_progress
     )
-    result["weights"] = str(args.weights)
+    result["weights"] = str(weights)
     result["sequences"] = [s.name for s in sequences]
     print(json.dumps(result, indent=2))
     return 0

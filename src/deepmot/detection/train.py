@@ -63,6 +63,7 @@ def train_detector(
     resume: bool = False,
     progress: bool = True,
     card: dict[str, Any] | None = None,
+    half: bool = False,
 ) -> dict[str, Any]:
     """Train a detector into the run folder ``out`` (see the module doc).
 
@@ -71,6 +72,7 @@ def train_detector(
         config: the settings (with ``resume``: None keeps the stored ones; otherwise only
             ``iterations`` may differ).
         card: extra entries for the weights' JSON card (e.g. how the data was made).
+        half: store the weights as float16 (half the file).
 
     Returns:
         ``{"iterations", "weights", "loss"}`` (the last step's loss).
@@ -156,5 +158,5 @@ def train_detector(
             "sequences": [s.name for s in sequences],
             **(card or {}),
         }
-        save_detector(model, config.detector, weights, full_card)
+        save_detector(model, config.detector, weights, full_card, half=half)
     return {"iterations": iteration, "weights": str(weights), "loss": loss_value}
