@@ -18,19 +18,21 @@ import numpy as np
 import torch
 
 from deepmot.tracktor_demo import run_tracktor_demo
-from deepmot.train.compare import TABLE_COLUMNS, format_table
+from deepmot.train.compare import TABLE_COLUMNS
 
 
-def aggregate(runs: list[list[dict]]) -> list[dict]:
-    """Rows of several seeds as ``mean ± std`` strings (population std over the seeds)."""
-    rows = []
+def aggregate(runs: list[list[dict]], caption: str) -> str:
+    """A markdown table of the rows of several seeds, each cell ``mean ± std`` (population
+    std over the seeds)."""
+    columns = [column for column, *_ in TABLE_COLUMNS]
+    lines = ["| variant | " + " | ".join(columns) + " |", "|---" + "|---:" * len(columns) + "|"]
     for index, first in enumerate(runs[0]):
-        row = {"variant": first["variant"]}
-        for column, *_ in TABLE_COLUMNS:
+        cells = []
+        for column in columns:
             values = np.array([run[index][column] for run in runs], dtype=float)
-            row[column] = f"{values.mean():.2f} ± {values.std():.2f}"
-        rows.append(row)
-    return rows
+            cells.append(f"{values.mean():.2f} ± {values.std():.2f}")
+        lines.append(f"| {first['variant']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\n{caption}"
 
 
 def main() -> None:
@@ -40,10 +42,14 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=2)
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("runs/table_tracktor"))
+    parser.add_argument("--rows-from", type=Path, help="aggregate the seeds already run there")
     args = parser.parse_args()
     torch.set_num_threads(1)
     runs = []
     for seed in args.seeds:
+        if args.rows_from is not None:  # re-aggregate finished seeds
+            runs.append(json.loads((args.rows_from / f"seed{seed}" / "table.json").read_text()))
+            continue
         start = time.perf_counter()
         rows = run_tracktor_demo(
             args.out / f"seed{seed}",
@@ -60,7 +66,7 @@ def main() -> None:
         f"frames per seed, fine-tuned {args.iterations} steps of 4 frame pairs; last 25% "
         f"scored; mean ± std over seeds {args.seeds}."
     )
-    table = format_table(aggregate(runs), caption)
+    table = aggregate(runs, caption)
     print(table)
     (args.out / "table.json").write_text(json.dumps(runs, indent=2) + "\n")
     (args.out / "table.md").write_text(table + "\n")

@@ -187,3 +187,15 @@ def test_reid_revives_a_track_after_a_short_occlusion_with_its_old_id():
     # the appearance gate decides: demanding a near-perfect match gives the person a new id
     before, after = _occluded_run(sequence, revive_similarity=0.999)
     assert before is not None and after is not None and after != before
+
+
+@pytest.mark.slow
+def test_the_tracktor_demo_writes_its_table(tmp_path):
+    from deepmot.tracktor_demo import run_tracktor_demo
+
+    rows = run_tracktor_demo(
+        tmp_path, iterations=2, sequences=1, frames=24, matcher="sinkhorn", progress=False
+    )
+    assert [r["variant"] for r in rows] == ["Vanilla", "Smooth L1", "DeepMOT"]
+    assert (tmp_path / "table.md").is_file() and (tmp_path / "training_curves.png").is_file()
+    assert (tmp_path / "deepmot" / "tracktor.safetensors").is_file()
