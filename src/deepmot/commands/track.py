@@ -82,7 +82,9 @@ def _tracker(name: str, weights: Path | None):
             f"--weights {weights}: tracker {name!r} has no trained weights to load (drop "
             "--weights, or choose a learned tracker)"
         )
-    if entry.trainable is not None and weights is None:
+    if name == "tracktor" and weights is None:
+        log.info("tracktor runs with the shipped light detector (no --weights)")
+    elif entry.trainable is not None and weights is None:
         log.warning(
             "tracker %r runs untrained (no --weights): its untrained model tracks like "
             "constant_velocity; train it with 'deepmot train' and pass --weights RUN/%s",
