@@ -178,7 +178,6 @@ def _occluded_run(sequence, revive_similarity):
     return follow.get(5), follow.get(12)
 
 
-@pytest.mark.slow  # 24 frames of 640x480 through the shipped detector: ~10 s idle
 def test_reid_revives_a_track_after_a_short_occlusion_with_its_old_id():
     scene = generate_scene(SceneConfig(frames=12, people=2, seed=11, fp_rate=0.0, miss_rate=0.0))
     sequence = scene.to_sequence()
