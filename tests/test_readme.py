@@ -33,6 +33,8 @@ SMALL = {
     ("dhn", "data"): ["--uniform-step", "299", "--uniform-per-size", "2"],
     ("dhn", "train"): ["--max-iters", "2", "--no-progress"],
     ("dhn", "eval"): ["--threads", "1"],
+    ("detector", "train"): ["--iterations", "2", "--sequences", "1", "--frames", "4"],
+    ("detector", "eval"): ["--sequences", "1", "--frames", "4", "--no-progress"],
 }
 #: placeholders of the README and what they stand for here
 PLACEHOLDERS = {"MOT_ROOT": "MOT17/train"}

@@ -29,7 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a folder of MOTChallenge sequences instead of the synthetic data",
     )
     parser.add_argument(
-        "--iterations", type=int_at_least(1), default=200, help="training steps per variant"
+        "--iterations",
+        type=int_at_least(1),
+        default=None,
+        help="training steps per variant (default: 200; 40 for --tracker tracktor)",
     )
     parser.add_argument(
         "--matcher",
@@ -46,6 +49,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="val",
         help="score the last 25%% of each sequence (never trained on) or whole sequences",
     )
+    parser.add_argument(
+        "--tracker",
+        choices=["motion", "tracktor"],
+        default="motion",
+        help="motion: the learned motion tracker (with Kalman); tracktor: Tracktor's box "
+        "regression with the shipped light detector, fine-tuned on synthetic frame pairs "
+        "(--iterations default 40; --data and --split are motion-only)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -56,10 +67,24 @@ def run(args: argparse.Namespace) -> int:
     from deepmot.demo import run_demo
 
     torch.set_num_threads(1)  # tiny models: extra threads only contend (up to 60x slower here)
+    if args.tracker == "tracktor":
+        from deepmot.errors import DeepMOTError
+        from deepmot.tracktor_demo import run_tracktor_demo
+
+        if args.data is not None:
+            raise DeepMOTError("--data: the Tracktor demo runs on synthetic scenes only")
+        run_tracktor_demo(
+            args.out,
+            iterations=args.iterations or 40,
+            seed=args.seed,
+            matcher=args.matcher,
+            progress=not args.no_progress,
+        )
+        return 0
     run_demo(
         args.out,
         data=args.data,
-        iterations=args.iterations,
+        iterations=args.iterations or 200,
         matcher=args.matcher,
         seed=args.seed,
         split=args.split,

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 #: The registered trackers, for the help text (the registry imports torch; a test keeps this
 #: list equal to :func:`deepmot.trackers.list_trackers`).
-TRACKERS = ("constant_velocity", "kalman", "motion")
+TRACKERS = ("constant_velocity", "kalman", "motion", "tracktor")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -82,7 +82,9 @@ def _tracker(name: str, weights: Path | None):
             f"--weights {weights}: tracker {name!r} has no trained weights to load (drop "
             "--weights, or choose a learned tracker)"
         )
-    if entry.trainable is not None and weights is None:
+    if name == "tracktor" and weights is None:
+        log.info("tracktor runs with the shipped light detector (no --weights)")
+    elif entry.trainable is not None and weights is None:
         log.warning(
             "tracker %r runs untrained (no --weights): its untrained model tracks like "
             "constant_velocity; train it with 'deepmot train' and pass --weights RUN/%s",

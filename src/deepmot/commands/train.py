@@ -14,6 +14,7 @@ from deepmot.commands._args import (
     HelpFormatter,
     device,
     existing_dir,
+    existing_file,
     float_at_least,
     int_at_least,
     output_dir,
@@ -164,6 +165,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a model that does not look at detections (in training and in tracking)",
     )
     parser.add_argument(
+        "--detector",
+        type=existing_file,
+        default=None,
+        help="tracktor: the detector to fine-tune (detector.safetensors from 'deepmot detector "
+        "train', or a Faster R-CNN state dict; default: the shipped light detector)",
+    )
+    parser.add_argument(
         "--sequences", nargs="+", metavar="PREFIX", help="only sequences whose names start so"
     )
     parser.add_argument(
@@ -218,6 +226,7 @@ _SETTINGS = {
     "diagnose_every": "diagnose_every",
     "det_file": "det_file",
     "no_detections": "model",
+    "detector": "model",
     "seed": "seed",
 }
 _DEFAULTS: dict = {}
@@ -341,7 +350,10 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
     try:
         return TrackerTrainConfig(
             tracker=args.tracker,
-            model={"use_detections": False} if args.no_detections else {},
+            model={
+                **({"use_detections": False} if args.no_detections else {}),
+                **({"detector": str(args.detector)} if args.detector else {}),
+            },
             loss=args.loss,
             deepmot=replace(
                 _LOSS,

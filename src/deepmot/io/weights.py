@@ -21,13 +21,22 @@ __all__ = ["save_weights", "read_weights", "load_state"]
 
 
 def save_weights(
-    model: nn.Module, config: dict[str, Any], path: str | Path, card: dict[str, Any] | None = None
+    model: nn.Module,
+    config: dict[str, Any],
+    path: str | Path,
+    card: dict[str, Any] | None = None,
+    half: bool = False,
 ) -> None:
-    """Write ``model``'s state to ``path`` (config in the metadata) and its card, atomically."""
+    """Write ``model``'s state to ``path`` (config in the metadata) and its card, atomically.
+
+    With ``half``, floating-point tensors are stored as float16 (half the file; loading copies
+    them back into the model's float32 parameters)."""
     from safetensors.torch import save
 
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     atomic_write_bytes(path, save(state, metadata={"config": json.dumps(config)}))
     full_card = {"config": config, **(card or {})}
     atomic_write_text(path.with_suffix(".json"), json.dumps(full_card, indent=2) + "\n")

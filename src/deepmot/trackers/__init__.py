@@ -10,7 +10,10 @@ weights=None, **overrides)`` builds a registered one:
 * ``"kalman"``: :class:`~deepmot.trackers.kalman.KalmanPredictor`, the SORT / ByteTrack
   Kalman filter (constant velocity in centre, aspect, height);
 * ``"motion"``: :class:`~deepmot.trackers.motion.LearnedMotionModel`, trainable;
-  ``weights=PATH`` loads trained weights (untrained, it behaves as constant velocity).
+  ``weights=PATH`` loads trained weights (untrained, it behaves as constant velocity);
+* ``"tracktor"``: :class:`~deepmot.trackers.tracktor.TracktorPredictor`, regression through a
+  Faster R-CNN's RoI heads (needs frames), trainable; ``weights=PATH`` loads Tracktor or
+  detector weights.
 
 Overrides are fields of :class:`~deepmot.trackers.management.TrackManagementConfig` (e.g.
 ``max_invisible=30``) or of the tracker's config (e.g. ``velocity_steps=3``), plus
@@ -54,6 +57,7 @@ from deepmot.trackers.registry import (
     register_tracker,
     register_trainable,
 )
+from deepmot.trackers.tracktor import TracktorConfig, TracktorPredictor
 
 __all__ = [
     "ConstantVelocityConfig",
@@ -73,6 +77,8 @@ __all__ = [
     "TrackManager",
     "TrackState",
     "Tracker",
+    "TracktorConfig",
+    "TracktorPredictor",
     "Trainable",
     "check_detections",
     "create_tracker",

@@ -8,7 +8,9 @@ frame, the tracks and the detections and moves the tracks to the frame (a motion
 :class:`ManagedTracker` puts a predictor and a manager behind the one tracker contract. One
 call of :meth:`TrackManager.update` per frame does, in this order:
 
-0. Detections are clipped to the image (when its size is known), as Tracktor does; those
+0. A predictor with ``prepare_detections`` replaces the frame's detections first (Tracktor
+   re-scores public detections with its box head, or detects on its own). Detections are
+   clipped to the image (when its size is known), as Tracktor does; those
    left without area are dropped.
 1. **Regression** (t-1 -> t): every alive track (active, and invisible ones when
    ``predict_invisible``) is moved by the predictor; boxes are clipped to the image; a
@@ -19,7 +21,8 @@ call of :meth:`TrackManager.update` per frame does, in this order:
    ``1 - IoU``, pairs below ``match_iou`` forbidden). A verified track may be **refined** by
    averaging its box with its detection when their IoU is above ``refine_iou`` (supp. A.2).
    An active track that no detection verifies becomes **invisible** ("Tracks that can not be
-   verified by the detector are marked invisible", supp. A.2).
+   verified by the detector are marked invisible", supp. A.2), unless
+   ``require_verification`` is off (Tracktor).
 3. **NMS between tracks** (Tracktor's ``regression_nms_thresh``): of two active tracks that
    overlap by more than ``track_nms``, the one with fewer verified frames becomes invisible.
 4. **Detections covered by tracks** are no birth material: after NMS among the detections, a
@@ -118,6 +121,9 @@ class TrackManagementConfig:
         revive_similarity: least appearance similarity (for predictors with
             ``appearance_similarity``) for a detection to re-activate an invisible track, on
             top of ``revive_iou``.
+        require_verification: an active track no detection verifies becomes invisible (supp.
+            A.2). False keeps it active (Tracktor: a track lives while its regression score
+            passes ``min_track_score``, detections or not).
     """
 
     max_invisible: int = 60
@@ -133,6 +139,7 @@ class TrackManagementConfig:
     predict_invisible: bool = True
     min_track_score: float | None = None
     revive_similarity: float = 0.5
+    require_verification: bool = True
 
     def __post_init__(self) -> None:
         if self.max_invisible < 0:
@@ -328,6 +335,9 @@ class TrackManager:
         """
         cfg = self.config
         self.frame_count += 1
+        prepare = getattr(self.predictor, "prepare_detections", None)
+        if prepare is not None:
+            dets = prepare(frame, dets, self.image_size).float().cpu()
         if cfg.min_score is not None and len(dets):
             dets = dets[dets[:, 4] >= cfg.min_score]
         det_boxes, det_scores = _clip(dets[:, :4].float(), self.image_size), dets[:, 4].float()
@@ -383,7 +393,8 @@ class TrackManager:
         for row, track in enumerate(active):
             col = matched.get(row)
             if col is None:
-                track.state = TrackState.INVISIBLE
+                if cfg.require_verification:
+                    track.state = TrackState.INVISIBLE
                 continue
             track.hits += 1
             track.frames_invisible = 0

@@ -20,7 +20,10 @@ Optional hooks, looked up with ``getattr``:
 * ``on_birth(frame, tracks: TrackBatch) -> None``: called for tracks just confirmed (an SOT
   tracker cuts its template here; a ReID head stores the first embedding);
 * ``appearance_similarity(frame, tracks: TrackBatch, boxes (K, 4)) -> (T, K)`` in [0, 1]:
-  used, with IoU, to re-activate invisible tracks (ReID revival).
+  used, with IoU, to re-activate invisible tracks (ReID revival);
+* ``prepare_detections(frame, dets (K, 5|6), image_size) -> (K', 5)``: called first in every
+  frame, replaces the frame's detections (Tracktor re-scores and refines the public ones with
+  its box head, or detects on its own).
 
 :class:`MotionPredictor` adapts a history-only :class:`MotionModel` (constant velocity, the
 learned motion model) to this contract without changing it.

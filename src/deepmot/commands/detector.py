@@ -1,0 +1,237 @@
+"""``deepmot detector train|eval``: the person detector Tracktor regresses with.
+
+Standard library only at module level; torch and the rest are imported inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from deepmot.commands._args import (
+    HelpFormatter,
+    existing_dir,
+    existing_file,
+    int_at_least,
+    output_dir,
+    positive_float,
+    probability,
+)
+from deepmot.errors import DeepMOTError
+
+log = logging.getLogger(__name__)
+
+BACKBONES = ("resnet50_fpn", "resnet18_fpn", "mobilenet_v3_fpn")  # = detection.config.BACKBONES
+TRAIN_SEED, HELD_OUT_SEED = 0, 1000  # synthetic scenes: training and held-out ones differ
+
+
+def _data_options(parser: argparse.ArgumentParser, seed: int, sequences: int) -> None:
+    parser.add_argument(
+        "mot_root",
+        nargs="?",
+        type=existing_dir,
+        metavar="MOT_ROOT",
+        help="folder of MOTChallenge sequences with img1/ and gt/gt.txt (default: synthetic "
+        "scenes, see --synthetic)",
+    )
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="synthetic scenes rendered in memory (the default without MOT_ROOT)",
+    )
+    parser.add_argument(
+        "--sequences",
+        type=int_at_least(1),
+        default=sequences,
+        help="synthetic scenes to make",
+    )
+    parser.add_argument(
+        "--frames", type=int_at_least(2), default=300, help="frames per synthetic scene"
+    )
+    parser.add_argument(
+        "--scene-seed",
+        type=int_at_least(0),
+        default=seed,
+        help="seed of the synthetic scenes (training and held-out scenes use different ones)",
+    )
+    parser.add_argument(
+        "--only", nargs="+", metavar="PREFIX", help="only MOT_ROOT sequences whose names start so"
+    )
+    parser.add_argument(
+        "--min-visibility",
+        type=probability,
+        default=0.25,
+        help="people less visible are no targets (and no false positives in eval)",
+    )
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "detector",
+        help="train and evaluate the person detector (Faster R-CNN) Tracktor uses",
+        description="The two-class Faster R-CNN of Tracktor: training and evaluation.",
+    )
+    sub = parser.add_subparsers(
+        dest="detector_command", metavar="STEP", required=True, help="train or eval"
+    )
+
+    train = sub.add_parser(
+        "train",
+        help="train a detector from scratch on synthetic scenes or MOTChallenge frames",
+        description=(
+            "Train a two-class Faster R-CNN (untrained start: nothing is downloaded) on "
+            "synthetic scenes (default) or on every sequence under MOT_ROOT with img1/ and "
+            "gt/gt.txt. Writes config.json, checkpoint.pt, log.csv and detector.safetensors "
+            "(with a JSON card) into --out; Ctrl-C checkpoints, --resume continues."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    _data_options(train, TRAIN_SEED, 4)
+    train.add_argument("--out", type=output_dir, required=True, help="run folder (made)")
+    train.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default="mobilenet_v3_fpn",
+        help="resnet50_fpn is Tracktor's (box head 1024, images 800 px); the others are light "
+        "(box head 256, images 320 px)",
+    )
+    train.add_argument(
+        "--min-size", type=int_at_least(32), default=None, help="shorter image side, resized"
+    )
+    train.add_argument("--iterations", type=int_at_least(1), default=None, help="steps")
+    train.add_argument("--batch-size", type=int_at_least(1), default=2, help="images per step")
+    train.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate")
+    train.add_argument("--seed", type=int_at_least(0), default=0, help="seed of model and batches")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    train.add_argument("--half", action="store_true", help="store the weights as float16")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(run=run_train)
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="AP50 and AP[.5:.95] of a detector on held-out sequences",
+        description=(
+            "Run a detector on held-out sequences (synthetic scenes with another seed than "
+            "training's, or MOT_ROOT) and print AP50 and AP[.5:.95] (torchmetrics' COCO mAP, "
+            "pycocotools backend) as JSON."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    _data_options(evaluate, HELD_OUT_SEED, 2)
+    evaluate.add_argument(
+        "--weights",
+        type=existing_file,
+        default=None,
+        help="detector.safetensors, a torchvision or Tracktor Faster R-CNN state dict, or "
+        "tracktor.safetensors (default: the shipped light detector)",
+    )
+    evaluate.add_argument(
+        "--stride", type=int_at_least(1), default=5, help="evaluate every N-th frame"
+    )
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(run=run_eval)
+
+
+def load_data(args: argparse.Namespace, prefix: str) -> list:
+    """The sequences of ``args``: MOT_ROOT's with frames and gt, or synthetic scenes."""
+    if args.mot_root is not None and args.synthetic:
+        raise DeepMOTError("give MOT_ROOT or --synthetic, not both")
+    if args.mot_root is None:
+        from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
+
+        base = SceneConfig(frames=args.frames, seed=args.scene_seed)
+        configs = dataset_configs(args.sequences, base, prefix=prefix)
+        return [generate_scene(c).to_sequence() for c in configs]
+    from deepmot.data.sequence import Sequence
+    from deepmot.io.mot import find_sequences
+
+    paths = [
+        p
+        for p in find_sequences(args.mot_root)
+        if not args.only or any(p.name.startswith(x) for x in args.only)
+    ]
+    sequences = [Sequence.from_dir(p) for p in paths]
+    usable = [s for s in sequences if s.gt is not None and s.has_images]
+    if not usable:
+        raise DeepMOTError(
+            f"MOT_ROOT {args.mot_root}: no sequence with img1/ and gt/gt.txt"
+            + (f" whose name starts with {' or '.join(args.only)}" if args.only else "")
+        )
+    return usable
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from deepmot.commands.train import check_new_run
+    from deepmot.detection.config import DetectorConfig, DetectorTrainConfig
+    from deepmot.detection.train import WEIGHTS_FILE, train_detector
+
+    if args.resume and args.overwrite:
+        raise DeepMOTError("--resume and --overwrite exclude each other: continue or replace")
+    if not args.resume:
+        check_new_run(args.out, args.overwrite, [WEIGHTS_FILE])
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    sequences = load_data(args, "SYNTH")
+    overrides = {"min_size": args.min_size} if args.min_size else {}
+    if args.backbone == "resnet50_fpn":
+        detector = DetectorConfig(**overrides)
+    else:
+        detector = DetectorConfig.light(backbone=args.backbone, **overrides)
+    config = None
+    if not (args.resume and args.iterations is None):
+        config = DetectorTrainConfig(
+            detector=detector,
+            iterations=args.iterations or DetectorTrainConfig.iterations,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            min_visibility=args.min_visibility,
+            seed=args.seed,
+        )
+    data = (
+        f"{args.mot_root}"
+        if args.mot_root
+        else f"{args.sequences} synthetic scenes x {args.frames} frames, scene seed "
+        f"{args.scene_seed}"
+    )
+    result = train_detector(
+        sequences,
+        args.out,
+        config,
+        resume=args.resume,
+        progress=not args.no_progress,
+        card={"data": data},
+        half=args.half,
+    )
+    log.info("wrote %s after %d steps", result["weights"], result["iterations"])
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from deepmot.detection.evaluate import evaluate_detector
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    from deepmot.trackers.tracktor import SHIPPED_DETECTOR
+
+    weights = args.weights or SHIPPED_DETECTOR
+    model = load_any_detector(weights)
+    sequences = load_data(args, "HELDOUT")
+    result = evaluate_detector(
+        model, sequences, args.min_visibility, args.stride, progress=not args.no_progress
+    )
+    result["weights"] = str(weights)
+    result["sequences"] = [s.name for s in sequences]
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def load_any_detector(path: Path):
+    """A detector from a detector file or from trained Tracktor weights."""
+    from deepmot.trackers.tracktor import load_tracktor
+
+    return load_tracktor(path).detector

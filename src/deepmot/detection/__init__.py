@@ -1,0 +1,1 @@
+"""The person detector Tracktor regresses with: config, model and loading, training, mAP."""

@@ -1,0 +1,448 @@
+"""Tracktor (Bergmann et al., "Tracking without bells and whistles", ICCV 2019), the paper's
+headline tracker, as a trainable predictor.
+
+Per frame, the backbone's features are computed once (:meth:`TracktorModel.features`); each
+active track's previous box — moved by the camera motion (OpenCV ECC) and, optionally, a
+constant-velocity step — is regressed to the current frame through the detector's RoI heads,
+``box_roi_pool → box_head → box_predictor → box_coder.decode`` (:meth:`TracktorModel.regress`),
+and scored by its classification head; the track management hides tracks scored below the
+regression threshold (``min_track_score``), suppresses overlapping tracks, and gives births to
+the detections left. Those are the public detections re-scored and refined by the same head,
+or the detector's own (``private``), through the predictor's ``prepare_detections`` hook.
+
+The ReID head (a fully connected layer from the box head's representation to a 128-d
+embedding; 131K parameters on the 1024-wide head of ResNet-50-FPN, as in the paper's
+supplementary) gives each regressed box an embedding; a track keeps its last
+``max_features`` ones and ``appearance_similarity`` (cosine, clamped to [0, 1]) lets the
+management revive invisible tracks with their old id.
+
+DeepMOT trains the box regression layer (``box_predictor.bbox_pred``) and the ReID head; the
+backbone and the rest of the detector are frozen (``requires_grad`` off, BatchNorm frozen as
+torchvision's ``FrozenBatchNorm2d``), so nothing on the trained path is detached.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.detection.transform import resize_boxes
+
+from deepmot.data.frames import image_to_tensor
+from deepmot.detection.config import DetectorConfig
+from deepmot.detection.model import (
+    WithoutBatchCounters,
+    build_detector,
+    load_detector,
+    load_detector_state,
+)
+from deepmot.errors import DeepMOTError
+from deepmot.io.weights import read_weights, save_weights
+from deepmot.trackers.camera_motion import ecc_warp, warp_boxes
+from deepmot.trackers.management import TrackManagementConfig
+from deepmot.trackers.motion import ConstantVelocityConfig, ConstantVelocityModel
+from deepmot.trackers.predictor import Frame, Prediction, TrackBatch, module_device
+from deepmot.trackers.registry import Trainable, register_trainable
+
+__all__ = [
+    "SHIPPED_DETECTOR",
+    "TracktorConfig",
+    "TracktorModel",
+    "TracktorPredictor",
+    "build_tracktor",
+    "load_tracktor",
+    "save_tracktor",
+]
+
+log = logging.getLogger(__name__)
+
+SHIPPED_DETECTOR = Path(__file__).resolve().parent.parent / "weights" / "detector_light.safetensors"
+"""The light detector shipped with the package (trained on synthetic scenes; see its card)."""
+
+
+@dataclass(frozen=True)
+class TracktorConfig:
+    """Settings of the Tracktor predictor; defaults from Tracktor's ``cfgs/tracktor.yaml``.
+
+    The regression threshold (``regression_person_thresh: 0.5``) and the NMS thresholds
+    (``detection_nms_thresh: 0.3``, ``regression_nms_thresh: 0.6``) are the track
+    management's ``min_track_score``, ``detection_nms`` and ``track_nms`` (see
+    :data:`TRACKTOR_MANAGEMENT`).
+
+    Attributes:
+        detector: ``"shipped"`` (the light detector in the package), ``"untrained"`` (a
+            random ``backbone``, for tests), or a path to detector weights (ours, or a
+            torchvision / Tracktor Faster R-CNN state dict).
+        backbone: the backbone of an ``"untrained"`` detector (light preset).
+        private: births from the detector's own detections instead of the public ones
+            (Tracktor's ``public_detections: True`` is the default).
+        detection_thresh: least person score of a (re-scored) detection to give a birth
+            (``detection_person_thresh: 0.5``).
+        camera_motion: align tracks with the previous frame by ECC (``do_align: True``).
+        ecc_iterations, ecc_eps: ECC's stopping rule (``number_of_iterations: 100``,
+            ``termination_eps: 0.00001``).
+        motion_model: a constant-velocity step before regressing
+            (``motion_model.enabled: False``).
+        velocity_steps: its steps (``motion_model.n_steps: 1``; centre only, as
+            ``center_only: True``).
+        reid_dim: size of the ReID head's embedding (the paper's supplementary: 128).
+        max_features: embeddings kept per track for re-identification
+            (``max_features_num: 10``).
+        feature_cache: frames whose backbone features are kept (a training speed-up when
+            frames repeat; 0 keeps only the current frame's).
+    """
+
+    detector: str = "shipped"
+    backbone: str = "mobilenet_v3_fpn"
+    private: bool = False
+    detection_thresh: float = 0.5
+    camera_motion: bool = True
+    ecc_iterations: int = 100
+    ecc_eps: float = 1e-5
+    motion_model: bool = False
+    velocity_steps: int = 1
+    reid_dim: int = 128
+    max_features: int = 10
+    feature_cache: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.detection_thresh <= 1.0:
+            raise ValueError(f"detection_thresh must be in [0, 1], got {self.detection_thresh}")
+        for name in ("ecc_iterations", "velocity_steps", "reid_dim", "max_features"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.feature_cache < 0:
+            raise ValueError(f"feature_cache must be >= 0, got {self.feature_cache}")
+        if not self.ecc_eps > 0:
+            raise ValueError(f"ecc_eps must be > 0, got {self.ecc_eps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TracktorConfig:
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TracktorConfig keys {sorted(unknown)}")
+        return cls(**values)
+
+
+TRACKTOR_MANAGEMENT = TrackManagementConfig.tracktor(
+    min_track_score=0.5,  # regression_person_thresh
+    require_verification=False,  # a track lives on its regression score
+    predict_invisible=True,  # inactive tracks move with the camera (and the motion model)
+    revive_iou=0.2,  # reid_iou_threshold
+)
+"""Tracktor's management: births at once, no refinement, ``inactive_patience: 10``, the NMS
+thresholds 0.3 / 0.6, the regression threshold 0.5, tracks kept without detections."""
+
+
+class TracktorModel(nn.Module):
+    """The detector and the ReID head; only ``bbox_pred`` and the ReID head train.
+
+    Args:
+        config: :class:`TracktorConfig`.
+        detector: a two-class torchvision ``FasterRCNN`` (frozen BatchNorm).
+        detector_config: its :class:`~deepmot.detection.config.DetectorConfig`.
+    """
+
+    def __init__(
+        self, config: TracktorConfig, detector: nn.Module, detector_config: DetectorConfig
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.detector_config = detector_config
+        self.detector = detector
+        self.reid = nn.Linear(detector_config.representation, config.reid_dim)
+        for name, parameter in self.detector.named_parameters():
+            parameter.requires_grad_(name.startswith("roi_heads.box_predictor.bbox_pred."))
+        self.detector.eval()
+
+    def train(self, mode: bool = True) -> TracktorModel:
+        """Only the ReID head changes mode; the detector stays in eval mode (frozen)."""
+        super().train(mode)
+        self.detector.eval()
+        return self
+
+    @torch.no_grad()
+    def features(self, image: Tensor) -> tuple[dict[str, Tensor], tuple[int, int]]:
+        """The frozen backbone's feature maps of ``image (3, H, W)`` in [0, 1], and the
+        resized image's ``(h, w)`` (the detector's transform normalises and resizes)."""
+        images, _ = self.detector.transform([image])
+        return self.detector.backbone(images.tensors), images.image_sizes[0]
+
+    def regress(
+        self,
+        features: dict[str, Tensor],
+        resized: tuple[int, int],
+        original: tuple[int, int],
+        boxes: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Regress ``boxes (T, 4)`` xyxy (original image ``(h, w)``) through the RoI heads.
+
+        Returns the person-class boxes ``(T, 4)`` (original coordinates, clipped to the
+        image), their person scores ``(T,)`` and their ReID embeddings ``(T, reid_dim)``;
+        differentiable with respect to ``bbox_pred``, the ReID head and ``boxes``.
+        """
+        heads = self.detector.roi_heads
+        proposals = resize_boxes(boxes, original, resized)
+        pooled = heads.box_roi_pool(features, [proposals], [resized])
+        representation = heads.box_head(pooled)
+        logits, deltas = heads.box_predictor(representation)
+        decoded = heads.box_coder.decode(deltas, [proposals])[:, 1]  # (T, 4): class person
+        out = resize_boxes(decoded, resized, original)
+        height, width = original
+        x = out[:, 0::2].clamp(0, width)
+        y = out[:, 1::2].clamp(0, height)
+        out = torch.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], dim=1)
+        return out, F.softmax(logits, -1)[:, 1], self.reid(representation)
+
+    @torch.no_grad()
+    def detect(self, features: dict[str, Tensor], resized: tuple[int, int], image: Tensor):
+        """The detector's own detections: ``(K, 5)`` xyxy + score in original coordinates."""
+        from torchvision.models.detection.image_list import ImageList
+
+        original = tuple(image.shape[-2:])
+        images = ImageList(image[None], [resized])
+        proposals, _ = self.detector.rpn(images, features)
+        found, _ = self.detector.roi_heads(features, proposals, [resized])
+        boxes = resize_boxes(found[0]["boxes"], resized, original)
+        return torch.cat([boxes, found[0]["scores"][:, None]], dim=1)
+
+
+class TracktorPredictor:
+    """:class:`TracktorModel` behind the predictor contract (see the module doc).
+
+    It keeps per-sequence memos only: the last frames' backbone features (keyed by the frame
+    object, held so that its id stays its own) and the previous frame for ECC; both are
+    correct whatever the call order, as they depend on the frame alone.
+    """
+
+    needs_images = True
+
+    def __init__(self, model: TracktorModel) -> None:
+        self.model = model
+        self.config: TracktorConfig = _inner(model).config
+        self._features: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+        self._previous: Frame = None
+        self._align: tuple[Frame, Frame] | None = None
+        self._warp: tuple[Frame, np.ndarray] | None = None
+
+    @property
+    def history_len(self) -> int:
+        return self.config.velocity_steps + 1 if self.config.motion_model else 1
+
+    # ------------------------------------------------------------------ per frame
+
+    def frame_features(self, frame: Frame) -> tuple[dict[str, Tensor], tuple[int, int], Tensor]:
+        """The frame as a tensor and its backbone features (computed once per frame)."""
+        key = id(frame)
+        hit = self._features.get(key)
+        if hit is not None and hit[0] is frame:
+            self._features.move_to_end(key)
+            return hit[1]
+        image = frame if isinstance(frame, Tensor) else image_to_tensor(np.asarray(frame))
+        if image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] != 3:
+            image = image.permute(2, 0, 1).float() / 255.0  # an (H, W, 3) tensor
+        image = image.to(module_device(self.model))
+        features, resized = _inner(self.model).features(image)
+        self._features[key] = (frame, (features, resized, image))
+        while len(self._features) > max(1, self.config.feature_cache):
+            self._features.popitem(last=False)
+        return features, resized, image
+
+    def _camera_warp(self, frame: Frame) -> np.ndarray | None:
+        """The ECC warp from the previous frame to ``frame`` (tracking only: the previous
+        frame is the one ``prepare_detections`` saw before)."""
+        if not self.config.camera_motion or self._align is None or self._align[1] is not frame:
+            return None
+        if self._warp is None or self._warp[0] is not frame:
+            previous = np.asarray(self._align[0])
+            current = np.asarray(frame)
+            if previous.shape != current.shape:
+                return None
+            warp = ecc_warp(previous, current, self.config.ecc_iterations, self.config.ecc_eps)
+            self._warp = (frame, warp)
+        return self._warp[1]
+
+    def prepare_detections(
+        self, frame: Frame, dets: Tensor, image_size: tuple[int, int] | None
+    ) -> Tensor:
+        """Birth material of this frame: the public detections re-scored and refined by the
+        box head, or the detector's own (``private``); those scored below
+        ``detection_thresh`` are dropped. ``(K, 5|6)`` -> ``(K', 5)`` xyxy + score."""
+        self._align = (self._previous, frame) if self._previous is not None else None
+        self._previous = frame
+        features, resized, image = self.frame_features(frame)
+        original = tuple(image.shape[-2:])
+        if self.config.private:
+            found = _inner(self.model).detect(features, resized, image).cpu()
+        elif len(dets) == 0:
+            return dets.new_zeros((0, 5))
+        else:
+            with torch.no_grad():
+                boxes, scores, _ = _inner(self.model).regress(
+                    features, resized, original, dets[:, :4].float().to(image.device)
+                )
+            found = torch.cat([boxes, scores[:, None]], dim=1).cpu()
+        keep = found[:, 4] >= self.config.detection_thresh
+        return found[keep]
+
+    def predict(
+        self,
+        frame: Frame,
+        tracks: TrackBatch,
+        detections: Tensor | None,
+        image_size: tuple[int, int] | None,
+    ) -> Prediction:
+        """Regress the tracks' last boxes to ``frame``; invisible tracks (``verified``
+        False) are only moved (camera, motion model), as Tracktor's inactive tracks.
+
+        Returns boxes ``(T, 4)``, person scores ``(T,)`` (1 for moved-only tracks) and ReID
+        embeddings ``(T, reid_dim)``; differentiable in the trained layers.
+        """
+        if frame is None:
+            raise ValueError("Tracktor regresses boxes from the image: pass the frame")
+        features, resized, image = self.frame_features(frame)
+        original = tuple(image.shape[-2:])
+        history = tracks.history.to(image.device)
+        warp = self._camera_warp(frame)
+        if warp is not None:
+            history = warp_boxes(history, warp)
+        if self.config.motion_model:
+            model = ConstantVelocityModel(ConstantVelocityConfig(self.config.velocity_steps))
+            boxes = model(history, tracks.mask.to(image.device))
+        else:
+            boxes = history[:, -1]
+        if len(boxes) == 0:
+            empty = boxes.new_zeros((0,))
+            return Prediction(boxes, empty, boxes.new_zeros((0, self.config.reid_dim)))
+        regressed, scores, embeddings = _inner(self.model).regress(
+            features, resized, original, boxes
+        )
+        moved = ~tracks.verified.to(image.device)
+        if bool(moved.any()):
+            regressed = torch.where(moved[:, None], boxes, regressed)
+            scores = torch.where(moved, torch.ones_like(scores), scores)
+        for extra, embedding, hidden in zip(
+            tracks.extras, embeddings.detach(), moved.tolist(), strict=True
+        ):
+            if not hidden:
+                stored = extra.setdefault("reid", [])
+                stored.append(embedding)
+                del stored[: -self.config.max_features]
+        return Prediction(regressed, scores, embeddings)
+
+    # ------------------------------------------------------------------ hooks
+
+    @torch.no_grad()
+    def on_birth(self, frame: Frame, tracks: TrackBatch) -> None:
+        """Store the first embedding of each new track."""
+        features, resized, image = self.frame_features(frame)
+        _, _, embeddings = _inner(self.model).regress(
+            features, resized, tuple(image.shape[-2:]), tracks.last.to(image.device)
+        )
+        for extra, embedding in zip(tracks.extras, embeddings, strict=True):
+            extra["reid"] = [embedding]
+
+    @torch.no_grad()
+    def appearance_similarity(self, frame: Frame, tracks: TrackBatch, boxes: Tensor) -> Tensor:
+        """``(T, K)``: cosine similarity, clamped to [0, 1], between each track's mean stored
+        embedding and the embedding of each box in ``frame`` (Tracktor compares the mean of
+        its stored features too)."""
+        features, resized, image = self.frame_features(frame)
+        _, _, found = _inner(self.model).regress(
+            features, resized, tuple(image.shape[-2:]), boxes[:, :4].float().to(image.device)
+        )
+        stored = []
+        for extra in tracks.extras:
+            kept = extra.get("reid")
+            stored.append(torch.stack(kept).mean(0) if kept else found.new_zeros(found.shape[1]))
+        means = torch.stack(stored) if stored else found.new_zeros((0, found.shape[1]))
+        similarity = F.normalize(means, dim=1) @ F.normalize(found, dim=1).T
+        return similarity.clamp(0, 1).cpu()
+
+
+def _inner(model: nn.Module) -> TracktorModel:
+    """``model``, checked: the predictor calls the model's methods, which DDP would not
+    synchronise, so Tracktor trains in one process."""
+    if not isinstance(model, TracktorModel):
+        raise ValueError(
+            f"Tracktor needs a TracktorModel, got {type(model).__name__} (it trains in one "
+            "process: no torchrun)"
+        )
+    return model
+
+
+# --------------------------------------------------------------------------- build, save, load
+
+
+def _detector_for(config: TracktorConfig) -> tuple[nn.Module, DetectorConfig]:
+    if config.detector == "untrained":
+        detector_config = DetectorConfig.light(backbone=config.backbone)
+        return build_detector(detector_config), detector_config
+    path = SHIPPED_DETECTOR if config.detector == "shipped" else Path(config.detector)
+    if config.detector == "shipped" and not path.is_file():
+        raise DeepMOTError(
+            f"no shipped detector ({path}); train one with 'deepmot detector train' and give "
+            "its detector.safetensors as the Tracktor config's detector"
+        )
+    return load_detector(path)
+
+
+def build_tracktor(config: TracktorConfig | None = None) -> TracktorModel:
+    """A Tracktor with the detector ``config.detector`` names and an untrained ReID head."""
+    config = config if config is not None else TracktorConfig()
+    detector, detector_config = _detector_for(config)
+    return TracktorModel(config, detector, detector_config)
+
+
+def save_tracktor(
+    model: TracktorModel, path: str | Path, card: dict[str, Any] | None = None
+) -> None:
+    """Write detector and ReID head (safetensors, both configs in its metadata) and a card."""
+    stored = {
+        "kind": "tracktor",
+        "tracktor": model.config.to_dict(),
+        "detector": model.detector_config.to_dict(),
+    }
+    save_weights(WithoutBatchCounters(model), stored, path, card)
+
+
+def load_tracktor(path: str | Path, map_location: str | torch.device = "cpu") -> TracktorModel:
+    """Read Tracktor weights: a file :func:`save_tracktor` wrote, or a detector alone (ours,
+    torchvision's or Tracktor's layout: then the ReID head is untrained). Eval mode."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        stored, state = read_weights(path, "Tracktor", map_location)
+        if stored.get("kind") == "tracktor":
+            config = TracktorConfig.from_dict(stored["tracktor"])
+            detector_config = DetectorConfig.from_dict(stored["detector"])
+            model = TracktorModel(config, build_detector(detector_config), detector_config)
+            return load_detector_state(model, state, path).to(map_location).eval()
+    detector, detector_config = load_detector(path, map_location=map_location)
+    config = TracktorConfig(detector=str(path))
+    return TracktorModel(config, detector, detector_config).to(map_location).eval()
+
+
+TRACKTOR = register_trainable(
+    Trainable(
+        name="tracktor",
+        config=TracktorConfig,
+        build=build_tracktor,
+        predictor=TracktorPredictor,
+        save=save_tracktor,
+        load=load_tracktor,
+        weights_file="tracktor.safetensors",
+        management=TRACKTOR_MANAGEMENT,
+        needs_images=lambda config: True,
+    )
+)
+"""Tracktor: ``create_tracker("tracktor", weights=...)``, ``deepmot train --tracker tracktor``."""
