@@ -4,4 +4,4 @@ A module here imports only the standard library at module level; heavy imports g
 its ``run``.
 """
 
-COMMANDS: list[str] = ["demo", "dhn", "eval", "synth", "track", "train"]
+COMMANDS: list[str] = ["demo", "dhn", "eval", "synth", "track", "train", "tune"]
