@@ -4,4 +4,14 @@ A module here imports only the standard library at module level; heavy imports g
 its ``run``.
 """
 
-COMMANDS: list[str] = ["demo", "dhn", "eval", "synth", "track", "train", "tune"]
+COMMANDS: list[str] = [
+    "demo",
+    "dhn",
+    "eval",
+    "reproduce",
+    "results",
+    "synth",
+    "track",
+    "train",
+    "tune",
+]
