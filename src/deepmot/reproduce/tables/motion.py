@@ -63,7 +63,7 @@ _DIFFERENCES = (
 )
 
 
-def _row(name: str, evaluation: Any) -> dict[str, Any]:
+def table_row(name: str, evaluation: Any) -> dict[str, Any]:
     """A table row: MOTA, MOTP, IDF1 in percent; MT and ML in percent of the trajectories."""
     clear, identity = evaluation.combined["clear"], evaluation.combined["identity"]
     return {
@@ -129,7 +129,7 @@ def _run(
         settings["seeds"],
         context.out,
         progress=context.progress,
-        row=_row,
+        row=table_row,
     )
     per_seed = {
         seed: sorted(rows, key=lambda r: order.index(r["row"])) for seed, rows in per_seed.items()
