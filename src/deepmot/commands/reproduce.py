@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from deepmot.commands._args import HelpFormatter, existing_dir, output_dir
+from deepmot.commands._args import HelpFormatter, existing_dir, key_value, output_dir
 from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="folder of MOTChallenge sequences (MOT17 with the DeepMOT authors' cleaned "
         "detections, det/deepmot_clean_FRCNN.txt); default: ../shared/data/mot",
     )
+    parser.add_argument(
+        "--set",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one of the scale's settings (repeatable; see --list), e.g. --set "
+        "iterations=50",
+    )
     parser.add_argument("--list", action="store_true", help="list the tables and their scales")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
@@ -72,8 +81,21 @@ def run(args: argparse.Namespace) -> int:
     data = args.data or Path("../shared/data/mot")
     if not data.is_dir():
         raise DeepMOTError(f"--data {data}: no such folder; give --data MOT_ROOT")
+    known = get_table(args.table).scales[args.scale]
+    for key, _ in args.set:
+        if key not in known or key == "seeds":
+            raise DeepMOTError(
+                f"--set {key}: not a setting of table {args.table} (settings: "
+                f"{', '.join(k for k in known if k != 'seeds')}; seeds: --seeds)"
+            )
     folder = reproduce_table(
-        args.table, args.out, data, args.scale, args.seeds, progress=not args.no_progress
+        args.table,
+        args.out,
+        data,
+        args.scale,
+        args.seeds,
+        progress=not args.no_progress,
+        overrides=dict(args.set),
     )
     print((folder / "table.md").read_text(), end="")
     print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -12,25 +11,13 @@ from deepmot.commands._args import (
     existing_dir,
     existing_file,
     int_at_least,
+    key_value,
     output_dir,
     output_file,
 )
 from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
-
-
-def fixed_setting(text: str) -> tuple[str, object]:
-    """``KEY=VALUE``; VALUE is read as JSON (``30``, ``0.5``, ``true``, ``null``)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: VALUE must be a number, true, false or null"
-        ) from None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -65,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the sampler's seed")
     parser.add_argument(
         "--fix",
-        type=fixed_setting,
+        type=key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",

@@ -126,6 +126,7 @@ def reproduce_table(
     scale: str = "cpu",
     seeds: Sequence[int] | None = None,
     progress: bool = True,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Path:
     """Run table ``name`` at ``scale`` into ``out/<name>/`` and return that folder.
 
@@ -136,6 +137,7 @@ def reproduce_table(
         scale: ``"cpu"`` or ``"full"``.
         seeds: replace the scale's seeds.
         progress: progress bars.
+        overrides: replace some of the scale's settings (recorded with the results).
 
     Raises:
         ValueError: an unknown table or scale.
@@ -143,7 +145,7 @@ def reproduce_table(
     spec = get_table(name)
     if scale not in spec.scales:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(spec.scales)}")
-    settings = dict(spec.scales[scale])
+    settings = {**spec.scales[scale], **(overrides or {})}
     if seeds is not None:
         settings["seeds"] = list(seeds)
     folder = Path(out) / name
