@@ -103,11 +103,14 @@ def test_a_resumed_study_continues(tmp_path: Path) -> None:
         )  # fmt: skip
 
 
-def test_unknown_fixed_setting_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(DeepMOTError, match="max_invisble"):
-        tune_tracker(
-            _sequences(), "kalman", tmp_path, trials=1, fixed={"max_invisble": 3}, progress=False
-        )
+@pytest.mark.parametrize(
+    "fixed, message",
+    [({"max_invisble": 3}, "max_invisble"), ({"match_iou": 2.0}, "match_iou must be in")],
+)
+def test_bad_fixed_setting_is_an_error(tmp_path: Path, fixed: dict, message: str) -> None:
+    with pytest.raises(DeepMOTError, match=message):
+        tune_tracker(_sequences(), "kalman", tmp_path, trials=1, fixed=fixed, progress=False)
+    assert not (tmp_path / "study.db").exists()  # refused before any study was made
 
 
 def test_settings_file_with_unknown_key(tmp_path: Path, capsys) -> None:

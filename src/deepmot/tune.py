@@ -161,6 +161,13 @@ def _check_fixed(tracker: str, fixed: Mapping[str, Any], weights: Path | None) -
         raise DeepMOTError(
             f"trained weights fix the model's config; cannot fix {sorted(set(fixed) - manage)}"
         )
+    try:  # values in range, weights that load: fail before any trial
+        create_tracker(tracker, weights=weights, **fixed)
+    except (ValueError, TypeError, KeyError) as error:
+        what = f"weights {weights} / " if weights is not None else ""
+        raise DeepMOTError(
+            f"tracker {tracker!r} with {what}fixed settings {fixed}: {error}"
+        ) from None
 
 
 def tune_tracker(
