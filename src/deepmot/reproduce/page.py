@@ -81,7 +81,8 @@ def results_page(
             "",
             f"`deepmot reproduce {record['table']} --scale {record['scale']}` · paper: "
             f"{record['paper_ref']} · seeds {record['seeds']} · wall time "
-            f"{record['wall_time_s']:.0f} s on {m.get('processor', '?')} ({m.get('cpus', '?')} "
+            f"{record['wall_time_s']:.0f} s (CPU time {record.get('cpu_time_s', 0):.0f} s) on "
+            f"{m.get('processor', '?')} ({m.get('cpus', '?')} "
             f"CPUs{f', load {load[0]:.1f} at start' if load else ''}) · started "
             f"{record.get('started_utc', '?')} · torch {v.get('torch', '?')}, deepmot "
             f"{v.get('deepmot', '?')} · from `{path}`",
