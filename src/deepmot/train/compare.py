@@ -132,9 +132,9 @@ def compare_variants(
     The untrained row is the trained rows' tracker without weights (for ``motion``: exactly
     the constant-velocity tracker).
 
-    Writes ``out/table.md`` (with ``caption``: the data, split, iterations and seed) and
-    ``out/table.json`` (atomically) and returns the rows, made by ``row(name, evaluation)``
-    (default: :data:`TABLE_COLUMNS`, MT and ML as counts).
+    Writes ``out/table.json`` and, for the default rows (:data:`TABLE_COLUMNS`, MT and ML as
+    counts), ``out/table.md`` (with ``caption``: the data, split, iterations and seed),
+    atomically; returns the rows, made by ``row(name, evaluation)`` if given.
     """
     out = Path(out)
     rows = []
@@ -151,7 +151,8 @@ def compare_variants(
             tracker = create_tracker(variant.train.tracker, weights=summary["weights"])
         rows.append((row or _row)(variant.name, evaluate_tracker(tracker, val_sequences)))
         log.info("%s: %s", variant.name, rows[-1])
-    atomic_write_text(out / "table.md", format_table(rows, caption) + "\n")
+    if row is None:  # the table's own columns; a caller's rows are its to format
+        atomic_write_text(out / "table.md", format_table(rows, caption) + "\n")
     atomic_write_text(out / "table.json", json.dumps(rows, indent=2) + "\n")
     return rows
 
