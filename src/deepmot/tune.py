@@ -170,6 +170,38 @@ def _check_fixed(tracker: str, fixed: Mapping[str, Any], weights: Path | None) -
         ) from None
 
 
+def _open_study(
+    path: Path, settings: dict[str, Any], baseline: dict[str, Any], seed: int
+) -> tuple[Any, int]:
+    """Create or resume the study stored in ``path``; returns it and its finished trials.
+
+    A new study records ``settings`` and gets the defaults (``baseline``) as its first trial;
+    a stored one must have been made with the same settings. The sampler is seeded with
+    ``seed`` plus the trials the study holds, so a resumed study does not replay its draws.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=_storage(path), study_name=STUDY_NAME, direction="maximize", load_if_exists=True
+    )
+    settings = json.loads(json.dumps(settings))  # as stored: tuples become lists
+    stored = study.user_attrs.get("settings")
+    if stored is None:
+        study.set_user_attr("settings", settings)
+    elif stored != settings:
+        differ = sorted(k for k in settings if settings[k] != stored.get(k))
+        raise DeepMOTError(
+            f"{path}: holds a study with other settings ({', '.join(differ)}); resume with the "
+            "same ones or choose another --storage/--out"
+        )
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    if not study.trials:
+        study.enqueue_trial(baseline, user_attrs={"baseline": True})
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    return study, done
+
+
 def tune_tracker(
     sequences: SequenceOf[Sequence],
     tracker: str,
@@ -242,26 +274,7 @@ def tune_tracker(
     }
 
     storage_path = Path(storage) if storage is not None else out / "study.db"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=_storage(storage_path),
-        study_name=STUDY_NAME,
-        direction="maximize",
-        load_if_exists=True,
-    )
-    stored = study.user_attrs.get("settings")
-    if stored is None:
-        study.set_user_attr("settings", json.loads(json.dumps(settings)))
-    elif stored != json.loads(json.dumps(settings)):
-        differ = sorted(k for k in settings if json.loads(json.dumps(settings))[k] != stored.get(k))
-        raise DeepMOTError(
-            f"{storage_path}: holds a study with other settings ({', '.join(differ)}); resume "
-            "with the same ones or choose another --storage/--out"
-        )
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not study.trials:
-        study.enqueue_trial(baseline_params, user_attrs={"baseline": True})
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    study, done = _open_study(storage_path, settings, baseline_params, seed)
 
     def run_trial(trial: optuna.Trial) -> float:
         params = {name: param.suggest(trial, name) for name, param in searched.items()}
@@ -270,14 +283,14 @@ def tune_tracker(
             trial.set_user_attr(key, value)
         return scores[OBJECTIVES[objective]]
 
-    todo = max(0, trials - len(done))
+    todo = max(0, trials - done)
     if todo == 0:
-        log.info("the study holds %d finished trials already; nothing to run", len(done))
+        log.info("the study holds %d finished trials already; nothing to run", done)
     else:
         from tqdm.auto import tqdm
 
         start = time.perf_counter()
-        bar = tqdm(total=trials, initial=len(done), desc="trials", disable=not progress)
+        bar = tqdm(total=trials, initial=done, desc="trials", disable=not progress)
 
         def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             bar.update(1)
