@@ -75,15 +75,16 @@ def results_page(
     for path, record in records:
         m, v = record.get("machine", {}), record.get("versions", {})
         load = m.get("load_average_at_start")
+        cpu = f" (CPU time {record['cpu_time_s']:.0f} s)" if "cpu_time_s" in record else ""
         lines += [
             "",
             f"## {record['title']}",
             "",
             f"`deepmot reproduce {record['table']} --scale {record['scale']}` · paper: "
             f"{record['paper_ref']} · seeds {record['seeds']} · wall time "
-            f"{record['wall_time_s']:.0f} s (CPU time {record.get('cpu_time_s', 0):.0f} s) on "
-            f"{m.get('processor', '?')} ({m.get('cpus', '?')} "
-            f"CPUs{f', load {load[0]:.1f} at start' if load else ''}) · started "
+            f"{record['wall_time_s']:.0f} s{cpu} on {m.get('processor', '?')} "
+            f"({m.get('cpus', '?')} CPUs{f', load {load[0]:.1f} at start' if load else ''}) · "
+            f"started "
             f"{record.get('started_utc', '?')} · torch {v.get('torch', '?')}, deepmot "
             f"{v.get('deepmot', '?')} · from `{path}`",
             "",
