@@ -76,6 +76,9 @@ def results_page(
         m, v = record.get("machine", {}), record.get("versions", {})
         load = m.get("load_average_at_start")
         cpu = f" (CPU time {record['cpu_time_s']:.0f} s)" if "cpu_time_s" in record else ""
+        end = m.get("load_average")
+        load_text = f", load {load[0]:.1f} at start" if load else ""
+        load_text += f", {end[0]:.1f} at the end" if end else ""
         lines += [
             "",
             f"## {record['title']}",
@@ -83,7 +86,7 @@ def results_page(
             f"`deepmot reproduce {record['table']} --scale {record['scale']}` · paper: "
             f"{record['paper_ref']} · seeds {record['seeds']} · wall time "
             f"{record['wall_time_s']:.0f} s{cpu} on {m.get('processor', '?')} "
-            f"({m.get('cpus', '?')} CPUs{f', load {load[0]:.1f} at start' if load else ''}) · "
+            f"({m.get('cpus', '?')} CPUs{load_text}) · "
             f"started "
             f"{record.get('started_utc', '?')} · torch {v.get('torch', '?')}, deepmot "
             f"{v.get('deepmot', '?')} · from `{path}`",
@@ -99,16 +102,21 @@ def results_page(
 
 
 def write_results_page(folders: Sequence[str | Path], page: str | Path, command: str) -> Path:
-    """Write the page to ``page`` (atomically) and copy each table's plot to
-    ``<page folder>/results/<table>.png``; returns the page's path."""
+    """Write the page to ``page`` (atomically) and copy each table's ``results.json`` and
+    plot to ``<page folder>/results/<table>/``, so the page can be regenerated from the
+    repository (``deepmot results <page folder>/results``); returns the page's path."""
     page = Path(page)
     records = find_records(folders)
     plots = {}
     for path, record in records:
-        if record.get("plot") and (path.parent / record["plot"]).is_file():
-            target = page.parent / "results" / f"{record['table']}.png"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path.parent / record["plot"], target)
-            plots[record["table"]] = f"results/{target.name}"
+        target = page.parent / "results" / record["table"]
+        target.mkdir(parents=True, exist_ok=True)
+        if path.resolve() != (target / RESULTS_FILE).resolve():
+            shutil.copyfile(path, target / RESULTS_FILE)
+        plot = record.get("plot")
+        if plot and (path.parent / plot).is_file():
+            if (path.parent / plot).resolve() != (target / plot).resolve():
+                shutil.copyfile(path.parent / plot, target / plot)
+            plots[record["table"]] = f"results/{record['table']}/{plot}"
     atomic_write_text(page, results_page(records, plots, command))
     return page
