@@ -4,7 +4,8 @@ For random frame pairs (t − 1, t) of the MOT17 sequences in ``../shared/data/m
 from the ground truth at t − 1 and a simulated tracker corrupts the ground truth at t with random
 amounts of box noise, misses, id swaps and false positives. The true per-frame MOTA comes from
 the evaluator (:func:`deepmot.metrics.frame_pair.clear_frame_pair`); dMOTA from the DeepMOT loss
-with several matchers and gates. Also reported: the share of tracks that miss their object
+with several matchers and gates (the functions of ``deepmot reproduce correlation``, which this
+script calls). Also reported: the share of tracks that miss their object
 (IoU < 0.5) whose loss gradient pulls them towards it.
 
     python benchmarks/bench_loss_correlation.py [--pairs 1000] [--seed 0] [--dhn]
@@ -19,71 +20,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
-from deepmot import boxes
-from deepmot.assign.hungarian import hungarian_batch
 from deepmot.assign.sinkhorn import Sinkhorn
-from deepmot.data.samplers import CorruptedPair, sample_corrupted_pairs
+from deepmot.data.samplers import sample_corrupted_pairs
 from deepmot.data.sequence import Sequence
 from deepmot.io.mot import find_sequences
 from deepmot.loss import DeepMOTLoss
-from deepmot.metrics.frame_pair import FrameCounts, clear_frame_pair
+from deepmot.reproduce.tables.correlation import (
+    GATES,
+    exact_matcher,
+    loss_mota_correlation,
+    true_counts,
+)
 
-# A gradient below this (loss per pixel) moves nothing: a softmax saturated at exp(-50) is no pull.
-MIN_GRADIENT = 1e-6
 MOT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot"
-
-
-def exact_matcher(distance: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    return hungarian_batch(distance, 0.99, mask)
-
-
-def true_counts(pair: CorruptedPair) -> FrameCounts:
-    """The evaluator's counts of the pair's second frame."""
-    return clear_frame_pair(pair.gt.boxes, pair.gt.ids, pair.tracks, pair.track_ids, pair.memory)
-
-
-def study(loss_fn: DeepMOTLoss, pairs: list[dict], use_iou: bool, batch: int = 64) -> dict:
-    """Spearman(dMOTA, MOTA) and the share of missing tracks pulled towards their object."""
-    dmota, pulled, missing = [], 0, 0
-    for start in range(0, len(pairs), batch):
-        chunk = pairs[start : start + batch]
-        tracks = [torch.tensor(p.tracks, requires_grad=True) for p in chunk]
-        gts = [torch.from_numpy(p.gt.boxes) for p in chunk]
-        sizes = [(p.sequence.im_width, p.sequence.im_height) for p in chunk]
-        distances = [
-            boxes.distance_matrix(t, g, *s) for t, g, s in zip(tracks, gts, sizes, strict=True)
-        ]
-        ious = [boxes.box_iou(t, g) for t, g in zip(tracks, gts, strict=True)] if use_iou else None
-        out, _ = loss_fn.forward_batch(
-            distances,
-            [p.track_ids for p in chunk],
-            [p.gt.ids for p in chunk],
-            [p.memory for p in chunk],
-            ious,
-        )
-        dmota.extend(out.dmota.detach().tolist())
-        grads = torch.autograd.grad(out.loss.sum(), tracks, allow_unused=True)
-        for p, t, g, grad in zip(chunk, tracks, gts, grads, strict=True):
-            own = {int(i): j for j, i in enumerate(p.gt.ids)}
-            for row, tid in enumerate(p.track_ids):
-                if int(tid) not in own:
-                    continue
-                target = g[own[int(tid)]]
-                if float(boxes.box_iou(t[row : row + 1].detach(), target[None])) >= 0.5:
-                    continue
-                missing += 1
-                if grad is None or float(grad[row].norm()) < MIN_GRADIENT:
-                    continue
-                if float((-grad[row] * (target - t[row].detach())).sum()) > 0:
-                    pulled += 1
-    mota = [true_counts(p).mota for p in pairs]
-    return {
-        "spearman": float(spearmanr(dmota, mota)[0]),
-        "pulled": pulled / max(1, missing),
-        "missing": missing,
-    }
 
 
 def main() -> None:
@@ -110,19 +60,11 @@ def main() -> None:
         from deepmot.assign.dhn import create_dhn
 
         matchers["dhn"] = create_dhn("seq_gru", pretrained=True)
-    settings = [
-        ("none", False, {"gate": "none"}),
-        ("hard D>0.25", False, {"gate": "hard"}),
-        ("soft D>0.25 *", False, {"gate": "soft"}),
-        ("soft, large=1", False, {"gate": "soft", "large_value": 1.0}),
-        ("hard IoU<0.5", True, {"gate": "hard"}),
-        ("soft IoU<0.5", True, {"gate": "soft"}),
-    ]
     print(f"{'matcher':10} {'gate':14} {'Spearman':>9} {'pulled':>8} {'seconds':>8}")
     for name, matcher in matchers.items():
-        for gate_name, use_iou, overrides in settings:
+        for gate_name, use_iou, overrides in GATES:
             start = time.perf_counter()
-            result = study(DeepMOTLoss(matcher, **overrides), pairs, use_iou)
+            result = loss_mota_correlation(DeepMOTLoss(matcher, **overrides), pairs, use_iou)
             print(
                 f"{name:10} {gate_name:14} {result['spearman']:9.3f} {result['pulled']:8.1%} "
                 f"{time.perf_counter() - start:8.1f}"

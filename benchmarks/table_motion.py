@@ -3,7 +3,9 @@
 Trains Vanilla (untrained), Smooth-L1 and the DeepMOT variants (dMOTA+dMOTP, dMOTA, dMOTP,
 without IDS) with the same settings on the first 50% of each MOT17 sequence in
 ../shared/data/mot, tracks the last 25% with the cleaned public detections, and prints MOTA,
-MOTP, IDF1, MT, ML, FP, FN and IDS, with the Kalman-filter baseline beside them. With several
+MOTP, IDF1, MT, ML (percent of trajectories), FP, FN and IDS, with the Kalman-filter baseline
+beside them. The library does the work (``deepmot.train.compare``, the row and columns of
+``deepmot reproduce loss-ablation``); this script only maps its options onto it. With several
 seeds, each row is the mean ± standard deviation over the seeds. With ``--tune`` nothing sees
 the validation split: training uses the first 35% of each sequence and scoring frames 35–50%.
 
@@ -20,43 +22,23 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from deepmot.data.sequence import Sequence
 from deepmot.io.mot import find_sequences
 from deepmot.loss_config import DeepMOTLossConfig
+from deepmot.reproduce.run import aggregate_seeds, format_rows
+from deepmot.reproduce.tables.motion import COLUMNS, table_row
 from deepmot.train.compare import (
-    TABLE_COLUMNS,
     Variant,
-    compare_variants,
-    format_table,
+    compare_over_seeds,
     paper_variants,
+    tuning_clips,
     validation_clips,
 )
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 
 MOT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot"
-
-
-def tuning_clips(sequences: list[Sequence]) -> list[Sequence]:
-    """Frames 35–50% of each sequence: held out from training with ``train_fraction=0.35``,
-    and still inside the paper's training half."""
-    return [s.clip(range(int(0.35 * len(s)) + 1, int(0.5 * len(s)) + 1)) for s in sequences]
-
-
-def aggregate(runs: list[list[dict]]) -> list[dict]:
-    """Rows of several seeds as ``mean ± std`` strings (population std over the seeds)."""
-    rows = []
-    for index, first in enumerate(runs[0]):
-        row = {"variant": first["variant"]}
-        for column, *_ in TABLE_COLUMNS:
-            values = np.array([run[index][column] for run in runs], dtype=float)
-            row[column] = (
-                f"{values.mean():.2f} ± {values.std():.2f}" if len(runs) > 1 else values[0]
-            )
-        rows.append(row)
-    return rows
 
 
 def main() -> None:
@@ -115,21 +97,23 @@ def main() -> None:
         ),
     )
     start = time.perf_counter()
-    runs = []
-    for seed in args.seeds:
-        variants = [Variant("Kalman", None, "kalman"), *paper_variants(replace(base, seed=seed))]
-        if args.variants:
-            variants = [v for v in variants if v.name in args.variants]
-        out = args.out / f"seed{seed}"
-        runs.append(compare_variants(sequences, held_out, variants, out, progress=False))
-    rows = aggregate(runs)
+
+    def variants(seed: int) -> list[Variant]:
+        rows = [Variant("Kalman", None, "kalman"), *paper_variants(replace(base, seed=seed))]
+        return [v for v in rows if not args.variants or v.name in args.variants]
+
+    per_seed = compare_over_seeds(
+        sequences, held_out, variants, args.seeds, args.out, progress=False, row=table_row
+    )
+    rows = aggregate_seeds(per_seed, COLUMNS)
     split = "tuning frames 35-50%" if args.tune else "validation split (last 25%)"
     print(
         f"MOT17 {split} of {len(sequences)} sequences, {det_file}, {args.iterations} iterations "
         f"of {args.sampling}, matcher {args.matcher}, seeds {args.seeds}, "
         f"{time.perf_counter() - start:.0f} s"
     )
-    print(format_table(rows))
+    columns = [vars(c) for c in COLUMNS]
+    print(format_rows({"columns": columns, "seeds": args.seeds, "rows": rows}))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "settings.json").write_text(
         json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=2)

@@ -35,6 +35,15 @@ SMALL = {
     ("dhn", "eval"): ["--threads", "1"],
     ("detector", "train"): ["--iterations", "2", "--sequences", "1", "--frames", "4"],
     ("detector", "eval"): ["--sequences", "1", "--frames", "4", "--no-progress"],
+    ("tune",): ["--trials", "2", "--no-progress"],
+    ("reproduce", "comparison"): [
+        *("--data", "MOT17/train", "--seeds", "0", "--no-progress"),
+        *("--set", "iterations=1", "--set", "batch_size=2"),
+    ],
+    ("reproduce", "correlation"): [
+        *("--data", "MOT17/train", "--seeds", "0", "--no-progress"),
+        *("--set", "pairs=10", "--set", 'matchers=["exact"]'),
+    ],
 }
 #: placeholders of the README and what they stand for here
 PLACEHOLDERS = {"MOT_ROOT": "MOT17/train"}
@@ -171,4 +180,25 @@ def test_shell_command_runs_on_small_data(
     if args[0] == "track" and not (workspace / "runs" / "motion" / "motion.safetensors").exists():
         train = ["train", "MOT17/train", "--out", "runs/motion", *SMALL[("train",)]]
         assert main(train) == 0
+    if args[0] == "results" and not (workspace / "runs" / "reproduce").exists():
+        assert main(["reproduce", "correlation", *SMALL[("reproduce", "correlation")]]) == 0
+    if (
+        args[0] == "track"
+        and "--config" in args
+        and not Path(args[args.index("--config") + 1]).exists()
+    ):
+        assert (
+            main(
+                [
+                    "tune",
+                    "MOT17/train",
+                    "--tracker",
+                    "constant_velocity",
+                    "--out",
+                    "runs/tune",
+                    *SMALL[("tune",)],
+                ]
+            )
+            == 0
+        )
     assert main(args) == 0, f"{where}: deepmot {' '.join(args)}"

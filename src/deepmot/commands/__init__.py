@@ -4,4 +4,15 @@ A module here imports only the standard library at module level; heavy imports g
 its ``run``.
 """
 
-COMMANDS: list[str] = ["demo", "detector", "dhn", "eval", "synth", "track", "train"]
+COMMANDS: list[str] = [
+    "demo",
+    "detector",
+    "dhn",
+    "eval",
+    "reproduce",
+    "results",
+    "synth",
+    "track",
+    "train",
+    "tune",
+]

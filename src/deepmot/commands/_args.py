@@ -28,6 +28,7 @@ __all__ = [
     "existing_path",
     "float_at_least",
     "int_at_least",
+    "key_value",
     "output_dir",
     "output_file",
     "positive_float",
@@ -182,3 +183,18 @@ def existing_path(text: str) -> Path:
     if not path.exists():
         raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
     return path
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``; VALUE is read as JSON (``30``, ``0.5``, ``true``, ``null``, ``[0, 1]``)."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: VALUE must be JSON: a number, true, false, null or a list"
+        ) from None

@@ -36,8 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--tracker",
-        default="motion",
-        help=f"a registered tracker: {', '.join(TRACKERS)} (motion is learned: give --weights)",
+        help=f"a registered tracker: {', '.join(TRACKERS)} (motion is learned: give --weights); "
+        "default: the one --config names, else motion",
     )
     parser.add_argument(
         "--weights",
@@ -52,6 +52,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="track every frame, or only the validation split (the last 25%% of each sequence, "
         "frames the trainer never sees); result rows keep the sequence's frame numbers, so "
         "score them with 'deepmot eval ... --frames val'",
+    )
+    parser.add_argument(
+        "--config",
+        type=existing_file,
+        metavar="FILE",
+        help="tracker settings (JSON: track-management and model fields, and the tracker's "
+        "name), e.g. the best_config.json 'deepmot tune' writes",
     )
     parser.add_argument("--det-file", default="det.txt", help="detection file in each det/")
     parser.add_argument(
@@ -69,7 +76,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _tracker(name: str, weights: Path | None):
+def _tracker(name: str, weights: Path | None, settings: dict, config: Path | None):
     from deepmot.trackers import create_tracker
     from deepmot.trackers.registry import tracker_entry
 
@@ -92,12 +99,57 @@ def _tracker(name: str, weights: Path | None):
             entry.trainable.weights_file,
         )
     try:
-        return create_tracker(name, weights=weights)
+        return create_tracker(name, weights=weights, **settings)
     except (ValueError, TypeError, KeyError, DeepMOTError) as error:
+        if config is not None:
+            raise DeepMOTError(f"--config {config}: {error}") from None
         raise DeepMOTError(
             f"--weights {weights}: not weights of tracker {name!r} ({error}); give a file "
             f"'deepmot train --tracker {name}' wrote"
         ) from None
+
+
+def find_usable(
+    mot_root: Path, det_file: str, prefixes: list[str] | None
+) -> tuple[list[Path], list[str]]:
+    """The sequence folders under ``mot_root`` chosen by ``prefixes`` that have
+    ``det/<det_file>``, and the names of the chosen ones that lack it.
+
+    Raises:
+        DeepMOTError: no sequence folder, none chosen, or none with the detection file.
+    """
+    from deepmot.data.sequence import Sequence
+    from deepmot.io.mot import find_sequences
+
+    paths = find_sequences(mot_root)
+    if not paths:
+        raise DeepMOTError(f"MOT_ROOT {mot_root}: no sequence folders in it")
+    chosen = [p for p in paths if not prefixes or any(p.name.startswith(x) for x in prefixes)]
+    if not chosen:
+        raise DeepMOTError(
+            f"--sequences {' '.join(prefixes or [])}: no sequence under {mot_root} starts "
+            f"so (there: {', '.join(p.name for p in paths)})"
+        )
+    usable = [p for p in chosen if det_file in Sequence.detection_files(p)]
+    if not usable:
+        files = sorted({f for p in chosen for f in Sequence.detection_files(p)})
+        raise DeepMOTError(
+            f"--det-file {det_file}: no sequence under {mot_root} has det/"
+            f"{det_file} (they have: {', '.join(files) or 'no detection files'})"
+        )
+    return usable, [p.name for p in chosen if p not in usable]
+
+
+def load_sequences(mot_root: Path, det_file: str, prefixes: list[str] | None) -> list:
+    """The chosen sequences that have ``det/<det_file>``, read (see :func:`find_usable`); the
+    others are skipped with a warning naming them."""
+    from deepmot.data.sequence import Sequence
+
+    usable, skipped = find_usable(mot_root, det_file, prefixes)
+    if skipped:
+        names = ", ".join(skipped)
+        log.warning("skipped %d sequence(s) without det/%s: %s", len(skipped), det_file, names)
+    return [Sequence.from_dir(p, det_file=det_file) for p in usable]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,30 +158,20 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from deepmot.data.sequence import Sequence
-    from deepmot.io.mot import find_sequences, write_results
+    from deepmot.io.mot import write_results
     from deepmot.trackers import track_sequence
 
     torch.set_num_threads(1)  # tiny models: extra threads only contend (up to 60x slower here)
-    tracker = _tracker(args.tracker, args.weights)
-    paths = find_sequences(args.mot_root)
-    if not paths:
-        raise DeepMOTError(f"MOT_ROOT {args.mot_root}: no sequence folders in it")
-    chosen = [
-        p for p in paths if not args.sequences or any(p.name.startswith(x) for x in args.sequences)
-    ]
-    if not chosen:
-        raise DeepMOTError(
-            f"--sequences {' '.join(args.sequences)}: no sequence under {args.mot_root} starts "
-            f"so (there: {', '.join(p.name for p in paths)})"
-        )
-    usable = [p for p in chosen if args.det_file in Sequence.detection_files(p)]
-    skipped = [p.name for p in chosen if p not in usable]
-    if not usable:
-        files = sorted({f for p in chosen for f in Sequence.detection_files(p)})
-        raise DeepMOTError(
-            f"--det-file {args.det_file}: no sequence under {args.mot_root} has det/"
-            f"{args.det_file} (they have: {', '.join(files) or 'no detection files'})"
-        )
+    settings = {}
+    if args.config is not None:
+        from deepmot.trackers.settings_file import read_tracker_settings
+
+        read = read_tracker_settings(args.config, args.tracker)
+        args.tracker, settings = read.tracker, read.settings
+        log.info("settings from %s: %s", args.config, settings)
+    args.tracker = args.tracker or "motion"
+    tracker = _tracker(args.tracker, args.weights, settings, args.config)
+    usable, skipped = find_usable(args.mot_root, args.det_file, args.sequences)
     written = []
     for path in usable:
         sequence = Sequence.from_dir(path, det_file=args.det_file)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,9 @@ from deepmot.train.tracker import train_tracker
 
 __all__ = [
     "Variant",
+    "compare_over_seeds",
     "paper_variants",
+    "tuning_clips",
     "validation_clips",
     "evaluate_tracker",
     "compare_variants",
@@ -81,6 +84,13 @@ def validation_clips(sequences: SequenceOf[Sequence], val: float = 0.25) -> list
     return [seq.clip(seq.split(val=val)[1]) for seq in sequences]
 
 
+def tuning_clips(sequences: SequenceOf[Sequence]) -> list[Sequence]:
+    """Frames 35–50% of each sequence: held out from training with ``train_fraction=0.35``,
+    and still inside the paper's training half (for choosing settings without the validation
+    split)."""
+    return [s.clip(range(int(0.35 * len(s)) + 1, int(0.5 * len(s)) + 1)) for s in sequences]
+
+
 def evaluate_tracker(
     tracker: Tracker, sequences: SequenceOf[Sequence], progress: bool = False
 ) -> Evaluation:
@@ -115,14 +125,16 @@ def compare_variants(
     out: str | Path,
     progress: bool = True,
     caption: str | None = None,
+    row: Callable[[str, Evaluation], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Train each variant into ``out/<variant>/``, track and score ``val_sequences``.
 
     The untrained row is the trained rows' tracker without weights (for ``motion``: exactly
     the constant-velocity tracker).
 
-    Writes ``out/table.md`` (with ``caption``: the data, split, iterations and seed) and
-    ``out/table.json`` (atomically) and returns the rows.
+    Writes ``out/table.json`` and, for the default rows (:data:`TABLE_COLUMNS`, MT and ML as
+    counts), ``out/table.md`` (with ``caption``: the data, split, iterations and seed),
+    atomically; returns the rows, made by ``row(name, evaluation)`` if given.
     """
     out = Path(out)
     rows = []
@@ -137,9 +149,10 @@ def compare_variants(
                 list(train_sequences), out / _slug(variant.name), variant.train, progress=progress
             )
             tracker = create_tracker(variant.train.tracker, weights=summary["weights"])
-        rows.append(_row(variant.name, evaluate_tracker(tracker, val_sequences)))
+        rows.append((row or _row)(variant.name, evaluate_tracker(tracker, val_sequences)))
         log.info("%s: %s", variant.name, rows[-1])
-    atomic_write_text(out / "table.md", format_table(rows, caption) + "\n")
+    if row is None:  # the table's own columns; a caller's rows are its to format
+        atomic_write_text(out / "table.md", format_table(rows, caption) + "\n")
     atomic_write_text(out / "table.json", json.dumps(rows, indent=2) + "\n")
     return rows
 
@@ -180,3 +193,30 @@ def format_table(rows: SequenceOf[dict[str, Any]], caption: str | None = None) -
         "identity switches; ↑ higher is better, ↓ lower; best in bold (docs/metrics.md)."
     )
     return "\n".join([*lines, "", units, *([caption] if caption else [])])
+
+
+def compare_over_seeds(
+    train_sequences: SequenceOf[Sequence],
+    val_sequences: SequenceOf[Sequence],
+    variants: Callable[[int], SequenceOf[Variant]],
+    seeds: SequenceOf[int],
+    out: str | Path,
+    progress: bool = True,
+    row: Callable[[str, Evaluation], dict[str, Any]] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """:func:`compare_variants` once per seed, into ``out/seed<N>/``, with ``variants(seed)``
+    (the same rows, each seed's training seeded with it); returns seed (as text) -> rows."""
+    from tqdm.auto import tqdm
+
+    runs = {}
+    for seed in tqdm(seeds, desc="seeds", disable=not progress):
+        rows = compare_variants(
+            train_sequences,
+            val_sequences,
+            variants(seed),
+            Path(out) / f"seed{seed}",
+            progress=progress,
+            row=row,
+        )
+        runs[str(seed)] = rows
+    return runs

@@ -1,0 +1,39 @@
+"""``deepmot reproduce``: the paper's tables, each one function and one registration
+(:mod:`deepmot.reproduce.registry`), run into a folder with everything needed to check them
+(:mod:`deepmot.reproduce.run`); the results page is generated from those folders
+(:mod:`deepmot.reproduce.page`).
+
+Registered tables: ``comparison`` (Table 3 layout), ``loss-ablation`` (Table 2 layout),
+``correlation`` (dMOTA vs MOTA). A table module is imported here so that it registers; a
+``dhn`` table (Tables 5/6, the Fig. 8 size study, around ``train.dhn_eval.run_ablation``) plugs
+in as ``tables/dhn.py`` plus one line in ``_TABLE_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from deepmot.reproduce.registry import (
+    Column,
+    TableContext,
+    TableResult,
+    TableSpec,
+    get_table,
+    list_tables,
+    register_table,
+)
+
+__all__ = [
+    "Column",
+    "TableContext",
+    "TableResult",
+    "TableSpec",
+    "get_table",
+    "list_tables",
+    "register_table",
+]
+
+_TABLE_MODULES = ("motion", "correlation")
+
+for _module in _TABLE_MODULES:
+    importlib.import_module(f"deepmot.reproduce.tables.{_module}")

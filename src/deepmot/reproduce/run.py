@@ -1,0 +1,193 @@
+"""Run a registered table into its folder: ``results.json`` (rows, the paper's rows, resolved
+settings, seeds, library versions, machine, wall time), ``table.md`` and the table's plot.
+
+``results.json`` is what the results page (:mod:`deepmot.reproduce.page`) is generated from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from deepmot.io.atomic import atomic_write_text
+from deepmot.reproduce.registry import Column, TableContext, get_table
+
+__all__ = ["RESULTS_FILE", "aggregate_seeds", "format_rows", "machine", "reproduce_table"]
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.json"
+_LIBRARIES = ("deepmot", "torch", "torchvision", "numpy", "scipy", "optuna", "matplotlib")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the libraries the tables depend on, and Python's."""
+    out = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """The machine: OS, processor, CPU count, memory, the load average (a shared machine's
+    wall times are inflated by the load)."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["processor"] = line.split(":", 1)[1].strip()
+                break
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages / 2**30, 1)
+    except (OSError, ValueError):
+        pass
+    if hasattr(os, "getloadavg"):
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    return info
+
+
+def aggregate_seeds(
+    per_seed: Mapping[str, Sequence[Mapping[str, Any]]], columns: Sequence[Column]
+) -> list[dict[str, Any]]:
+    """Rows of several seeds (same rows in the same order) as mean and population std."""
+    import numpy as np
+
+    runs = list(per_seed.values())
+    rows = []
+    for index, first in enumerate(runs[0]):
+        row: dict[str, Any] = {"row": first["row"]}
+        for column in columns:
+            values = np.array([run[index][column.name] for run in runs], dtype=float)
+            row[column.name] = float(values.mean())
+            row[f"{column.name}_std"] = float(values.std())
+        rows.append(row)
+    return rows
+
+
+def _cell(value: float | None, std: float | None, column: Column, seeds: int) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:.{column.decimals}f}"
+    if seeds > 1 and std is not None:
+        text += f" ± {std:.{column.decimals}f}"
+    return text
+
+
+def format_rows(record: Mapping[str, Any]) -> str:
+    """A results record as markdown: each of our rows (mean ± std over the seeds), the paper's
+    row of the same name below it in italics where the paper has one; best of ours in bold."""
+    columns = [Column(**c) for c in record["columns"]]
+    seeds = len(record["seeds"])
+    rows, paper = record["rows"], record.get("paper") or {}
+    best = {}
+    for column in columns:
+        values = [r[column.name] for r in rows if r.get(column.name) is not None]
+        if values:
+            best[column.name] = max(values) if column.higher_is_better else min(values)
+    header = ["", *(f"{c.name} {'↑' if c.higher_is_better else '↓'}" for c in columns)]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(columns)]
+    for row in rows:
+        cells = [f"{row['row']} (ours)" if paper else str(row["row"])]
+        for column in columns:
+            value = row.get(column.name)
+            text = _cell(value, row.get(f"{column.name}_std"), column, seeds)
+            bold = value is not None and len(rows) > 1 and value == best.get(column.name)
+            cells.append(f"**{text}**" if bold else text)
+        lines.append("| " + " | ".join(cells) + " |")
+        if row["row"] in paper:
+            theirs = paper[row["row"]]
+            cells = [f"*{row['row']} (paper)*"]
+            for column in columns:
+                value = theirs.get(column.name)
+                cells.append("–" if value is None else f"*{value:.{column.decimals}f}*")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def reproduce_table(
+    name: str,
+    out: str | Path,
+    data: str | Path,
+    scale: str = "cpu",
+    seeds: Sequence[int] | None = None,
+    progress: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+) -> Path:
+    """Run table ``name`` at ``scale`` into ``out/<name>/`` and return that folder.
+
+    Args:
+        name: a registered table (:func:`~deepmot.reproduce.registry.list_tables`).
+        out: the parent folder.
+        data: the folder of MOTChallenge sequences the tables read.
+        scale: ``"cpu"`` or ``"full"``.
+        seeds: replace the scale's seeds.
+        progress: progress bars.
+        overrides: replace some of the scale's settings (recorded with the results).
+
+    Raises:
+        ValueError: an unknown table or scale.
+    """
+    spec = get_table(name)
+    if scale not in spec.scales:
+        raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(spec.scales)}")
+    settings = {**spec.scales[scale], **(overrides or {})}
+    if seeds is not None:
+        settings["seeds"] = list(seeds)
+    folder = Path(out) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc)
+    load_before = machine().get("load_average")
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = spec.run(TableContext(folder, settings, Path(data), progress))
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    record = {
+        "table": spec.name,
+        "title": spec.title,
+        "paper_ref": spec.paper_ref,
+        "scale": scale,
+        "settings": settings,
+        "seeds": list(settings.get("seeds", [])),
+        "data": str(data),
+        "columns": [
+            {"name": c.name, "higher_is_better": c.higher_is_better, "decimals": c.decimals}
+            for c in spec.columns
+        ],
+        "rows": result.rows,
+        "per_seed": result.per_seed,
+        "paper": {k: dict(v) for k, v in spec.paper.items()},
+        "explanation": spec.explanation,
+        "notes": result.notes,
+        "plot": result.plot.name if result.plot is not None else None,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "wall_time_s": round(wall, 1),
+        "cpu_time_s": round(cpu, 1),
+        "versions": versions(),
+        "machine": {**machine(), "load_average_at_start": load_before},
+    }
+    atomic_write_text(folder / RESULTS_FILE, json.dumps(record, indent=2) + "\n")
+    text = [
+        f"# {spec.title} ({spec.paper_ref} layout)",
+        "",
+        format_rows(record),
+        "",
+        f"{result.notes} Scale {scale}, seeds {record['seeds']}, wall time {wall:.0f} s "
+        f"(CPU time of this process {cpu:.0f} s).",
+    ]
+    atomic_write_text(folder / "table.md", "\n".join(text) + "\n")
+    log.info("%s: %d rows in %.0f s -> %s", name, len(result.rows), wall, folder)
+    return folder

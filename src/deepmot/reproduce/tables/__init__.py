@@ -1,0 +1,1 @@
+"""The registered tables of ``deepmot reproduce``, one module each."""

@@ -1,0 +1,380 @@
+"""Tune a tracker's track management with Optuna: search on the training frames, report on the
+validation frames.
+
+The paper fixes its track management by hand (supp. A.2: K = 60, refinement above IoU 0.6,
+births after 3 frames); :func:`tune_tracker` searches those settings (:data:`SEARCH_SPACE`)
+for one objective (HOTA, MOTA or IDF1) on the first half of each sequence (the paper's training
+split) and scores the defaults and the best settings on its last quarter (the validation split,
+never seen by the search). The first trial is the defaults, so the best is never worse than
+them on the training frames. The sequences are read and cut once; every trial only tracks and
+scores them. The study lives in an Optuna storage file (SQLite ``*.db`` or a journal file), so
+an interrupted or finished study continues where it stopped.
+
+Writes into the run folder: ``best_config.json`` (a tracker settings file for ``deepmot track
+--config``), ``summary.json`` (the settings of the study, baseline and best, their metrics on
+both splits) and ``table.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from collections.abc import Sequence as SequenceOf
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from deepmot.data.sequence import Sequence
+from deepmot.errors import DeepMOTError
+from deepmot.io.atomic import atomic_write_text
+from deepmot.metrics.evaluate import detect_benchmark, evaluate_data, preprocess
+from deepmot.trackers import create_tracker, track_sequence
+from deepmot.trackers.management import TrackManagementConfig
+from deepmot.trackers.registry import tracker_entry
+from deepmot.trackers.settings_file import setting_names, write_tracker_settings
+
+__all__ = [
+    "OBJECTIVES",
+    "SEARCH_SPACE",
+    "Param",
+    "TuneResult",
+    "score_tracker",
+    "tune_tracker",
+]
+
+log = logging.getLogger(__name__)
+
+#: objective name -> the evaluator's summary field (all maximised)
+OBJECTIVES = {"hota": "HOTA", "mota": "MOTA", "idf1": "IDF1"}
+#: the metrics reported for baseline and best
+REPORTED = ("HOTA", "MOTA", "IDF1", "IDSW", "CLR_FP", "CLR_FN")
+STUDY_NAME = "deepmot-tune"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched setting: ``kind`` ``"float"`` or ``"int"`` in ``[low, high]``, or
+    ``"bool"``."""
+
+    kind: str
+    low: float = 0.0
+    high: float = 1.0
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        if self.kind == "float":
+            return trial.suggest_float(name, self.low, self.high)
+        if self.kind == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high))
+        if self.kind == "bool":
+            return trial.suggest_categorical(name, [True, False])
+        raise ValueError(f"unknown parameter kind {self.kind!r}")
+
+
+#: The searched fields of :class:`TrackManagementConfig`, around the paper's and Tracktor's
+#: defaults. ``refine_iou`` 1.0 never refines (an IoU is never above 1), the default None's
+#: equal. Left out: ``min_score`` (MOT17's cleaned public detections carry no score),
+#: ``min_track_score`` and ``revive_similarity`` (only for predictors that score or embed);
+#: pin them with ``fixed``.
+SEARCH_SPACE: dict[str, Param] = {
+    "max_invisible": Param("int", 0, 120),
+    "match_iou": Param("float", 0.1, 0.7),
+    "refine_iou": Param("float", 0.3, 1.0),
+    "refine_weight": Param("float", 0.0, 1.0),
+    "detection_nms": Param("float", 0.1, 0.8),
+    "track_nms": Param("float", 0.3, 0.9),
+    "revive_iou": Param("float", 0.1, 0.7),
+    "birth_min_frames": Param("int", 1, 5),
+    "birth_iou": Param("float", 0.1, 0.7),
+    "predict_invisible": Param("bool"),
+}
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What :func:`tune_tracker` found.
+
+    Attributes:
+        baseline, best: the full settings (management fields and fixed ones) of the defaults
+            and of the best trial.
+        best_trial: the best trial's number (0: the defaults stayed best).
+        train, val: ``"baseline"``/``"best"`` -> metric -> value (percent for HOTA, MOTA, IDF1;
+            counts for IDSW, FP, FN) on the training and validation frames.
+        trials: finished trials in the study; ran: trials this call ran.
+        config_path: the written ``best_config.json``.
+    """
+
+    baseline: dict[str, Any]
+    best: dict[str, Any]
+    best_trial: int
+    train: dict[str, dict[str, float]]
+    val: dict[str, dict[str, float]]
+    trials: int
+    ran: int
+    config_path: Path
+
+
+def score_tracker(tracker: Any, sequences: SequenceOf[Sequence]) -> dict[str, float]:
+    """Track ``sequences`` and score them together: :data:`REPORTED` (HOTA, MOTA, IDF1 in
+    percent, HOTA averaged over its IoU thresholds; IDSW, FP, FN counts)."""
+    data = []
+    for seq in sequences:
+        results = track_sequence(tracker, seq, progress=False)
+        data.append(
+            preprocess(
+                seq.gt,
+                results,
+                benchmark=detect_benchmark(seq.name),
+                num_frames=len(seq),
+                name=seq.name,
+            )
+        )
+    combined = evaluate_data(data, ("hota", "clear", "identity")).summary()["COMBINED"]
+    return {
+        k: round(100 * combined[k], 3) if k in OBJECTIVES.values() else int(combined[k])
+        for k in REPORTED
+    }
+
+
+def _storage(path: Path) -> Any:
+    """An Optuna storage in ``path``: SQLite for ``.db``/``.sqlite``, else a journal file."""
+    import optuna
+
+    if path.suffix in (".db", ".sqlite", ".sqlite3"):
+        return optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}")
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _check_fixed(tracker: str, fixed: Mapping[str, Any], weights: Path | None) -> None:
+    known = setting_names(tracker)
+    unknown = sorted(set(fixed) - set(known))
+    if unknown:
+        raise DeepMOTError(
+            f"fixed settings {unknown} are not settings of tracker {tracker!r}; valid: "
+            f"{', '.join(sorted(known))}"
+        )
+    manage = {f.name for f in fields(TrackManagementConfig)}
+    if weights is not None and set(fixed) - manage:
+        raise DeepMOTError(
+            f"trained weights fix the model's config; cannot fix {sorted(set(fixed) - manage)}"
+        )
+    try:  # values in range, weights that load: fail before any trial
+        create_tracker(tracker, weights=weights, **fixed)
+    except (ValueError, TypeError, KeyError) as error:
+        what = f"weights {weights} / " if weights is not None else ""
+        raise DeepMOTError(
+            f"tracker {tracker!r} with {what}fixed settings {fixed}: {error}"
+        ) from None
+
+
+def _open_study(
+    path: Path, settings: dict[str, Any], baseline: dict[str, Any], seed: int
+) -> tuple[Any, int]:
+    """Create or resume the study stored in ``path``; returns it and its finished trials.
+
+    A new study records ``settings`` and gets the defaults (``baseline``) as its first trial;
+    a stored one must have been made with the same settings. The sampler is seeded with
+    ``seed`` plus the trials the study holds, so a resumed study does not replay its draws.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=_storage(path), study_name=STUDY_NAME, direction="maximize", load_if_exists=True
+    )
+    settings = json.loads(json.dumps(settings))  # as stored: tuples become lists
+    stored = study.user_attrs.get("settings")
+    if stored is None:
+        study.set_user_attr("settings", settings)
+    elif stored != settings:
+        differ = sorted(k for k in settings if settings[k] != stored.get(k))
+        raise DeepMOTError(
+            f"{path}: holds a study with other settings ({', '.join(differ)}); resume with the "
+            "same ones or choose another --storage/--out"
+        )
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    if not study.trials:
+        study.enqueue_trial(baseline, user_attrs={"baseline": True})
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    return study, done
+
+
+def tune_tracker(
+    sequences: SequenceOf[Sequence],
+    tracker: str,
+    out: str | Path,
+    *,
+    trials: int,
+    objective: str = "hota",
+    weights: str | Path | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    storage: str | Path | None = None,
+    space: Mapping[str, Param] = SEARCH_SPACE,
+    progress: bool = True,
+) -> TuneResult:
+    """Search ``tracker``'s track management for ``objective`` on the training frames.
+
+    Args:
+        sequences: sequences with ground truth and detections (read once, cut once).
+        tracker: a registered tracker name.
+        out: the run folder (made).
+        trials: the number of finished trials the study should hold; a resumed study runs
+            only the missing ones (give more to search further).
+        objective: ``"hota"``, ``"mota"`` or ``"idf1"`` (maximised).
+        weights: trained weights of a learned tracker.
+        fixed: settings pinned for every trial (taken out of the search).
+        seed: the sampler's seed (a resumed study reseeds with seed + finished trials, so it
+            does not replay the draws it has made).
+        storage: the Optuna storage file; default ``out/study.db``.
+        space: the searched settings.
+        progress: a progress bar over the trials.
+
+    Raises:
+        DeepMOTError: an unknown tracker, objective or fixed setting; a storage holding a
+            study with other settings.
+        ValueError: ``trials`` < 1 or no sequences.
+    """
+    import optuna
+
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    if not sequences:
+        raise ValueError("no sequences to tune on")
+    if objective not in OBJECTIVES:
+        raise DeepMOTError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
+    try:
+        entry = tracker_entry(tracker)
+    except ValueError as error:
+        raise DeepMOTError(str(error)) from None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = Path(weights) if weights is not None else None
+    fixed = dict(fixed or {})
+    _check_fixed(tracker, fixed, weights)
+    searched = {k: p for k, p in space.items() if k not in fixed}
+    defaults = asdict(entry.management)
+    baseline_params = {k: defaults[k] for k in searched}
+    if "refine_iou" in baseline_params and baseline_params["refine_iou"] is None:
+        baseline_params["refine_iou"] = 1.0  # never refine
+
+    train = [s.clip(s.split()[0]) for s in sequences]
+    val = [s.clip(s.split()[1]) for s in sequences]
+    settings = {
+        "tracker": tracker,
+        "weights": str(weights) if weights is not None else None,
+        "objective": objective,
+        "fixed": fixed,
+        "searched": sorted(searched),
+        "sequences": [s.name for s in sequences],
+        "seed": seed,
+    }
+
+    storage_path = Path(storage) if storage is not None else out / "study.db"
+    study, done = _open_study(storage_path, settings, baseline_params, seed)
+
+    def run_trial(trial: optuna.Trial) -> float:
+        params = {name: param.suggest(trial, name) for name, param in searched.items()}
+        scores = score_tracker(create_tracker(tracker, weights=weights, **fixed, **params), train)
+        for key, value in scores.items():
+            trial.set_user_attr(key, value)
+        return scores[OBJECTIVES[objective]]
+
+    todo = max(0, trials - done)
+    if todo == 0:
+        log.info("the study holds %d finished trials already; nothing to run", done)
+    else:
+        from tqdm.auto import tqdm
+
+        start = time.perf_counter()
+        bar = tqdm(total=trials, initial=done, desc="trials", disable=not progress)
+
+        def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            bar.update(1)
+            bar.set_postfix(best=f"{study.best_value:.2f}")
+
+        with bar:
+            study.optimize(run_trial, n_trials=todo, callbacks=[advance])
+        log.info("%d trials in %.1f s", todo, time.perf_counter() - start)
+
+    best = study.best_trial
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    baseline_trial = next((t for t in completed if t.user_attrs.get("baseline")), None)
+    full_baseline = {**fixed, **baseline_params}
+    full_best = {**fixed, **best.params}
+    result_train = {
+        "baseline": (
+            {k: baseline_trial.user_attrs[k] for k in REPORTED}
+            if baseline_trial is not None
+            else score_tracker(create_tracker(tracker, weights=weights, **full_baseline), train)
+        ),
+        "best": {k: best.user_attrs[k] for k in REPORTED},
+    }
+    result_val = {
+        name: score_tracker(create_tracker(tracker, weights=weights, **chosen), val)
+        for name, chosen in (("baseline", full_baseline), ("best", full_best))
+    }
+    best_management = {k: v for k, v in full_best.items() if k in defaults}
+    management = asdict(replace(entry.management, **best_management))
+    model = {k: v for k, v in fixed.items() if k not in defaults}
+    config_path = out / "best_config.json"
+    write_tracker_settings(config_path, tracker, {**management, **model})
+    result = TuneResult(
+        baseline=full_baseline,
+        best=full_best,
+        best_trial=best.number,
+        train=result_train,
+        val=result_val,
+        trials=len(completed),
+        ran=todo,
+        config_path=config_path,
+    )
+    summary = {
+        "settings": settings,
+        "storage": str(storage_path),
+        "trials": result.trials,
+        "best_trial": result.best_trial,
+        "baseline": result.baseline,
+        "best": result.best,
+        "train": result.train,
+        "val": result.val,
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "table.md", format_tune_table(result, objective) + "\n")
+    return result
+
+
+def format_tune_table(result: TuneResult, objective: str) -> str:
+    """Baseline vs best as markdown: the objective on the training frames, the reported
+    metrics on the validation frames, then the settings that changed."""
+    key = OBJECTIVES[objective]
+    names = ["HOTA", "MOTA", "IDF1", "IDSW", "CLR_FP", "CLR_FN"]
+    header = ["settings", f"train {key}", *(f"val {n.removeprefix('CLR_')}" for n in names)]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for row, label in (
+        ("baseline", "defaults (trial 0)"),
+        ("best", f"best (trial {result.best_trial})"),
+    ):
+        cells = [label, f"{result.train[row][key]:.2f}"]
+        for n in names:
+            value = result.val[row][n]
+            cells.append(f"{value:.2f}" if n in OBJECTIVES.values() else str(int(value)))
+        lines.append("| " + " | ".join(cells) + " |")
+    changed = [
+        f"{k} {_fmt(result.baseline[k])} → {_fmt(v)}"
+        for k, v in result.best.items()
+        if result.baseline.get(k) != v
+    ]
+    lines += [
+        "",
+        f"{result.trials} trials; training frames: first 50% of each sequence, validation: last "
+        "25% (paper's split). Changed: " + ("; ".join(changed) or "nothing (defaults best)"),
+    ]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
