@@ -104,6 +104,7 @@ class _ClipState:
     loss_memory: dict[int, int]
     true_memory: dict[int, int]
     next_id: int
+    born: set[int] = field(default_factory=set)  # ids the predictor's on_birth has seen
 
     @classmethod
     def begin(cls, start: ClipStart, rng: np.random.Generator) -> _ClipState:
@@ -151,7 +152,8 @@ def _detections(seq: Sequence, frame: int, device: torch.device) -> Tensor | Non
 def _predict(
     predictor: Predictor, state: _ClipState, frame: int, history_len: int, device: torch.device
 ) -> Tensor:
-    """The predictor's boxes ``(T, 4)`` at ``frame`` for the clip's live tracks."""
+    """The predictor's boxes ``(T, 4)`` at ``frame`` for the clip's live tracks (its
+    ``on_birth`` hook, where it has one, first sees the tracks new since the last frame)."""
     seq = state.start.sequence
     if not state.histories:
         return torch.zeros((0, 4), device=device)
@@ -162,6 +164,22 @@ def _predict(
         verified=[True] * len(state.histories),
         extras=state.extras,
     ).to(device)
+    on_birth = getattr(predictor, "on_birth", None)
+    new = [i for i, tid in enumerate(state.track_ids) if tid not in state.born]
+    if on_birth is not None and new:
+        # tracks started at the previous frame (the clip's first tracks, births): as at test
+        # time, the predictor sees them with the frame they were born in
+        born_image = seq.read_image(frame - 1) if predictor.needs_images else None
+        on_birth(
+            born_image,
+            TrackBatch.from_histories(
+                [state.histories[i] for i in new],
+                history_len,
+                ids=[state.track_ids[i] for i in new],
+                extras=[state.extras[i] for i in new],
+            ).to(device),
+        )
+    state.born.update(state.track_ids)
     image = seq.read_image(frame) if predictor.needs_images else None
     dets = _detections(seq, frame, device)
     return predictor.predict(image, batch, dets, (seq.im_width, seq.im_height)).boxes
