@@ -13,7 +13,10 @@ log = logging.getLogger(__name__)
 
 #: The registered trackers, for the help text (the registry imports torch; a test keeps this
 #: list equal to :func:`deepmot.trackers.list_trackers`).
-TRACKERS = ("constant_velocity", "kalman", "motion")
+TRACKERS = ("constant_velocity", "goturn", "kalman", "motion", "siamrpn")
+
+#: Weights shipped with the package: a learned tracker without --weights uses its file here.
+SHIPPED = Path(__file__).resolve().parents[1] / "weights"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tracker",
         default="motion",
-        help=f"a registered tracker: {', '.join(TRACKERS)} (motion is learned: give --weights)",
+        help=f"a registered tracker: {', '.join(TRACKERS)} (motion is learned: give --weights; "
+        "goturn and siamrpn use their shipped weights without one)",
     )
     parser.add_argument(
         "--weights",
@@ -82,6 +86,10 @@ def _tracker(name: str, weights: Path | None):
             f"--weights {weights}: tracker {name!r} has no trained weights to load (drop "
             "--weights, or choose a learned tracker)"
         )
+    shipped = SHIPPED / entry.trainable.weights_file if entry.trainable is not None else None
+    if weights is None and shipped is not None and shipped.is_file():
+        log.info("tracker %r: the shipped weights %s (--weights chooses others)", name, shipped)
+        weights = shipped
     if entry.trainable is not None and weights is None:
         log.warning(
             "tracker %r runs untrained (no --weights): its untrained model tracks like "

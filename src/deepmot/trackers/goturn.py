@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deepmot.io.weights import load_state, read_weights, save_weights
-from deepmot.trackers.crops import context_regions, crop, to_image
+from deepmot.trackers.crops import context_regions, crop, to_crop, to_image
 from deepmot.trackers.management import TrackManagementConfig
 from deepmot.trackers.predictor import Frame, Prediction, TrackBatch, module_device
 from deepmot.trackers.registry import Trainable, register_trainable
@@ -156,6 +157,24 @@ class GoturnPredictor:
         boxes = to_image(self.model(previous, search) * size, regions, size)
         remember_frame(tracks.extras, current)
         return Prediction(boxes)
+
+    def single_object_loss(
+        self, previous_frame: Frame, frame: Frame, boxes: Tensor, targets: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """GOTURN's own objective on one frame pair ("Vanilla", GOTURN Sec. 3.4): L1 between
+        the regressed box and the target box ``targets (T, 4)`` in search-region units, the
+        tracks starting at ``boxes (T, 4)`` in ``previous_frame``.
+
+        Returns the loss and the predicted boxes ``(T, 4)`` in image pixels (detached).
+        """
+        tracks = TrackBatch.from_histories([b[None] for b in boxes], 1)
+        self.on_birth(previous_frame, tracks)
+        _, regions, previous, search = self.crops(frame, tracks)
+        size = self.config.crop_size
+        out = self.model(previous, search)
+        wanted = to_crop(targets.to(regions), regions, size) / size
+        predicted = to_image(out.detach() * size, regions, size)
+        return F.l1_loss(out, wanted), predicted
 
 
 def save_goturn(model: GoturnModel, path: str | Path, card: dict[str, Any] | None = None) -> None:

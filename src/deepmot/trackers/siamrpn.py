@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deepmot.boxes import box_iou
 from deepmot.io.weights import load_state, read_weights, save_weights
 from deepmot.trackers.crops import crop, siamese_regions
 from deepmot.trackers.management import TrackManagementConfig
@@ -265,6 +266,27 @@ class SiamRPNPredictor:
         for i, extra in enumerate(extras):
             extra[TEMPLATE_KEY] = (kernels[0][i], kernels[1][i])
 
+    def heads(self, frame: Frame, tracks: TrackBatch) -> tuple[Tensor, ...]:
+        """One forward pass for all tracks: ``score (T, A)`` every anchor's target
+        probability, ``boxes (T, A, 4)`` its decoded ``(cx, cy, w, h)`` in search-crop pixels
+        relative to the crop's centre, the search ``regions (T, 4)``, the logits ``(T, 2, k, S,
+        S)`` and the regressions ``(T, A, 4)``. A track ``on_birth`` never saw gets its
+        template from its box in this frame."""
+        cfg = self.config
+        current = as_image(frame, module_device(self.model))
+        last = tracks.last.detach().to(current)
+        missing = [i for i, e in enumerate(tracks.extras) if TEMPLATE_KEY not in e]
+        if missing:
+            self._cut_templates(current, last[missing], [tracks.extras[i] for i in missing])
+        kernel_cls = torch.stack([e[TEMPLATE_KEY][0] for e in tracks.extras])
+        kernel_reg = torch.stack([e[TEMPLATE_KEY][1] for e in tracks.extras])
+        regions = siamese_regions(last, cfg.context_amount, cfg.search_size / cfg.exemplar_size)
+        cls, reg = self.model(crop(current, regions, cfg.search_size), kernel_cls, kernel_reg)
+        n = len(tracks)
+        score = cls.softmax(dim=1)[:, 1].reshape(n, -1)
+        deltas = reg.reshape(n, 4, -1).transpose(1, 2)
+        return score, decode_anchors(deltas, self.inner.anchors), regions, cls, deltas
+
     def predict(
         self,
         frame: Frame,
@@ -274,36 +296,70 @@ class SiamRPNPredictor:
     ) -> Prediction:
         """Boxes ``(T, 4)`` at t (differentiable through the chosen anchor's regression) and
         the chosen anchors' target scores ``(T,)``."""
-        cfg = self.config
-        current = as_image(frame, module_device(self.model))
-        last = tracks.last.detach().to(current)
         if len(tracks) == 0:
-            return Prediction(last, last.new_zeros(0))
-        missing = [i for i, e in enumerate(tracks.extras) if TEMPLATE_KEY not in e]
-        if missing:  # a track on_birth never saw: its template from its box in this frame
-            self._cut_templates(current, last[missing], [tracks.extras[i] for i in missing])
-        kernel_cls = torch.stack([e[TEMPLATE_KEY][0] for e in tracks.extras])
-        kernel_reg = torch.stack([e[TEMPLATE_KEY][1] for e in tracks.extras])
-        scale = cfg.search_size / cfg.exemplar_size
-        regions = siamese_regions(last, cfg.context_amount, scale)
-        cls, reg = self.model(crop(current, regions, cfg.search_size), kernel_cls, kernel_reg)
-        n = len(tracks)
-        score = cls.softmax(dim=1)[:, 1].reshape(n, -1)  # (T, A)
-        boxes = decode_anchors(reg.reshape(n, 4, -1).transpose(1, 2), self.inner.anchors)
-        # the previous box in search-crop pixels
-        side = regions[:, 2:3] - regions[:, 0:1]
-        to_crop = cfg.search_size / side  # (T, 1)
-        previous = (last[:, 2:] - last[:, :2]) * to_crop
+            return Prediction(tracks.last.detach(), tracks.last.new_zeros(0))
+        score, boxes, regions, _, _ = self.heads(frame, tracks)
+        return self._choose(score, boxes, regions, tracks.last.detach().to(regions))
+
+    def _choose(self, score: Tensor, boxes: Tensor, regions: Tensor, last: Tensor) -> Prediction:
+        """The selected proposal of each track, in image pixels."""
+        cfg = self.config
+        n = len(score)
+        to_crop = cfg.search_size / (regions[:, 2:3] - regions[:, 0:1])  # (T, 1)
+        previous = (last[:, 2:] - last[:, :2]) * to_crop  # the previous box in crop pixels
         best, penalty = select_anchor(
             score.detach(), boxes.detach(), previous, self.inner.window, cfg
         )
-        rows = torch.arange(n, device=current.device)
+        rows = torch.arange(n, device=score.device)
         chosen = boxes[rows, best]  # (T, 4) cx, cy, w, h, relative to the crop's centre
         rate = (penalty[rows, best] * score[rows, best] * cfg.size_lr).detach()[:, None]
         size = previous * (1 - rate) + chosen[:, 2:] * rate
         centre = (regions[:, :2] + regions[:, 2:]) / 2 + chosen[:, :2] / to_crop
         half = size / to_crop / 2
         return Prediction(torch.cat([centre - half, centre + half], dim=1), score[rows, best])
+
+    def single_object_loss(
+        self, previous_frame: Frame, frame: Frame, boxes: Tensor, targets: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """SiamRPN's own objective on one frame pair ("Vanilla"): templates cut at ``boxes
+        (T, 4)`` in ``previous_frame``, searched for around the same boxes in ``frame``;
+        anchors overlapping the target box ``targets (T, 4)`` by more than 0.6 (and each
+        track's best anchor) are positives, below 0.3 negatives (SiamRPN Sec. 3.4); balanced
+        cross-entropy plus Smooth-L1 on the positives' regression.
+
+        Returns the loss and the predicted boxes ``(T, 4)`` (detached).
+        """
+        tracks = TrackBatch.from_histories([b[None] for b in boxes], 1)
+        self.on_birth(previous_frame, tracks)
+        score, decoded, regions, cls, deltas = self.heads(frame, tracks)
+        n = len(tracks)
+        to_crop = self.config.search_size / (regions[:, 2:3] - regions[:, 0:1])
+        targets = targets.to(regions)
+        centre = (targets[:, :2] + targets[:, 2:]) / 2 - (regions[:, :2] + regions[:, 2:]) / 2
+        target = torch.cat([centre * to_crop, (targets[:, 2:] - targets[:, :2]) * to_crop], 1)
+        anchors = self.inner.anchors
+        iou = torch.stack([box_iou(_xyxy(anchors), _xyxy(t[None]))[:, 0] for t in target])
+        positive = (iou > 0.6) | (iou == iou.max(dim=1, keepdim=True).values)
+        negative = (iou < 0.3) & ~positive
+        logits = cls.reshape(n, 2, -1).transpose(1, 2)  # (T, A, 2)
+        ce = F.cross_entropy(logits.reshape(-1, 2), positive.long().flatten(), reduction="none")
+        ce = ce.reshape(n, -1)
+        cls_loss = ce[positive].mean() + ce[negative].mean()
+        wanted = torch.cat(
+            [
+                (target[:, None, :2] - anchors[None, :, :2]) / anchors[None, :, 2:],
+                torch.log(target[:, None, 2:] / anchors[None, :, 2:]),
+            ],
+            dim=2,
+        )  # (T, A, 4)
+        reg_loss = F.smooth_l1_loss(deltas[positive], wanted[positive])
+        last = boxes.to(regions)
+        predicted = self._choose(score.detach(), decoded.detach(), regions, last).boxes
+        return cls_loss + reg_loss, predicted
+
+
+def _xyxy(cxcywh: Tensor) -> Tensor:
+    return torch.cat([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], 1)
 
 
 def select_anchor(

@@ -60,6 +60,7 @@ from deepmot.train.distributed import (
     zero_term,
 )
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
+from deepmot.train.sot import single_object_step
 
 __all__ = ["LOG_FIELDS", "StepResult", "build_matcher", "run_clips", "train_tracker"]
 
@@ -429,6 +430,9 @@ def _train(
     scaler = grad_scaler(device, amp)
     torch.manual_seed(config.seed)
     model = trainable.build(model_config).to(device)
+    if config.init_weights is not None and run.state is None:
+        # fine-tune from trained weights (e.g. Smooth-L1 or DeepMOT from the Vanilla model)
+        model.load_state_dict(trainable.load(config.init_weights).state_dict())
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     iteration = run.start_iteration
     if run.state is not None:
@@ -447,7 +451,7 @@ def _train(
         loss_fn: DeepMOTLoss | SmoothL1Loss = DeepMOTLoss(
             build_matcher(config.matcher).to(device), config.deepmot
         )
-    else:
+    else:  # Smooth-L1; "vanilla" uses the predictor's own single-object objective
         loss_fn = SmoothL1Loss()
 
     def checkpoint() -> None:
@@ -483,16 +487,20 @@ def _train(
                 if isinstance(trained, DistributedModule):
                     trained.forward_calls = 0
                 with precision:
-                    result = run_clips(
-                        [s for s, _ in mine],
-                        predictor,
-                        loss_fn,
-                        config,
-                        [r for _, r in mine],
-                        history_len,
-                        device,
-                        diagnose,
-                    )
+                    if config.loss == "vanilla":
+                        loss, counts = single_object_step([s for s, _ in mine], predictor, device)
+                        result = StepResult(loss, dict.fromkeys(SOFT_TERMS, float("nan")), counts)
+                    else:
+                        result = run_clips(
+                            [s for s, _ in mine],
+                            predictor,
+                            loss_fn,
+                            config,
+                            [r for _, r in mine],
+                            history_len,
+                            device,
+                            diagnose,
+                        )
                 grads = dict.fromkeys(GRADIENT_TERMS, float("nan"))
                 if diagnose:
                     grads = gradient_norms(result.records, loss_fn)
