@@ -90,3 +90,16 @@ def test_train_track_eval_commands(tmp_path: Path, tracker: str) -> None:
     rows = read_results(results / "SYNTH-01.txt")
     assert len(rows) > 0 and rows.frames.min() >= 3  # born after 3 consecutive frames
     assert main(["eval", str(root), str(results), "--metrics", "clear"]) == 0
+
+
+@pytest.mark.parametrize("tracker", ["goturn", "siamrpn"])
+def test_track_uses_the_shipped_weights_without_weights(tracker: str) -> None:
+    from deepmot.commands.track import SHIPPED, _tracker
+    from deepmot.trackers.registry import get_trainable
+
+    shipped = SHIPPED / f"{tracker}.safetensors"
+    assert shipped.is_file() and shipped.stat().st_size <= 15 * 2**20
+    model = _tracker(tracker, None).predictor.model
+    expected = get_trainable(tracker).load(shipped).state_dict()
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, expected[name])
