@@ -150,9 +150,9 @@ class GoturnPredictor:
         image_size: tuple[int, int] | None,
     ) -> Prediction:
         """Boxes ``(T, 4)`` at t, differentiable in the model's parameters."""
-        current, regions, previous, search = self.crops(frame, tracks)
         if len(tracks) == 0:
-            return Prediction(regions)
+            return Prediction(tracks.last.detach())
+        current, regions, previous, search = self.crops(frame, tracks)
         size = self.config.crop_size
         boxes = to_image(self.model(previous, search) * size, regions, size)
         remember_frame(tracks.extras, current)

@@ -344,7 +344,7 @@ class SiamRPNPredictor:
         logits = cls.reshape(n, 2, -1).transpose(1, 2)  # (T, A, 2)
         ce = F.cross_entropy(logits.reshape(-1, 2), positive.long().flatten(), reduction="none")
         ce = ce.reshape(n, -1)
-        cls_loss = ce[positive].mean() + ce[negative].mean()
+        cls_loss = ce[positive].mean() + (ce[negative].mean() if negative.any() else 0.0)
         wanted = torch.cat(
             [
                 (target[:, None, :2] - anchors[None, :, :2]) / anchors[None, :, 2:],
