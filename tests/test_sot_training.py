@@ -103,3 +103,15 @@ def test_track_uses_the_shipped_weights_without_weights(tracker: str) -> None:
     expected = get_trainable(tracker).load(shipped).state_dict()
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, expected[name])
+
+
+def test_init_weights_of_other_settings_is_one_clear_error(tmp_path, sequence):
+    from deepmot.trackers.goturn import GoturnConfig, save_goturn
+
+    other = tmp_path / "small.safetensors"
+    save_goturn(GoturnModel(GoturnConfig(hidden=8)), other)
+    config = TrackerTrainConfig(
+        tracker="goturn", loss="vanilla", iterations=1, batch_size=1, init_weights=str(other)
+    )
+    with pytest.raises(DeepMOTError, match="small.safetensors: weights do not fit"):
+        train_tracker([sequence], tmp_path / "run", config, progress=False)

@@ -432,7 +432,12 @@ def _train(
     model = trainable.build(model_config).to(device)
     if config.init_weights is not None and run.state is None:
         # fine-tune from trained weights (e.g. Smooth-L1 or DeepMOT from the Vanilla model)
-        model.load_state_dict(trainable.load(config.init_weights).state_dict())
+        try:
+            model.load_state_dict(trainable.load(config.init_weights).state_dict())
+        except RuntimeError as error:
+            raise DeepMOTError(
+                f"{config.init_weights}: weights do not fit the model's settings ({error})"
+            ) from None
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     iteration = run.start_iteration
     if run.state is not None:
