@@ -1,5 +1,6 @@
-"""GOTURN as MOT-by-SOT: residual start, batched = one at a time, frame memory, weights,
-and a short training run that improves single-object IoU on rendered frames."""
+"""GOTURN as MOT-by-SOT: residual start, batched = one at a time, frame memory, weights;
+and, for GOTURN and SiamRPN, a short training run that improves single-object IoU on rendered
+frames."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def test_weights_round_trip_and_create_tracker(tmp_path):
     assert GoturnConfig.from_dict(GoturnConfig.alexnet().to_dict()).crop_size == 227
 
 
-def single_object_iou(predictor: GoturnPredictor, sequence, frames, shift: float, seed: int):
+def single_object_iou(predictor, sequence, frames, shift: float, seed: int) -> float:
     """Mean IoU of the next frame's prediction with the same object's box, each track started
     at its ground truth at t - 1 shifted by up to ``shift`` of its size (seeded)."""
     rng = np.random.default_rng(seed)
@@ -124,15 +125,17 @@ def single_object_iou(predictor: GoturnPredictor, sequence, frames, shift: float
 
 
 @pytest.mark.slow
-def test_short_training_improves_single_object_iou(tmp_path):
+@pytest.mark.parametrize("tracker,loss", [("goturn", "smoothl1"), ("siamrpn", "vanilla")])
+def test_short_training_improves_single_object_iou(tmp_path, tracker, loss):
+    from deepmot.trackers.registry import get_trainable
     from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
     from deepmot.train.tracker import train_tracker
 
     scene = generate_scene(SceneConfig(frames=80, width=320, height=240, people=6, seed=3))
     sequence = scene.to_sequence()
     config = TrackerTrainConfig(
-        tracker="goturn",
-        loss="smoothl1",
+        tracker=tracker,
+        loss=loss,
         iterations=60,
         batch_size=4,
         augment=AugmentationConfig(perturb=1.0, max_offset=0.25),
@@ -140,9 +143,11 @@ def test_short_training_improves_single_object_iou(tmp_path):
         seed=0,
     )
     result = train_tracker([sequence], tmp_path, config, progress=False)
+    trainable = get_trainable(tracker)
+    torch.manual_seed(0)
+    untrained = trainable.predictor(trainable.build(trainable.config()).eval())
+    trained = trainable.predictor(trainable.load(result["weights"]))
     frames = range(1, 79, 3)
-    before = single_object_iou(GoturnPredictor(GoturnModel().eval()), sequence, frames, 0.2, 1)
-    after = single_object_iou(
-        GoturnPredictor(load_goturn(result["weights"])), sequence, frames, 0.2, 1
-    )
+    before = single_object_iou(untrained, sequence, frames, 0.2, 1)
+    after = single_object_iou(trained, sequence, frames, 0.2, 1)
     assert after > before + 0.02, (before, after)
