@@ -109,7 +109,10 @@ MISTAKES = [
     ("eval {data} {root} --csv {root}", ["argument --csv", "is a folder"]),
     ("eval {data} {root} --events {root}", ["argument --events", "is a folder"]),
     ("train {data} --out {root}/r --tracker nope", ["--tracker nope", "motion"]),
-    ("train {data} --out {root}/r --tracker kalman", ["--tracker kalman", "trainable: motion"]),
+    (
+        "train {data} --out {root}/r --tracker kalman",
+        ["--tracker kalman", "trainable: goturn, motion, siamrpn, tracktor"],
+    ),
     (f"track {{data}} --out {{root}}/r --weights {DHN_WEIGHTS}", ["--weights", "not weights of"]),
     ("track {data} --out {root}/r --weights {run}/log.csv", ["--weights", "not weights of"]),
     ("track {data} --out {root}/r --weights {root}/nosuch", ["argument --weights", "no such"]),

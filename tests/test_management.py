@@ -337,3 +337,28 @@ def test_stack_histories_pads_left_and_cuts_old_boxes():
     torch.testing.assert_close(history[0, 1], h1[0])
     with pytest.raises(ValueError):
         stack_histories([torch.zeros((0, 4))], length=2)
+
+
+def test_sot_preset_births_refines_and_kills_on_one_scenario():
+    """Supp. A.2's MOT-by-SOT rules together, with a predictor that keeps boxes in place."""
+    t = ManagedTracker(Scripted(), TrackManagementConfig.sot(max_invisible=60))
+    # frames 1-3: the same person, consecutive IoU 8/12 = 0.67 >= 0.3; born at frame 3
+    assert ids(t.update(det(A))) == [] and ids(t.update(det(shifted(A, 2)))) == []
+    assert ids(t.update(det(shifted(A, 4)))) == [1]
+    # frame 4: IoU(prediction A+4, detection A+5) = 9/11 > 0.6 -> their average
+    np.testing.assert_allclose(t.update(det(shifted(A, 5)))[0, :4], shifted(A, 4.5))
+    # frame 5: IoU 5/15 = 0.33, verified (>= match_iou) but not refined (<= 0.6)
+    np.testing.assert_allclose(t.update(det(shifted(A, 9.5)))[0, :4], shifted(A, 4.5))
+    for _ in range(60):  # invisible for K = 60 frames: still kept
+        assert ids(t.update(NONE)) == []
+    assert [s.state for s in t.manager.tracks] == [TrackState.INVISIBLE]
+    t.update(NONE)  # the 61st: terminated
+    assert t.manager.tracks == []
+    sot = TrackManagementConfig.sot(detection_nms=0.5)
+    assert (sot.refine_iou, sot.birth_min_frames, sot.birth_iou, sot.max_invisible) == (
+        0.6,
+        3,
+        0.3,
+        60,
+    )
+    assert sot.detection_nms == 0.5

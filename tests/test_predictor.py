@@ -167,7 +167,9 @@ def test_register_tracker_decorator(monkeypatch):
         register_tracker("still", config=StillConfig)(still)
     with pytest.raises(ValueError, match="no trained weights"):
         create_tracker("still", weights="w.safetensors")
-    with pytest.raises(ValueError, match="nothing to train; trainable: motion"):
+    with pytest.raises(
+        ValueError, match="nothing to train; trainable: goturn, motion, siamrpn, tracktor"
+    ):
         get_trainable("still")
     with pytest.raises(ValueError, match="unknown settings"):
         create_tracker("still", nope=1)

@@ -13,7 +13,10 @@ log = logging.getLogger(__name__)
 
 #: The registered trackers, for the help text (the registry imports torch; a test keeps this
 #: list equal to :func:`deepmot.trackers.list_trackers`).
-TRACKERS = ("constant_velocity", "kalman", "motion", "tracktor")
+TRACKERS = ("constant_velocity", "goturn", "kalman", "motion", "siamrpn", "tracktor")
+
+#: Weights shipped with the package: a learned tracker without --weights uses its file here.
+SHIPPED = Path(__file__).resolve().parents[1] / "weights"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--tracker",
-        help=f"a registered tracker: {', '.join(TRACKERS)} (motion is learned: give --weights); "
+        help=f"a registered tracker: {', '.join(TRACKERS)} (motion is learned: give --weights; "
+        "goturn, siamrpn and tracktor use their shipped weights without one); "
         "default: the one --config names, else motion",
     )
     parser.add_argument(
@@ -89,6 +93,10 @@ def _tracker(name: str, weights: Path | None, settings: dict, config: Path | Non
             f"--weights {weights}: tracker {name!r} has no trained weights to load (drop "
             "--weights, or choose a learned tracker)"
         )
+    shipped = SHIPPED / entry.trainable.weights_file if entry.trainable is not None else None
+    if weights is None and shipped is not None and shipped.is_file():
+        log.info("tracker %r: the shipped weights %s (--weights chooses others)", name, shipped)
+        weights = shipped
     if name == "tracktor" and weights is None:
         log.info("tracktor runs with the shipped light detector (no --weights)")
     elif entry.trainable is not None and weights is None:

@@ -62,7 +62,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--list-trackers", action="store_true", help="print the trainable trackers and exit"
     )
     parser.add_argument(
-        "--loss", choices=["deepmot", "smoothl1"], default=_TRAIN.loss, help="training loss"
+        "--loss",
+        choices=["deepmot", "smoothl1", "vanilla"],
+        default=_TRAIN.loss,
+        help="training loss (vanilla: a single-object tracker's own objective on frame pairs)",
     )
     parser.add_argument(
         "--matcher",
@@ -194,6 +197,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace the run already in --out (otherwise that is an error)",
     )
+    parser.add_argument(
+        "--init-weights",
+        type=Path,
+        default=None,
+        help="start from these trained weights of the same tracker (fine-tuning, e.g. "
+        "Smooth-L1 or DeepMOT from a Vanilla single-object model)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     distributed_options(parser)
     parser.set_defaults(run=run)
@@ -228,6 +238,7 @@ _SETTINGS = {
     "no_detections": "model",
     "detector": "model",
     "seed": "seed",
+    "init_weights": "init_weights",
 }
 _DEFAULTS: dict = {}
 
@@ -384,6 +395,7 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
             det_file=args.det_file if args.det_file is not None else _TRAIN.det_file,
             seed=args.seed,
             device=args.device or _TRAIN.device,
+            init_weights=str(args.init_weights) if args.init_weights is not None else None,
         )
     except ValueError as error:  # the parser's types catch most; this names the rest
         raise DeepMOTError(str(error)) from None
@@ -544,7 +556,9 @@ def run(args: argparse.Namespace) -> int:
         log.info("last step: %s", ", ".join(f"{k}={v:.4g}" for k, v in summary["last"].items()))
     from deepmot.viz.training import plot_diagnostics, plot_training_curves
 
-    loss_name = "the DeepMOT loss" if config.loss == "deepmot" else "Smooth-L1"
+    loss_name = {"deepmot": "the DeepMOT loss", "smoothl1": "Smooth-L1"}.get(
+        config.loss, "its single-object objective (Vanilla)"
+    )
     written = [
         plot_training_curves(
             {config.tracker: args.out / "log.csv"},

@@ -9,6 +9,10 @@ weights=None, **overrides)`` builds a registered one:
   "Vanilla" motion tracker);
 * ``"kalman"``: :class:`~deepmot.trackers.kalman.KalmanPredictor`, the SORT / ByteTrack
   Kalman filter (constant velocity in centre, aspect, height);
+* ``"goturn"``: :class:`~deepmot.trackers.goturn.GoturnPredictor`, GOTURN as MOT-by-SOT
+  (trainable, needs the frames);
+* ``"siamrpn"``: :class:`~deepmot.trackers.siamrpn.SiamRPNPredictor`, SiamRPN as
+  MOT-by-SOT (trainable, needs the frames);
 * ``"motion"``: :class:`~deepmot.trackers.motion.LearnedMotionModel`, trainable;
   ``weights=PATH`` loads trained weights (untrained, it behaves as constant velocity);
 * ``"tracktor"``: :class:`~deepmot.trackers.tracktor.TracktorPredictor`, regression through a
@@ -24,6 +28,7 @@ management config. See :mod:`deepmot.trackers.registry` for adding a tracker.
 from __future__ import annotations
 
 from deepmot.trackers.base import Tracker, check_detections, track_sequence
+from deepmot.trackers.goturn import GoturnConfig, GoturnPredictor
 from deepmot.trackers.kalman import KalmanConfig, KalmanPredictor
 from deepmot.trackers.management import (
     ManagedTracker,
@@ -57,11 +62,14 @@ from deepmot.trackers.registry import (
     register_tracker,
     register_trainable,
 )
+from deepmot.trackers.siamrpn import SiamRPNConfig, SiamRPNPredictor
 from deepmot.trackers.tracktor import TracktorConfig, TracktorPredictor
 
 __all__ = [
     "ConstantVelocityConfig",
     "ConstantVelocityModel",
+    "GoturnConfig",
+    "GoturnPredictor",
     "KalmanConfig",
     "KalmanPredictor",
     "LearnedMotionConfig",
@@ -71,6 +79,8 @@ __all__ = [
     "MotionPredictor",
     "Prediction",
     "Predictor",
+    "SiamRPNConfig",
+    "SiamRPNPredictor",
     "Track",
     "TrackBatch",
     "TrackManagementConfig",

@@ -168,6 +168,21 @@ class TrackManagementConfig:
         base = {"birth_min_frames": 1, "refine_iou": None, "max_invisible": 10}
         return cls(**{**base, **overrides})
 
+    @classmethod
+    def sot(cls, **overrides: Any) -> TrackManagementConfig:
+        """The paper's MOT-by-SOT rules (supp. A.2, "Test-time Track Management"): refinement
+        by averaging with a detection above IoU 0.6, births after 3 consecutive frames with IoU
+        >= 0.3, invisible tracks terminated after K = 60 frames. Spelled out, so that they stay
+        the SOT trackers' whatever the defaults become."""
+        base = {
+            "refine_iou": 0.6,
+            "refine_weight": 0.5,
+            "birth_min_frames": 3,
+            "birth_iou": 0.3,
+            "max_invisible": 60,
+        }
+        return cls(**{**base, **overrides})
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

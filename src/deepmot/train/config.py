@@ -100,7 +100,8 @@ class TrackerTrainConfig:
     Attributes:
         tracker: a trainable tracker's registered name (``deepmot train --tracker``).
         model: the tracker's model settings (fields of its config class; empty: defaults).
-        loss: ``"deepmot"`` or ``"smoothl1"`` (the paper's baseline).
+        loss: ``"deepmot"``, ``"smoothl1"`` (the paper's baseline), or ``"vanilla"``: a
+            single-object tracker's own objective on frame pairs (:mod:`deepmot.train.sot`).
         deepmot: the DeepMOT loss's settings (δ, λ, γ, softmax scale, gating, dMOTA on/off).
         matcher: ``"dhn"`` (the shipped DHN), ``"dhn:PATH"`` (a DHN weights file) or
             ``"sinkhorn"``; frozen during training.
@@ -126,11 +127,13 @@ class TrackerTrainConfig:
             passes, so not every step by default).
         seed: seeds the model's initialisation and every step's samples.
         device: where the model trains.
+        init_weights: trained weights of the same tracker to start from (fine-tuning, e.g.
+            Smooth-L1 or DeepMOT from the Vanilla SOT model); None: a fresh model.
     """
 
     tracker: str = "motion"
     model: dict[str, Any] = field(default_factory=dict)
-    loss: Literal["deepmot", "smoothl1"] = "deepmot"
+    loss: Literal["deepmot", "smoothl1", "vanilla"] = "deepmot"
     deepmot: DeepMOTLossConfig = field(default_factory=DeepMOTLossConfig)
     matcher: str = "dhn"
     sampling: Literal["pairs", "clips"] = "pairs"
@@ -147,10 +150,11 @@ class TrackerTrainConfig:
     diagnose_every: int = 10
     seed: int = 0
     device: str = "cpu"
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
-        if self.loss not in ("deepmot", "smoothl1"):
-            raise ValueError(f"loss must be 'deepmot' or 'smoothl1', got {self.loss!r}")
+        if self.loss not in ("deepmot", "smoothl1", "vanilla"):
+            raise ValueError(f"loss must be 'deepmot', 'smoothl1' or 'vanilla', got {self.loss!r}")
         if self.sampling not in ("pairs", "clips"):
             raise ValueError(f"sampling must be 'pairs' or 'clips', got {self.sampling!r}")
         parse_matcher(self.matcher)

@@ -60,6 +60,7 @@ from deepmot.train.distributed import (
     zero_term,
 )
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
+from deepmot.train.sot import single_object_step
 
 __all__ = ["LOG_FIELDS", "StepResult", "build_matcher", "run_clips", "train_tracker"]
 
@@ -104,6 +105,7 @@ class _ClipState:
     loss_memory: dict[int, int]
     true_memory: dict[int, int]
     next_id: int
+    born: set[int] = field(default_factory=set)  # ids the predictor's on_birth has seen
 
     @classmethod
     def begin(cls, start: ClipStart, rng: np.random.Generator) -> _ClipState:
@@ -151,7 +153,8 @@ def _detections(seq: Sequence, frame: int, device: torch.device) -> Tensor | Non
 def _predict(
     predictor: Predictor, state: _ClipState, frame: int, history_len: int, device: torch.device
 ) -> Tensor:
-    """The predictor's boxes ``(T, 4)`` at ``frame`` for the clip's live tracks."""
+    """The predictor's boxes ``(T, 4)`` at ``frame`` for the clip's live tracks (its
+    ``on_birth`` hook, where it has one, first sees the tracks new since the last frame)."""
     seq = state.start.sequence
     if not state.histories:
         return torch.zeros((0, 4), device=device)
@@ -162,6 +165,22 @@ def _predict(
         verified=[True] * len(state.histories),
         extras=state.extras,
     ).to(device)
+    on_birth = getattr(predictor, "on_birth", None)
+    new = [i for i, tid in enumerate(state.track_ids) if tid not in state.born]
+    if on_birth is not None and new:
+        # tracks started at the previous frame (the clip's first tracks, births): as at test
+        # time, the predictor sees them with the frame they were born in
+        born_image = seq.read_image(frame - 1) if predictor.needs_images else None
+        on_birth(
+            born_image,
+            TrackBatch.from_histories(
+                [state.histories[i] for i in new],
+                history_len,
+                ids=[state.track_ids[i] for i in new],
+                extras=[state.extras[i] for i in new],
+            ).to(device),
+        )
+    state.born.update(state.track_ids)
     image = seq.read_image(frame) if predictor.needs_images else None
     dets = _detections(seq, frame, device)
     return predictor.predict(image, batch, dets, (seq.im_width, seq.im_height)).boxes
@@ -411,6 +430,14 @@ def _train(
     scaler = grad_scaler(device, amp)
     torch.manual_seed(config.seed)
     model = trainable.build(model_config).to(device)
+    if config.init_weights is not None and run.state is None:
+        # fine-tune from trained weights (e.g. Smooth-L1 or DeepMOT from the Vanilla model)
+        try:
+            model.load_state_dict(trainable.load(config.init_weights).state_dict())
+        except RuntimeError as error:
+            raise DeepMOTError(
+                f"{config.init_weights}: weights do not fit the model's settings ({error})"
+            ) from None
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     iteration = run.start_iteration
     if run.state is not None:
@@ -429,7 +456,7 @@ def _train(
         loss_fn: DeepMOTLoss | SmoothL1Loss = DeepMOTLoss(
             build_matcher(config.matcher).to(device), config.deepmot
         )
-    else:
+    else:  # Smooth-L1; "vanilla" uses the predictor's own single-object objective
         loss_fn = SmoothL1Loss()
 
     def checkpoint() -> None:
@@ -465,16 +492,20 @@ def _train(
                 if isinstance(trained, DistributedModule):
                     trained.forward_calls = 0
                 with precision:
-                    result = run_clips(
-                        [s for s, _ in mine],
-                        predictor,
-                        loss_fn,
-                        config,
-                        [r for _, r in mine],
-                        history_len,
-                        device,
-                        diagnose,
-                    )
+                    if config.loss == "vanilla":
+                        loss, counts = single_object_step([s for s, _ in mine], predictor, device)
+                        result = StepResult(loss, dict.fromkeys(SOFT_TERMS, float("nan")), counts)
+                    else:
+                        result = run_clips(
+                            [s for s, _ in mine],
+                            predictor,
+                            loss_fn,
+                            config,
+                            [r for _, r in mine],
+                            history_len,
+                            device,
+                            diagnose,
+                        )
                 grads = dict.fromkeys(GRADIENT_TERMS, float("nan"))
                 if diagnose:
                     grads = gradient_norms(result.records, loss_fn)
