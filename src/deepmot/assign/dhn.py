@@ -7,7 +7,13 @@ Five variants behind one registry, :func:`create_dhn`:
   fully-connected layers per entry → sigmoid;
 - ``paral_gru`` / ``paral_lstm`` (Fig. 6): row-wise and column-wise Bi-RNNs side by side on D,
   each reduced by an FC layer, concatenated, two FC layers, sigmoid;
-- ``conv1d`` (Fig. 7): a U-Net-like 1-D convolutional net over the row-wise flattened D.
+- ``conv1d`` (Fig. 7): a U-Net-like 1-D convolutional net over the row-wise flattened D;
+- ``bipartite_mp`` (not in the paper): message passing on the bipartite graph of rows and
+  columns. Per-entry features that do not depend on the matrix's size or order (D, its gaps to
+  the row/column minima and to the best *other* entry of the row/column, its row/column ranks
+  as ``1 / (1 + rank)``), then ``rounds`` residual layers where every entry reads the masked
+  mean and max of its row and of its column; a per-entry MLP gives the logit. Permuting the
+  rows or columns of D permutes Â the same way, and one model serves 1x1 to 300x300.
 
 One interface for all: ``model(D, mask=None) -> Â`` with D ``(B, N, M)`` or ``(N, M)`` and Â of
 the same shape. Matrices of different sizes go in one padded batch with a ``mask (B, N, M)
@@ -50,6 +56,7 @@ __all__ = [
     "SeqDHN",
     "ParalDHN",
     "Conv1dDHN",
+    "BipartiteDHN",
     "create_dhn",
     "list_dhns",
     "load_dhn",
@@ -61,6 +68,7 @@ log = logging.getLogger(__name__)
 CHUNK_ENTRIES = 40_000
 """A padded batch is processed in chunks of at most this many entries (at least one matrix)."""
 
+_CLASS_NAMES = ("seq", "paral", "conv1d", "bipartite")
 _FAR = 1e4  # stands in for +inf in masked minima (finite: no NaN in gradients)
 
 
@@ -69,16 +77,20 @@ class DHNConfig:
     """Settings of a DHN. Defaults are the paper's (Sec. 4.1, supp. B, authors' code).
 
     Attributes:
-        arch: ``"seq"``, ``"paral"`` or ``"conv1d"``.
+        arch: ``"seq"``, ``"paral"``, ``"conv1d"`` or ``"bipartite"``.
         cell: ``"gru"`` or ``"lstm"`` (recurrent variants).
-        hidden: Bi-RNN hidden size h per direction (authors' code: 256).
+        hidden: Bi-RNN hidden size h per direction (authors' code: 256); the width of the
+            per-entry features of ``bipartite``.
         num_layers: stacked layers per Bi-RNN (authors' code: 2).
         fc: widths of the hidden FC layers after the ``2h`` features; a last layer maps to 1
             (paper: three FC layers, 512-256-64-1).
         flatten: ``"matrix"`` (paper: one sequence of ``N * M`` entries) or ``"lines"`` (one
             sequence per row, then per column); see the module docstring.
         extra_channels: feed ``D - row-min(D)`` and ``D - column-min(D)`` next to D (not in the
-            paper; NOTES.md: +1.0 / +1.7 WA for a lean model).
+            paper; NOTES.md: +1.0 / +1.7 WA for a lean model). ``bipartite`` always uses its
+            own size-free features.
+        rounds: row/column Bi-RNN pairs of ``seq`` (paper: 1); message-passing layers of
+            ``bipartite``.
     """
 
     arch: str = "seq"
@@ -91,8 +103,8 @@ class DHNConfig:
     rounds: int = 1
 
     def __post_init__(self) -> None:
-        if self.arch not in ("seq", "paral", "conv1d"):
-            raise ValueError(f"arch must be 'seq', 'paral' or 'conv1d', got {self.arch!r}")
+        if self.arch not in _CLASS_NAMES:
+            raise ValueError(f"arch must be one of {', '.join(_CLASS_NAMES)}, got {self.arch!r}")
         if self.cell not in ("gru", "lstm"):
             raise ValueError(f"cell must be 'gru' or 'lstm', got {self.cell!r}")
         if self.flatten not in ("matrix", "lines"):
@@ -130,6 +142,9 @@ _VARIANTS: dict[str, dict[str, Any]] = {
     "paral_gru": {"arch": "paral", "cell": "gru"},
     "paral_lstm": {"arch": "paral", "cell": "lstm"},
     "conv1d": {"arch": "conv1d"},
+    # not in the paper: its own defaults (no RNN; ``hidden`` is the feature width, ``rounds``
+    # the message-passing layers)
+    "bipartite_mp": {"arch": "bipartite", "hidden": 32, "num_layers": 1, "fc": (32,), "rounds": 4},
 }
 
 
@@ -243,6 +258,9 @@ def _mlp(in_size: int, widths: tuple[int, ...]) -> nn.Sequential:
 class DHN(nn.Module):
     """Base class: input checks, features, output masking. Subclasses define ``_logits``."""
 
+    permutation_equivariant = False
+    """True when permuting D's rows/columns permutes Â the same way (tested)."""
+
     def __init__(self, config: DHNConfig) -> None:
         super().__init__()
         self.config = config
@@ -270,7 +288,7 @@ class DHN(nn.Module):
         d3, mask3, squeeze = _check_input(d, mask)
         if d3.shape[1] == 0 or d3.shape[2] == 0 or not mask3.any():
             return d3.new_zeros(d3.shape), mask3, squeeze
-        x = _features(d3, mask3, self.config.extra_channels)
+        x = self._inputs(d3, mask3)
         # Large batches go in chunks: past a few tens of thousands of entries the hidden states
         # leave the CPU caches and one big batch runs slower than several small ones.
         per_matrix = d3.shape[1] * d3.shape[2]
@@ -278,6 +296,10 @@ class DHN(nn.Module):
         parts = [self._logits(x[i : i + step], mask3[i : i + step]) for i in range(0, len(x), step)]
         logits = parts[0] if len(parts) == 1 else torch.cat(parts)
         return logits.masked_fill(~mask3, 0.0), mask3, squeeze
+
+    def _inputs(self, d: Tensor, mask: Tensor) -> Tensor:
+        """``(B, N, M, C)`` per-entry input channels, zero on padding."""
+        return _features(d, mask, self.config.extra_channels)
 
     def _logits(self, x: Tensor, mask: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -384,7 +406,108 @@ class Conv1dDHN(DHN):
         return _whole(self._net, x, mask).squeeze(-1)
 
 
-_CLASSES = {"seq": SeqDHN, "paral": ParalDHN, "conv1d": Conv1dDHN}
+def _line_stats(d: Tensor, mask: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """Per entry of ``d (B, N, M)``, along ``dim`` (2: its row, 1: its column): the gap to the
+    best *other* entry of the line (negative: strictly the line's minimum; clamped to [-2, 2],
+    -2 when the line has no other entry) and ``1 / (1 + rank)`` with rank the number of
+    entries strictly smaller (so ties, e.g. thresholded entries, do not depend on order)."""
+    far = d.masked_fill(~mask, _FAR)
+    lines = far.transpose(1, 2) if dim == 1 else far  # (B, L1, L2): lines along the last dim
+    flat = lines.reshape(-1, lines.shape[-1])
+    ordered = flat.sort(-1).values.contiguous()
+    rank = torch.searchsorted(ordered, flat.contiguous(), side="left").to(d.dtype)
+    first = ordered[:, :1]
+    second = ordered[:, 1:2] if ordered.shape[1] > 1 else torch.full_like(first, _FAR)
+    other = torch.where(flat <= first, second, first)
+    gap = (flat - other).clamp(-2.0, 2.0).reshape(lines.shape)
+    inv_rank = (1.0 / (1.0 + rank)).reshape(lines.shape)
+    if dim == 1:
+        gap, inv_rank = gap.transpose(1, 2), inv_rank.transpose(1, 2)
+    return gap, inv_rank
+
+
+def _bipartite_features(d: Tensor, mask: Tensor) -> Tensor:
+    """``(B, N, M, 7)`` size- and order-free features, zero on padding: D, D - row-min,
+    D - column-min, the row and column gaps to the best other entry, 1/(1+rank) in the row and
+    in the column."""
+    d = d.masked_fill(~mask, 0.0)
+    far = d.masked_fill(~mask, _FAR)
+    row_gap, row_rank = _line_stats(d, mask, 2)
+    col_gap, col_rank = _line_stats(d, mask, 1)
+    x = torch.stack(
+        [
+            d,
+            d - far.amin(2, keepdim=True),
+            d - far.amin(1, keepdim=True),
+            row_gap,
+            col_gap,
+            row_rank,
+            col_rank,
+        ],
+        dim=-1,
+    )
+    return x.masked_fill(~mask.unsqueeze(-1), 0.0)
+
+
+def _pool(h: Tensor, mask: Tensor, dim: int) -> Tensor:
+    """Masked mean and max of ``h (B, N, M, H)`` over ``dim`` (1: a column's entries, 2: a
+    row's), kept as a broadcastable axis: ``(B, 1, M, 2H)`` or ``(B, N, 1, 2H)``."""
+    m = mask.unsqueeze(-1)
+    count = m.sum(dim, keepdim=True).clamp(min=1).to(h.dtype)
+    mean = h.masked_fill(~m, 0.0).sum(dim, keepdim=True) / count
+    top = h.masked_fill(~m, -_FAR).amax(dim, keepdim=True).masked_fill(~m.any(dim, True), 0.0)
+    return torch.cat([mean, top], dim=-1)
+
+
+class _MessageLayer(nn.Module):
+    """One residual layer: every entry reads the mean and max of its row and of its column.
+
+    ``relu(W_e z + W_r row(z) + W_c col(z))`` then a linear layer, added to ``h``; the row and
+    column terms are computed once per line and broadcast (the same as one linear layer on
+    the concatenation, without building it)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.entry = nn.Linear(width, width)
+        self.row = nn.Linear(2 * width, width, bias=False)
+        self.col = nn.Linear(2 * width, width, bias=False)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+        z = self.norm(h)
+        msg = self.entry(z) + self.row(_pool(z, mask, 2)) + self.col(_pool(z, mask, 1))
+        return (h + self.out(torch.relu(msg))).masked_fill(~mask.unsqueeze(-1), 0.0)
+
+
+class BipartiteDHN(DHN):
+    """Message passing on the bipartite graph of D's rows and columns (not in the paper).
+
+    Size-agnostic and permutation-equivariant: features, pooling and the per-entry layers
+    treat every row (column) alike, whatever their number or order. ``hidden`` is the width,
+    ``rounds`` the number of :class:`_MessageLayer`, ``fc`` the head's hidden widths.
+    """
+
+    permutation_equivariant = True
+
+    def __init__(self, config: DHNConfig) -> None:
+        super().__init__(config)
+        w = config.hidden
+        self.embed = nn.Sequential(nn.Linear(7, w), nn.ReLU(), nn.Linear(w, w))
+        self.layers = nn.ModuleList(_MessageLayer(w) for _ in range(config.rounds))
+        self.head = _mlp(w, config.fc)
+
+    def _inputs(self, d: Tensor, mask: Tensor) -> Tensor:
+        return _bipartite_features(d, mask)
+
+    def _logits(self, x: Tensor, mask: Tensor) -> Tensor:
+        h = self.embed(x).masked_fill(~mask.unsqueeze(-1), 0.0)
+        for layer in self.layers:
+            h = layer(h, mask)
+        return self.head(h).squeeze(-1)
+
+
+_CLASSES = {"seq": SeqDHN, "paral": ParalDHN, "conv1d": Conv1dDHN, "bipartite": BipartiteDHN}
 
 
 # ---------------------------------------------------------------------------- registry
@@ -446,7 +569,7 @@ def create_dhn(name: str, pretrained: bool = False, **overrides: Any) -> DHN:
         raise ValueError(
             f"unknown DHN settings {sorted(unknown)}; valid: {[f.name for f in fields(DHNConfig)]}"
         )
-    config = replace(DHNConfig(), **_VARIANTS[name], **overrides)
+    config = replace(DHNConfig(), **{**_VARIANTS[name], **overrides})
     return build_dhn(config)
 
 
