@@ -8,6 +8,7 @@ with several matchers and gates. Also reported: the share of tracks that miss th
 (IoU < 0.5) whose loss gradient pulls them towards it.
 
     python benchmarks/bench_loss_correlation.py [--pairs 1000] [--seed 0] [--dhn]
+        [--dhn-weights PATH ...]
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dhn", action="store_true", help="also the shipped DHN (needs weights)")
+    parser.add_argument("--dhn-weights", nargs="*", default=[], help="more DHN weights files")
     args = parser.parse_args()
     if not MOT_ROOT.is_dir():
         sys.exit(f"real MOTChallenge files not found at {MOT_ROOT}")
@@ -110,6 +112,11 @@ def main() -> None:
         from deepmot.assign.dhn import create_dhn
 
         matchers["dhn"] = create_dhn("seq_gru", pretrained=True)
+    if args.dhn_weights:
+        from deepmot.assign.dhn import load_dhn
+
+        for path in args.dhn_weights:
+            matchers[Path(path).stem.removeprefix("dhn_")[:10]] = load_dhn(path)
     settings = [
         ("none", False, {"gate": "none"}),
         ("hard D>0.25", False, {"gate": "hard"}),

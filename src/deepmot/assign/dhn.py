@@ -57,7 +57,9 @@ __all__ = [
     "ParalDHN",
     "Conv1dDHN",
     "BipartiteDHN",
+    "DEFAULT_DHN",
     "create_dhn",
+    "default_dhn",
     "list_dhns",
     "load_dhn",
     "save_dhn",
@@ -511,6 +513,15 @@ _CLASSES = {"seq": SeqDHN, "paral": ParalDHN, "conv1d": Conv1dDHN, "bipartite": 
 
 
 # ---------------------------------------------------------------------------- registry
+
+
+DEFAULT_DHN = "seq_gru"
+"""The shipped DHN that the DeepMOT loss uses unless told otherwise (matcher ``dhn``)."""
+
+
+def default_dhn() -> DHN:
+    """The default matcher's DHN: :data:`DEFAULT_DHN` with its shipped weights, in eval mode."""
+    return create_dhn(DEFAULT_DHN, pretrained=True)
 
 
 def list_dhns() -> list[str]:
