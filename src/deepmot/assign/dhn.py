@@ -451,13 +451,29 @@ def _bipartite_features(d: Tensor, mask: Tensor) -> Tensor:
     return x.masked_fill(~mask.unsqueeze(-1), 0.0)
 
 
-def _pool(h: Tensor, mask: Tensor, dim: int) -> Tensor:
-    """Masked mean and max of ``h (B, N, M, H)`` over ``dim`` (1: a column's entries, 2: a
-    row's), kept as a broadcastable axis: ``(B, 1, M, 2H)`` or ``(B, N, 1, 2H)``."""
-    m = mask.unsqueeze(-1)
-    count = m.sum(dim, keepdim=True).clamp(min=1).to(h.dtype)
-    mean = h.masked_fill(~m, 0.0).sum(dim, keepdim=True) / count
-    top = h.masked_fill(~m, -_FAR).amax(dim, keepdim=True).masked_fill(~m.any(dim, True), 0.0)
+class _Masks:
+    """What the message-passing layers need of a mask ``(B, N, M)``, computed once: ``keep``
+    ``(B, N, M, 1)`` 1/0 (None when every entry is valid: no masking work at all), ``low`` 0 on
+    valid entries and ``-_FAR`` on padding (for maxima), and the valid entries per row and per
+    column. Multiplications instead of ``masked_fill``: several times faster on a CPU."""
+
+    def __init__(self, mask: Tensor, dtype: torch.dtype) -> None:
+        full = bool(mask.all())
+        keep = mask.unsqueeze(-1).to(dtype)
+        self.keep = None if full else keep
+        self.low = None if full else (keep - 1) * _FAR
+        self.count = {dim: keep.sum(dim, keepdim=True).clamp(min=1) for dim in (1, 2)}
+
+    def apply(self, h: Tensor) -> Tensor:
+        return h if self.keep is None else h * self.keep
+
+
+def _pool(z: Tensor, masks: _Masks, dim: int) -> Tensor:
+    """Masked mean and max of ``z (B, N, M, H)`` over ``dim`` (1: a column's entries, 2: a
+    row's), kept as a broadcastable axis: ``(B, 1, M, 2H)`` or ``(B, N, 1, 2H)``. Lines with
+    no valid entry (padding) get junk, which only reaches padding."""
+    mean = masks.apply(z).sum(dim, keepdim=True) / masks.count[dim]
+    top = (z if masks.low is None else z + masks.low).amax(dim, keepdim=True)
     return torch.cat([mean, top], dim=-1)
 
 
@@ -476,10 +492,10 @@ class _MessageLayer(nn.Module):
         self.col = nn.Linear(2 * width, width, bias=False)
         self.out = nn.Linear(width, width)
 
-    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, h: Tensor, masks: _Masks) -> Tensor:
         z = self.norm(h)
-        msg = self.entry(z) + self.row(_pool(z, mask, 2)) + self.col(_pool(z, mask, 1))
-        return (h + self.out(torch.relu(msg))).masked_fill(~mask.unsqueeze(-1), 0.0)
+        msg = self.entry(z) + self.row(_pool(z, masks, 2)) + self.col(_pool(z, masks, 1))
+        return masks.apply(h + self.out(torch.relu(msg)))
 
 
 class BipartiteDHN(DHN):
@@ -503,9 +519,10 @@ class BipartiteDHN(DHN):
         return _bipartite_features(d, mask)
 
     def _logits(self, x: Tensor, mask: Tensor) -> Tensor:
-        h = self.embed(x).masked_fill(~mask.unsqueeze(-1), 0.0)
+        masks = _Masks(mask, x.dtype)
+        h = masks.apply(self.embed(x))
         for layer in self.layers:
-            h = layer(h, mask)
+            h = layer(h, masks)
         return self.head(h).squeeze(-1)
 
 
