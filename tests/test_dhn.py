@@ -39,6 +39,7 @@ def test_registry_lists_the_paper_variants_and_bipartite():
         "paral_lstm",
         "conv1d",
         "bipartite_mp",
+        "bipartite_sk",
     ]
 
 
@@ -182,7 +183,7 @@ def _permuted(model, d: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Te
 
 
 def test_bipartite_claims_equivariance_and_the_rnns_do_not():
-    assert EQUIVARIANT == ["bipartite_mp"]
+    assert EQUIVARIANT == ["bipartite_mp", "bipartite_sk"]
 
 
 @pytest.mark.parametrize("name", EQUIVARIANT)
@@ -205,9 +206,10 @@ def test_the_equivariance_check_can_fail():
     assert (got - expected).abs().max() > 1e-4
 
 
-def test_bipartite_on_degenerate_sizes():
+@pytest.mark.parametrize("name", ["bipartite_mp", "bipartite_sk"])
+def test_bipartite_on_degenerate_sizes(name):
     torch.manual_seed(7)
-    model = create_dhn("bipartite_mp").eval()
+    model = create_dhn(name).eval()
     with torch.no_grad():
         for shape in [(1, 1), (1, 9), (9, 1), (0, 4), (4, 0), (0, 0)]:
             d = torch.rand(shape)
@@ -252,3 +254,25 @@ def test_bipartite_save_and_load_round_trip(tmp_path):
     assert loaded.config == model.config and loaded.config.arch == "bipartite"
     d = torch.rand(5, 8)
     torch.testing.assert_close(loaded(d), model(d), atol=0, rtol=0)
+
+
+def test_batched_sinkhorn_features_equal_the_sinkhorn_matcher():
+    from deepmot.assign.dhn import SINKHORN_DUSTBIN, SINKHORN_EPSILON, _sinkhorn
+    from deepmot.assign.sinkhorn import SinkhornConfig, sinkhorn_assignment
+
+    torch.manual_seed(9)
+    ds = [torch.rand(3, 5), torch.rand(6, 2), torch.rand(1, 1), torch.rand(4, 4) * 2]
+    batch, mask = _padded(ds)
+    plan = _sinkhorn(batch, mask, 30)
+    config = SinkhornConfig(SINKHORN_DUSTBIN, SINKHORN_EPSILON, 30)
+    for i, d in enumerate(ds):
+        expected = sinkhorn_assignment(d, config)
+        torch.testing.assert_close(plan[i, : d.shape[0], : d.shape[1]], expected, atol=1e-5, rtol=0)
+    assert (plan[~mask] == 0).all()
+
+
+def test_sinkhorn_features_only_for_bipartite():
+    with pytest.raises(ValueError, match="sinkhorn"):
+        create_dhn("seq_gru", sinkhorn=10)
+    assert create_dhn("bipartite_sk").config.sinkhorn > 0
+    assert create_dhn("bipartite_mp").config.sinkhorn == 0

@@ -26,9 +26,17 @@ from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("seq_gru", "seq_lstm", "paral_gru", "paral_lstm", "conv1d", "bipartite_mp")
+VARIANTS = (
+    "seq_gru",
+    "seq_lstm",
+    "paral_gru",
+    "paral_lstm",
+    "conv1d",
+    "bipartite_mp",
+    "bipartite_sk",
+)
 #: variants with settings of their own (no RNN): the lean RNN settings do not apply to them
-OWN_DEFAULTS = ("bipartite_mp",)
+OWN_DEFAULTS = ("bipartite_mp", "bipartite_sk")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
