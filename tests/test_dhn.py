@@ -256,19 +256,36 @@ def test_bipartite_save_and_load_round_trip(tmp_path):
     torch.testing.assert_close(loaded(d), model(d), atol=0, rtol=0)
 
 
-def test_batched_sinkhorn_features_equal_the_sinkhorn_matcher():
-    from deepmot.assign.dhn import SINKHORN_DUSTBIN, SINKHORN_EPSILON, _sinkhorn
-    from deepmot.assign.sinkhorn import SinkhornConfig, sinkhorn_assignment
+def test_sinkhorn_features_approach_the_gated_hungarian_solution():
+    from deepmot.assign.dhn import _sinkhorn
+    from deepmot.assign.hungarian import hungarian
 
     torch.manual_seed(9)
-    ds = [torch.rand(3, 5), torch.rand(6, 2), torch.rand(1, 1), torch.rand(4, 4) * 2]
+    ds = [torch.rand(int(n), int(m)) for n, m in torch.randint(1, 9, (40, 2))]
+    for d in ds:
+        d[d > 0.6] = 2.0  # gated pairs, as in the threshold augmentation
     batch, mask = _padded(ds)
-    plan = _sinkhorn(batch, mask, 30)
-    config = SinkhornConfig(SINKHORN_DUSTBIN, SINKHORN_EPSILON, 30)
+    plan = _sinkhorn(batch, mask, 100)
+    agree = 0
     for i, d in enumerate(ds):
-        expected = sinkhorn_assignment(d, config)
-        torch.testing.assert_close(plan[i, : d.shape[0], : d.shape[1]], expected, atol=1e-5, rtol=0)
+        alone = _sinkhorn(d[None], torch.ones(1, *d.shape, dtype=torch.bool), 100)[0]
+        got = plan[i, : d.shape[0], : d.shape[1]]
+        torch.testing.assert_close(got, alone, atol=1e-5, rtol=0)  # padding changes nothing
+        expected = torch.from_numpy(hungarian(d.numpy(), 0.6)).bool()
+        agree += bool(torch.equal(got > 0.5, expected))
+    assert agree >= 38  # near-ties aside, the cold plan is the Hungarian solution
     assert (plan[~mask] == 0).all()
+
+
+def test_untrained_bipartite_sk_is_its_sinkhorn_plan():
+    from deepmot.assign.dhn import _sinkhorn
+
+    torch.manual_seed(10)
+    model = create_dhn("bipartite_sk").eval()
+    d = torch.rand(1, 7, 9)
+    plan = _sinkhorn(d, torch.ones_like(d, dtype=torch.bool), model.config.sinkhorn)
+    with torch.no_grad():
+        torch.testing.assert_close(model.logits(d), model.prior * (2 * plan - 1))
 
 
 def test_sinkhorn_features_only_for_bipartite():

@@ -33,6 +33,7 @@ SMALL = {
     ("dhn", "data"): ["--uniform-step", "299", "--uniform-per-size", "2"],
     ("dhn", "train"): ["--max-iters", "2", "--no-progress"],
     ("dhn", "eval"): ["--threads", "1"],
+    ("dhn", "ablation"): ["--max-iters", "1", "--no-progress"],
 }
 #: placeholders of the README and what they stand for here
 PLACEHOLDERS = {"MOT_ROOT": "MOT17/train"}
@@ -160,7 +161,10 @@ def test_shell_command_runs_on_small_data(
         if tuple(args[: len(key)]) == key:
             args += extra
     monkeypatch.chdir(workspace)
-    if args[:2] == ["dhn", "eval"] and not (workspace / "runs" / "dhn_data").is_dir():
+    if (
+        args[:2] in (["dhn", "eval"], ["dhn", "ablation"])
+        and not (workspace / "runs" / "dhn_data").is_dir()
+    ):
         assert main(["dhn", "data", "MOT17/train", "runs/dhn_data", *SMALL[("dhn", "data")]]) == 0
     if args[:2] == ["dhn", "train"] and (workspace / "runs" / "dhn").exists():
         shutil.rmtree(workspace / "runs" / "dhn")  # the order of the tests may vary
