@@ -49,9 +49,11 @@ def plot_size_study(
             ax.grid(alpha=0.3)
         row_axes[0].set_ylabel(ylabel)
     axes[0][0].legend(fontsize=8)
+    fig.subplots_adjust(hspace=0.35)
     fig.suptitle(
         title
-        or f"{' vs '.join(curves)}: accuracy against the Hungarian solution "
+        or f"{' vs '.join(m for m in curves if not m.endswith('(real frames)'))}: accuracy "
+        "against the Hungarian solution "
         "(paper Fig. 8; not smoothed)",
         fontsize=10,
     )
