@@ -293,3 +293,13 @@ def test_sinkhorn_features_only_for_bipartite():
         create_dhn("seq_gru", sinkhorn=10)
     assert create_dhn("bipartite_sk").config.sinkhorn > 0
     assert create_dhn("bipartite_mp").config.sinkhorn == 0
+
+
+def test_pretrained_bipartite_sk_loads_offline_and_solves_a_conflict():
+    model = create_dhn("bipartite_sk", pretrained=True)
+    assert not model.training and model.config.arch == "bipartite"
+    # row 0 prefers column 0, but the Hungarian solution gives column 0 to row 1 (0.1 + 0.3
+    # < 0.2 + 0.9): the 1 - D rule gets this wrong, the shipped model must not
+    d = torch.tensor([[0.2, 0.3, 2.0], [0.1, 0.9, 2.0], [2.0, 2.0, 0.4]])
+    a = model(d)
+    assert (a.argmax(1) == torch.tensor([1, 0, 2])).all() and (a.max(1).values > 0.5).all()
