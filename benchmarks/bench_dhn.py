@@ -2,15 +2,15 @@
 
 Compares, at square sizes 5, 20, 50 and 100:
 
-- the shipped DHN (lean, ``flatten="lines"``) run batched (one padded batch) and one matrix
-  at a time;
+- the shipped DHN (lean, ``flatten="lines"``; or ``--model``: another shipped name or a
+  weights file, e.g. ``bipartite_mp``) run batched (one padded batch) and one matrix at a time;
 - a paper-sized DHN (2-layer Bi-GRUs, hidden 256, MLP 512-256-64-1, the whole matrix as one
   sequence) one matrix at a time, as the authors' code ran it;
 - SciPy's Hungarian (``linear_sum_assignment``), one matrix at a time.
 
 Usage::
 
-    python benchmarks/bench_dhn.py [--threads 2] [--batch 16] [--min-seconds 1.0]
+    python benchmarks/bench_dhn.py [--threads 2] [--batch 16] [--min-seconds 1.0] [--model NAME]
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import argparse
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from deepmot.assign.dhn import DHN, SHIPPED_CONFIG, build_dhn, create_dhn
+from deepmot.assign.dhn import DHN, SHIPPED_CONFIG, build_dhn, create_dhn, load_dhn
 from deepmot.assign.hungarian import hungarian
 
 
@@ -74,15 +75,23 @@ def main() -> None:
     parser.add_argument(
         "--paper-max-size", type=int, default=100, help="skip the paper model above"
     )
+    parser.add_argument(
+        "--model", default="seq_gru", help="the fast model: a DHN name or a weights file"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    try:
-        shipped = create_dhn("seq_gru", pretrained=True)
-        label = "shipped seq_gru"
-    except ValueError:
-        shipped = build_dhn(SHIPPED_CONFIG)
-        label = "shipped config (random weights)"
+    if Path(args.model).is_file():
+        shipped, label = load_dhn(args.model), args.model
+    else:
+        try:
+            shipped = create_dhn(args.model, pretrained=True)
+            label = f"shipped {args.model}"
+        except ValueError:
+            shipped = (
+                build_dhn(SHIPPED_CONFIG) if args.model == "seq_gru" else create_dhn(args.model)
+            )
+            label = f"{args.model} (random weights; the same cost)"
     paper = create_dhn("seq_gru")  # paper-sized: 2-layer Bi-GRU, hidden 256, matrix flatten
     shipped.eval()
     paper.eval()

@@ -9,6 +9,7 @@ script calls). Also reported: the share of tracks that miss their object
 (IoU < 0.5) whose loss gradient pulls them towards it.
 
     python benchmarks/bench_loss_correlation.py [--pairs 1000] [--seed 0] [--dhn]
+        [--dhn-weights PATH ...]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dhn", action="store_true", help="also the shipped DHN (needs weights)")
+    parser.add_argument("--dhn-weights", nargs="*", default=[], help="more DHN weights files")
     args = parser.parse_args()
     if not MOT_ROOT.is_dir():
         sys.exit(f"real MOTChallenge files not found at {MOT_ROOT}")
@@ -60,13 +62,18 @@ def main() -> None:
         from deepmot.assign.dhn import create_dhn
 
         matchers["dhn"] = create_dhn("seq_gru", pretrained=True)
-    print(f"{'matcher':10} {'gate':14} {'Spearman':>9} {'pulled':>8} {'seconds':>8}")
+    if args.dhn_weights:
+        from deepmot.assign.dhn import load_dhn
+
+        for path in args.dhn_weights:
+            matchers[Path(path).stem.removeprefix("dhn_")] = load_dhn(path)
+    print(f"{'matcher':13} {'gate':14} {'Spearman':>9} {'pulled':>8} {'seconds':>8}")
     for name, matcher in matchers.items():
         for gate_name, use_iou, overrides in GATES:
             start = time.perf_counter()
             result = loss_mota_correlation(DeepMOTLoss(matcher, **overrides), pairs, use_iou)
             print(
-                f"{name:10} {gate_name:14} {result['spearman']:9.3f} {result['pulled']:8.1%} "
+                f"{name:13} {gate_name:14} {result['spearman']:9.3f} {result['pulled']:8.1%} "
                 f"{time.perf_counter() - start:8.1f}"
             )
     print(

@@ -7,7 +7,9 @@
 2. Training: steps per second with the DeepMOT loss (Sinkhorn and, if shipped, the DHN) and with
    Smooth-L1 on MOT17 frame pairs, and their ratio.
 
-    python benchmarks/bench_track.py [--steps 30]
+    python benchmarks/bench_track.py [--steps 30] [--dhn-weights PATH ...] [--no-tracking]
+
+``--dhn-weights`` adds a DeepMOT row per DHN weights file (matcher ``dhn:PATH``).
 """
 
 from __future__ import annotations
@@ -63,10 +65,12 @@ def tracking(sequences: list[Sequence]) -> None:
         )
 
 
-def training(sequences: list[Sequence], steps: int) -> None:
+def training(sequences: list[Sequence], steps: int, dhn_weights: list[str]) -> None:
     from deepmot.assign.dhn import create_dhn
 
     variants = {"smoothl1": {"loss": "smoothl1"}, "deepmot sinkhorn": {"matcher": "sinkhorn"}}
+    for path in dhn_weights:
+        variants[f"deepmot {Path(path).stem}"] = {"matcher": f"dhn:{path}"}
     try:
         create_dhn("seq_gru", pretrained=True)
         variants["deepmot dhn"] = {"matcher": "dhn"}
@@ -82,13 +86,15 @@ def training(sequences: list[Sequence], steps: int) -> None:
     print(f"training, {steps} steps of 16 frame pairs (MOT17, FRCNN detections)")
     for name, rate in rates.items():
         print(
-            f"  {name:18} {rate:6.2f} steps/s  (Smooth-L1 / this: {rates['smoothl1'] / rate:5.2f}x)"
+            f"  {name:28} {rate:6.2f} steps/s  (Smooth-L1 / this: {rates['smoothl1'] / rate:5.2f}x)"
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--dhn-weights", nargs="*", default=[], help="more DHN weights files")
+    parser.add_argument("--no-tracking", action="store_true", help="only the training speed")
     args = parser.parse_args()
     if not MOT_ROOT.is_dir():
         sys.exit(f"real MOTChallenge files not found at {MOT_ROOT}")
@@ -99,8 +105,9 @@ def main() -> None:
         det = next((f for f in ("deepmot_clean_FRCNN.txt", "det.txt") if f in files), None)
         if det:
             with_dets.append(Sequence.from_dir(path, det_file=det))
-    tracking(with_dets)
-    training([s for s in with_dets if s.name.startswith("MOT17")], args.steps)
+    if not args.no_tracking:
+        tracking(with_dets)
+    training([s for s in with_dets if s.name.startswith("MOT17")], args.steps, args.dhn_weights)
 
 
 if __name__ == "__main__":

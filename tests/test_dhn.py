@@ -31,8 +31,16 @@ def _padded(ds: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return batch, mask
 
 
-def test_registry_lists_the_five_variants():
-    assert list_dhns() == ["seq_gru", "seq_lstm", "paral_gru", "paral_lstm", "conv1d"]
+def test_registry_lists_the_paper_variants_and_bipartite():
+    assert list_dhns() == [
+        "seq_gru",
+        "seq_lstm",
+        "paral_gru",
+        "paral_lstm",
+        "conv1d",
+        "bipartite_mp",
+        "bipartite_sk",
+    ]
 
 
 def test_unknown_name_lists_valid_ones():
@@ -158,3 +166,140 @@ def test_mask_must_be_top_left_blocks():
     mask[0, 0, 0] = False
     with pytest.raises(ValueError, match="top-left"):
         model(torch.rand(1, 3, 3), mask)
+
+
+# ---------------------------------------------------------------- the bipartite variant
+
+EQUIVARIANT = [n for n in list_dhns() if create_dhn(n, **SMALL).permutation_equivariant]
+
+
+def _permuted(model, d: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Â(D)[p][:, q], Â(D[p][:, q]))`` for random row/column permutations p, q."""
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randperm(d.shape[0], generator=g)
+    q = torch.randperm(d.shape[1], generator=g)
+    with torch.no_grad():
+        return model(d)[p][:, q], model(d[p][:, q])
+
+
+def test_bipartite_claims_equivariance_and_the_rnns_do_not():
+    assert EQUIVARIANT == ["bipartite_mp", "bipartite_sk"]
+
+
+@pytest.mark.parametrize("name", EQUIVARIANT)
+def test_permuting_rows_and_columns_permutes_the_output(name):
+    torch.manual_seed(5)
+    model = create_dhn(name).eval()
+    for seed, (n, m) in enumerate([(7, 9), (12, 3), (1, 6), (5, 1)]):
+        d = torch.rand(n, m)
+        d[d > 0.7] = 2.0  # ties, as in the threshold augmentation
+        expected, got = _permuted(model, d, seed)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_the_equivariance_check_can_fail():
+    # the same check on a row-sequential net: it reads rows in order, so a permutation of the
+    # columns changes its output (the test above is not vacuous)
+    torch.manual_seed(6)
+    model = create_dhn("seq_gru", flatten="lines", **SMALL).eval()
+    expected, got = _permuted(model, torch.rand(6, 8), 0)
+    assert (got - expected).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("name", ["bipartite_mp", "bipartite_sk"])
+def test_bipartite_on_degenerate_sizes(name):
+    torch.manual_seed(7)
+    model = create_dhn(name).eval()
+    with torch.no_grad():
+        for shape in [(1, 1), (1, 9), (9, 1), (0, 4), (4, 0), (0, 0)]:
+            d = torch.rand(shape)
+            out = model(d)
+            assert out.shape == shape
+            assert torch.isfinite(out).all() and ((out >= 0) & (out <= 1)).all()
+        assert model(torch.rand(3, 0, 5)).shape == (3, 0, 5)
+        # a 1 x 1 and a 1 x N padded into a batch with a bigger matrix give their own answers
+        ds = [torch.rand(1, 1), torch.rand(1, 9), torch.rand(11, 4)]
+        batch, mask = _padded(ds)
+        out = model(batch, mask)
+        for i, d in enumerate(ds):
+            torch.testing.assert_close(
+                out[i, : d.shape[0], : d.shape[1]], model(d), atol=1e-5, rtol=0
+            )
+        assert (out[~mask] == 0).all()
+
+
+def test_bipartite_features_by_hand():
+    from deepmot.assign.dhn import _bipartite_features
+
+    d = torch.tensor([[0.1, 0.4, 0.4], [0.3, 0.2, 0.9]])
+    x = _bipartite_features(d[None], torch.ones(1, 2, 3, dtype=torch.bool))[0]
+    # row 0: 0.1 is the strict minimum (gap to the best other entry 0.1 - 0.4 = -0.3);
+    # the tied 0.4s both have rank 1 (one entry strictly smaller) and gap 0.4 - 0.1
+    torch.testing.assert_close(x[0, :, 3], torch.tensor([-0.3, 0.3, 0.3]))
+    torch.testing.assert_close(x[0, :, 5], torch.tensor([1.0, 0.5, 0.5]))
+    # column 2: 0.4 beats 0.9 by 0.5; column ranks
+    torch.testing.assert_close(x[:, 2, 4], torch.tensor([-0.5, 0.5]))
+    torch.testing.assert_close(x[:, 0, 6], torch.tensor([1.0, 0.5]))
+    # D - row-min and D - column-min
+    torch.testing.assert_close(x[1, :, 1], torch.tensor([0.1, 0.0, 0.7]))
+    torch.testing.assert_close(x[0, :, 2], torch.tensor([0.0, 0.2, 0.0]))
+
+
+def test_bipartite_save_and_load_round_trip(tmp_path):
+    torch.manual_seed(8)
+    model = create_dhn("bipartite_mp", rounds=2).eval()
+    path = tmp_path / "dhn_bipartite_mp.safetensors"
+    save_dhn(model, path)
+    loaded = load_dhn(path)
+    assert loaded.config == model.config and loaded.config.arch == "bipartite"
+    d = torch.rand(5, 8)
+    torch.testing.assert_close(loaded(d), model(d), atol=0, rtol=0)
+
+
+def test_sinkhorn_features_approach_the_gated_hungarian_solution():
+    from deepmot.assign.dhn import _sinkhorn
+    from deepmot.assign.hungarian import hungarian
+
+    torch.manual_seed(9)
+    ds = [torch.rand(int(n), int(m)) for n, m in torch.randint(1, 9, (40, 2))]
+    for d in ds:
+        d[d > 0.6] = 2.0  # gated pairs, as in the threshold augmentation
+    batch, mask = _padded(ds)
+    plan = _sinkhorn(batch, mask, 100)
+    agree = 0
+    for i, d in enumerate(ds):
+        alone = _sinkhorn(d[None], torch.ones(1, *d.shape, dtype=torch.bool), 100)[0]
+        got = plan[i, : d.shape[0], : d.shape[1]]
+        torch.testing.assert_close(got, alone, atol=1e-5, rtol=0)  # padding changes nothing
+        expected = torch.from_numpy(hungarian(d.numpy(), 0.6)).bool()
+        agree += bool(torch.equal(got > 0.5, expected))
+    assert agree >= 38  # near-ties aside, the cold plan is the Hungarian solution
+    assert (plan[~mask] == 0).all()
+
+
+def test_untrained_bipartite_sk_is_its_sinkhorn_plan():
+    from deepmot.assign.dhn import _sinkhorn
+
+    torch.manual_seed(10)
+    model = create_dhn("bipartite_sk").eval()
+    d = torch.rand(1, 7, 9)
+    plan = _sinkhorn(d, torch.ones_like(d, dtype=torch.bool), model.config.sinkhorn)
+    with torch.no_grad():
+        torch.testing.assert_close(model.logits(d), model.prior * (2 * plan - 1))
+
+
+def test_sinkhorn_features_only_for_bipartite():
+    with pytest.raises(ValueError, match="sinkhorn"):
+        create_dhn("seq_gru", sinkhorn=10)
+    assert create_dhn("bipartite_sk").config.sinkhorn > 0
+    assert create_dhn("bipartite_mp").config.sinkhorn == 0
+
+
+def test_pretrained_bipartite_sk_loads_offline_and_solves_a_conflict():
+    model = create_dhn("bipartite_sk", pretrained=True)
+    assert not model.training and model.config.arch == "bipartite"
+    # row 0 prefers column 0, but the Hungarian solution gives column 0 to row 1 (0.1 + 0.3
+    # < 0.2 + 0.9): the 1 - D rule gets this wrong, the shipped model must not
+    d = torch.tensor([[0.2, 0.3, 2.0], [0.1, 0.9, 2.0], [2.0, 2.0, 0.4]])
+    a = model(d)
+    assert (a.argmax(1) == torch.tensor([1, 0, 2])).all() and (a.max(1).values > 0.5).all()

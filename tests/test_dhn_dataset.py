@@ -18,6 +18,7 @@ from deepmot.data.dhn_dataset import (
     collate,
     size_grouped_batches,
     uniform_matrices,
+    uniform_training_matrices,
     video_key,
 )
 
@@ -114,6 +115,40 @@ def test_size_grouped_batches_cover_everything_once():
         )
     again = size_grouped_batches(shapes, 8, np.random.default_rng(1))
     assert all(np.array_equal(x, y) for x, y in zip(batches, again, strict=True))
+
+
+def test_entry_capped_batches_respect_the_cap_and_keep_their_count():
+    shapes = np.random.default_rng(2).integers(1, 40, size=(150, 2))
+    cap = 2000
+    counts = set()
+    for seed in range(3):
+        batches = size_grouped_batches(shapes, 8, np.random.default_rng(seed), cap)
+        assert sorted(np.concatenate(batches).tolist()) == list(range(150))
+        for b in batches:
+            assert len(b) <= 8
+            # a batch passes the cap only as a single matrix
+            assert len(b) == 1 or len(b) * shapes[b].prod(1).max() <= cap
+        counts.add(len(batches))
+    assert len(counts) == 1  # same batches per epoch whatever the shuffle
+    assert counts.pop() > len(size_grouped_batches(shapes, 8))  # the cap did cut
+
+
+def test_uniform_training_matrices_mix_sizes_and_match_scipy():
+    data = uniform_training_matrices(60, 40, seed=3, augment_prob=0.5)
+    assert len(data) == 60 and data.shapes.min() >= 1 and data.shapes.max() <= 40
+    assert data.shapes.max() > 15 and data.shapes.min() < 5  # small and large alike
+    augmented = np.isfinite(data.thresholds)
+    assert 0 < augmented.sum() < 60
+    for i in range(len(data)):
+        d, a = (t.numpy() for t in data[i])
+        t = data.thresholds[i]
+        big = np.where(d > t, 1e6, d.astype(np.float64))
+        rows, cols = linear_sum_assignment(big)
+        keep = big[rows, cols] < 1e6
+        assert a.sum() == keep.sum()
+        assert d[a > 0].sum() == pytest.approx(d[rows[keep], cols[keep]].sum(), abs=1e-4)
+    again = uniform_training_matrices(60, 40, seed=3, augment_prob=0.5)
+    np.testing.assert_array_equal(again.d, data.d)
 
 
 @pytest.mark.data

@@ -44,6 +44,7 @@ SMALL = {
         *("--data", "MOT17/train", "--seeds", "0", "--no-progress"),
         *("--set", "pairs=10", "--set", 'matchers=["exact"]'),
     ],
+    ("dhn", "ablation"): ["--max-iters", "1", "--no-progress"],
 }
 #: placeholders of the README and what they stand for here
 PLACEHOLDERS = {"MOT_ROOT": "MOT17/train"}
@@ -171,7 +172,10 @@ def test_shell_command_runs_on_small_data(
         if tuple(args[: len(key)]) == key:
             args += extra
     monkeypatch.chdir(workspace)
-    if args[:2] == ["dhn", "eval"] and not (workspace / "runs" / "dhn_data").is_dir():
+    if (
+        args[:2] in (["dhn", "eval"], ["dhn", "ablation"])
+        and not (workspace / "runs" / "dhn_data").is_dir()
+    ):
         assert main(["dhn", "data", "MOT17/train", "runs/dhn_data", *SMALL[("dhn", "data")]]) == 0
     if args[:2] == ["dhn", "train"] and (workspace / "runs" / "dhn").exists():
         shutil.rmtree(workspace / "runs" / "dhn")  # the order of the tests may vary

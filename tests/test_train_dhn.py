@@ -190,15 +190,80 @@ def test_size_study_writes_wa_per_size_for_the_dhn_and_the_rule(tmp_path) -> Non
     import csv as csv_module
 
     from deepmot.assign.dhn import create_dhn
-    from deepmot.data.dhn_dataset import DHNDataset, uniform_matrices
+    from deepmot.assign.dhn_metrics import evaluate, one_minus_d, summarize
+    from deepmot.data.dhn_dataset import DHNDataset, collate, uniform_matrices
     from deepmot.train.dhn_eval import size_study
 
     ds, targets = uniform_matrices([3, 6], per_size=4, seed=0)
     dataset = DHNDataset.from_matrices(ds, targets)
-    png = size_study({"DHN": create_dhn("seq_gru", pretrained=True)}, dataset, tmp_path)
+    real_ds, real_targets = uniform_matrices([4, 12], per_size=3, seed=1)
+    real = DHNDataset.from_matrices(real_ds, real_targets)
+    png = size_study({"DHN": create_dhn("seq_gru", pretrained=True)}, dataset, tmp_path, real=real)
     assert png.is_file() and png.stat().st_size > 0
     rows = list(csv_module.DictReader((tmp_path / "size_study.csv").open()))
-    assert {(r["method"], int(r["size"])) for r in rows} == {
-        ("DHN", 3), ("DHN", 6), ("1 - D rule", 3), ("1 - D rule", 6),
+    assert {(r["set"], r["method"], int(r["size"])) for r in rows} == {
+        ("uniform", "DHN", 3), ("uniform", "DHN", 6), ("uniform", "1 - D rule", 3),
+        ("uniform", "1 - D rule", 6), ("real", "DHN", 5), ("real", "DHN", 20),
+        ("real", "1 - D rule", 5), ("real", "1 - D rule", 20),
     }  # fmt: skip
-    assert all(int(r["matrices"]) == 4 and 0 <= float(r["WA_row"]) <= 100 for r in rows)
+    assert all(0 <= float(r["WA_row"]) <= 100 for r in rows)
+    # the rule's exact-match rate on the 12 x 12 matrices (bin <= 20), recomputed directly
+    big = [real[i] for i in range(len(real)) if real.shapes[i][0] == 12]
+    direct = summarize(evaluate(one_minus_d, [collate(big)])["all"])["row"]["exact"]
+    rule = next(
+        r for r in rows if (r["set"], r["method"], r["size"]) == ("real", "1 - D rule", "20")
+    )
+    assert float(rule["exact_row"]) == pytest.approx(direct, abs=1e-3)
+    table = (tmp_path / "size_study.md").read_text()
+    assert "| real | <=20 | 3 |" in table and "exact DHN" in table
+
+
+def test_resume_with_uniform_mix_and_entry_capped_batches_is_bit_for_bit(tmp_path):
+    torch.set_num_threads(1)
+    data = _tiny_data(tmp_path)
+    model = DHNConfig(arch="bipartite", hidden=4, num_layers=1, fc=(4,), rounds=1)
+    cfg = DHNTrainConfig(
+        name="bipartite_mp",
+        dhn=model,
+        epochs=2,
+        batch_size=4,
+        uniform=6,
+        uniform_max_size=12,
+        batch_entries=60,
+        checkpoint_every=2,
+        seed=1,
+    )
+    straight = train_dhn(data, tmp_path / "a", cfg, progress=False)
+    part = DHNTrainConfig(**{**cfg.__dict__, "max_iters": 3})
+    train_dhn(data, tmp_path / "b", part, progress=False)
+    resumed = train_dhn(data, tmp_path / "b", cfg, resume=True, progress=False)
+    assert resumed["iterations"] == straight["iterations"] and straight["finished"]
+    wa = load_file(str(tmp_path / "a" / "dhn_bipartite_mp.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "dhn_bipartite_mp.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ablation_writes_one_row_per_variant_and_mode(tmp_path):
+    import json
+
+    from deepmot.train.dhn_eval import evaluate_split, load_model, run_ablation
+
+    torch.set_num_threads(1)
+    data = _tiny_data(tmp_path)
+    DHNDataset.load(data / "train.safetensors").save(data / "test.safetensors")
+    small = {"hidden": 4, "num_layers": 1, "fc": (4,), "rounds": 1}
+    cfg = DHNTrainConfig(epochs=1, max_iters=2, batch_size=8)
+    overrides = {"seq_gru": {**small, "flatten": "lines"}, "bipartite_mp": small}
+    rows, table = run_ablation(data, tmp_path / "ab", list(overrides), overrides, cfg, False)
+    assert [(r["discretisation"], r["network"]) for r in rows] == [
+        (mode, net) for mode in ("row", "col") for net in ("seq_gru", "bipartite_mp", "1 - D rule")
+    ]
+    assert all(r["iterations"] == 2 for r in rows if r["network"] != "1 - D rule")
+    saved = json.loads((tmp_path / "ab" / "ablation.json").read_text())
+    assert saved["rows"] == rows and saved["configs"]["bipartite_mp"]["dhn"]["arch"] == "bipartite"
+    # the table's figures are those of the trained weights on the test split
+    model = load_model(tmp_path / "ab" / "bipartite_mp" / "dhn_bipartite_mp.safetensors")
+    direct = evaluate_split(model, DHNDataset.load(data / "test.safetensors"))["dhn"]["col"]
+    row = next(r for r in rows if (r["network"], r["discretisation"]) == ("bipartite_mp", "col"))
+    assert row["exact"] == round(direct["exact"], 2) and row["WA"] == round(direct["WA"], 2)
+    assert "bipartite_mp" in table and (tmp_path / "ab" / "ablation.md").is_file()

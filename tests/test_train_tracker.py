@@ -275,3 +275,16 @@ def test_a_dhn_file_as_the_matcher(tmp_path: Path, sequences) -> None:
     train_tracker(sequences, tmp_path / "run", config, progress=False)
     with pytest.raises(DeepMOTError, match="no such DHN weights file"):
         build_matcher(f"dhn:{tmp_path / 'missing.safetensors'}")
+
+
+def test_a_shipped_dhn_by_name_as_the_matcher() -> None:
+    from deepmot.assign.dhn import DEFAULT_DHN, create_dhn, default_dhn
+    from deepmot.train.tracker import build_matcher
+
+    d = torch.rand(3, 4)
+    by_name = build_matcher("dhn:seq_gru")
+    torch.testing.assert_close(by_name(d), create_dhn("seq_gru", pretrained=True)(d))
+    torch.testing.assert_close(build_matcher("dhn")(d), default_dhn()(d))
+    assert default_dhn().config == create_dhn(DEFAULT_DHN, pretrained=True).config
+    with pytest.raises(DeepMOTError, match="no shipped weights"):
+        build_matcher("dhn:conv1d")

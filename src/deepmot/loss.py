@@ -189,7 +189,7 @@ class DeepMOTLoss(nn.Module):
 
     Args:
         matcher: ``matcher(D, mask=None) -> Â`` on ``(B, N, M)`` batches: a frozen DHN (by
-            default the shipped ``create_dhn("seq_gru", pretrained=True)``),
+            default the shipped :func:`~deepmot.assign.dhn.default_dhn`),
             :class:`~deepmot.assign.sinkhorn.Sinkhorn`, or an exact matcher (no gradient
             through Â). Its parameters are frozen here.
         config: :class:`DeepMOTLossConfig`; keyword overrides (``delta=...``) are applied on top.
@@ -205,9 +205,9 @@ class DeepMOTLoss(nn.Module):
         base = config or DeepMOTLossConfig()
         self.config = DeepMOTLossConfig(**{**base.__dict__, **overrides})
         if matcher is None:
-            from deepmot.assign.dhn import create_dhn
+            from deepmot.assign.dhn import default_dhn
 
-            matcher = create_dhn("seq_gru", pretrained=True)
+            matcher = default_dhn()
         self.matcher = matcher
         if isinstance(matcher, nn.Module):
             matcher.eval()

@@ -26,7 +26,17 @@ from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("seq_gru", "seq_lstm", "paral_gru", "paral_lstm", "conv1d")
+VARIANTS = (
+    "seq_gru",
+    "seq_lstm",
+    "paral_gru",
+    "paral_lstm",
+    "conv1d",
+    "bipartite_mp",
+    "bipartite_sk",
+)
+#: variants with settings of their own (no RNN): the lean RNN settings do not apply to them
+OWN_DEFAULTS = ("bipartite_mp", "bipartite_sk")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -141,7 +151,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--size-study",
         action="store_true",
-        help="WA against size on DATA/uniform.safetensors (minutes; needs --out)",
+        help="WA and exact match against size on DATA/uniform.safetensors and on the --split "
+        "frames, model against the 1 - D rule (minutes; needs --out)",
     )
     ev.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or mps")
     ev.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
@@ -176,6 +187,9 @@ _SETTINGS = {
     "gamma": "gamma",
     "weighting": "weighting",
     "subset": "subset",
+    "uniform": "uniform",
+    "uniform_max_size": "uniform_max_size",
+    "batch_entries": "batch_entries",
     "checkpoint_every": "checkpoint_every",
     "seed": "seed",
     "paper_size": "dhn",
@@ -197,7 +211,9 @@ def _check_resumed_options(args: argparse.Namespace, stored, where: Path) -> Non
     if not given:
         return
     try:
-        new = _train_config(args, args.arch, create_dhn(args.arch, **_overrides(args)).config)
+        new = _train_config(
+            args, args.arch, create_dhn(args.arch, **_overrides(args, args.arch)).config
+        )
     except ValueError as error:
         raise DeepMOTError(f"model options: {error}") from None
     new_values, old_values = new.to_dict(), stored.to_dict()
@@ -223,7 +239,9 @@ def _check_resumed_options(args: argparse.Namespace, stored, where: Path) -> Non
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("model (default: the lean shipped settings)")
+    g = parser.add_argument_group(
+        "model (default: the lean shipped settings; bipartite_mp: its own, see docs)"
+    )
     g.add_argument(
         "--paper-size", action="store_true", help="the paper's settings (hidden 256, 2 layers)"
     )
@@ -240,7 +258,10 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         help="feed row/column minima as extra input channels",
     )
     g.add_argument(
-        "--rounds", type=int_at_least(1), default=None, help="row/column Bi-RNN pairs (seq only)"
+        "--rounds",
+        type=int_at_least(1),
+        default=None,
+        help="row/column Bi-RNN pairs (seq); message-passing layers (bipartite_mp)",
     )
 
 
@@ -271,6 +292,24 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
         "--subset", type=int_at_least(1), default=None, help="train on this many matrices"
     )
     g.add_argument(
+        "--uniform",
+        type=int_at_least(0),
+        default=0,
+        help="add this many uniform-random matrices of mixed sizes to the training set",
+    )
+    g.add_argument(
+        "--uniform-max-size",
+        type=int_at_least(1),
+        default=300,
+        help="largest side of those matrices (sides log-uniform from 1)",
+    )
+    g.add_argument(
+        "--batch-entries",
+        type=int_at_least(1),
+        default=None,
+        help="cut a batch before it holds more entries than this (large matrices)",
+    )
+    g.add_argument(
         "--checkpoint-every", type=int_at_least(1), default=500, help="steps between checkpoints"
     )
     g.add_argument("--seed", type=int_at_least(0), default=0, help="seed of model and batches")
@@ -278,13 +317,18 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
 
 
-def _overrides(args: argparse.Namespace) -> dict:
+def _overrides(args: argparse.Namespace, name: str) -> dict:
+    """Model settings for variant ``name``: the lean shipped ones (or the paper's with
+    --paper-size) for the paper's variants, the variant's own for :data:`OWN_DEFAULTS`; then
+    the options given."""
     from dataclasses import asdict
 
     from deepmot.assign.dhn import SHIPPED_CONFIG, DHNConfig
 
     base = DHNConfig() if args.paper_size else SHIPPED_CONFIG
     out = {k: v for k, v in asdict(base).items() if k not in ("arch", "cell")}
+    if name in OWN_DEFAULTS:
+        out = {}
     for key, value in (
         ("hidden", args.hidden),
         ("num_layers", args.layers),
@@ -312,6 +356,9 @@ def _train_config(args: argparse.Namespace, name: str, dhn_config):
         gamma=args.gamma,
         weighting=args.weighting,
         subset=args.subset,
+        uniform=args.uniform,
+        uniform_max_size=args.uniform_max_size,
+        batch_entries=args.batch_entries,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
         device=args.device,
@@ -421,8 +468,13 @@ def run_train(args: argparse.Namespace) -> int:
             stored, max_iters=args.max_iters, max_minutes=args.max_minutes, device=args.device
         )
         done = TrainingRun(args.out, (), resume=True).start_iteration
-        used = min(matrices, config.subset or matrices)
-        total = config.epochs * math.ceil(used / config.batch_size)
+        used = min(matrices, config.subset or matrices) + config.uniform
+        per_epoch = math.ceil(used / config.batch_size)
+        if config.batch_entries is not None:
+            from deepmot.train.dhn import batches_per_epoch
+
+            per_epoch = batches_per_epoch(args.data, config)
+        total = config.epochs * per_epoch
         if config.max_iters is not None:
             total = min(total, config.max_iters)
         if done >= total:
@@ -435,7 +487,7 @@ def run_train(args: argparse.Namespace) -> int:
         from deepmot.assign.dhn import create_dhn
 
         try:
-            dhn_config = create_dhn(args.arch, **_overrides(args)).config
+            dhn_config = create_dhn(args.arch, **_overrides(args, args.arch)).config
         except ValueError as error:
             raise DeepMOTError(f"model options: {error}") from None
         config = _train_config(args, args.arch, dhn_config)
@@ -518,9 +570,16 @@ def run_eval(args: argparse.Namespace) -> int:
             len(uniform),
         )
         png = size_study(
-            {"DHN": model}, uniform, args.out, args.device, progress=not args.no_progress
+            {"DHN": model},
+            uniform,
+            args.out,
+            args.device,
+            progress=not args.no_progress,
+            real=dataset,
         )
-        print(f"size study: {png} and {png.with_suffix('.csv')}")
+        print(f"size study (row-wise; real frames: {args.split} split, binned by largest side)")
+        print((args.out / "size_study.md").read_text(), end="")
+        print(f"size study: {png}, {png.with_suffix('.csv')} and {png.with_suffix('.md')}")
     return 0
 
 
@@ -534,9 +593,11 @@ def run_ablation(args: argparse.Namespace) -> int:
     if not (args.data / "test.safetensors" if args.data.is_dir() else args.data).is_file():
         raise DeepMOTError(f"DATA {args.data}: no test.safetensors; build it with 'dhn data'")
     _threads(args)
-    overrides = _overrides(args)
+    overrides = {name: _overrides(args, name) for name in args.variants}
     try:
-        first = create_dhn(args.variants[0], **overrides).config
+        first = create_dhn(args.variants[0], **overrides[args.variants[0]]).config
+        for name in args.variants[1:]:
+            create_dhn(name, **overrides[name])
     except ValueError as error:
         raise DeepMOTError(f"model options: {error}") from None
     config = _train_config(args, args.variants[0], first)

@@ -71,7 +71,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--matcher",
         type=_matcher,
         default=_TRAIN.matcher,
-        help="frozen matcher inside the loss: dhn (shipped), dhn:PATH (your DHN), sinkhorn",
+        help="frozen matcher inside the loss: dhn (the default shipped DHN), dhn:NAME (a "
+        "shipped one, e.g. dhn:seq_gru), dhn:PATH (your DHN), sinkhorn",
     )
     parser.add_argument(
         "--sampling",

@@ -44,6 +44,7 @@ __all__ = [
     "frame_matrices",
     "size_grouped_batches",
     "uniform_matrices",
+    "uniform_training_matrices",
     "video_key",
 ]
 
@@ -131,6 +132,24 @@ def uniform_matrices(
     return ds, As
 
 
+def uniform_training_matrices(
+    count: int, max_size: int, seed: int, augment_prob: float = 0.5
+) -> DHNDataset:
+    """``count`` rectangular uniform-random D in [0, 1) for training, ``N`` and ``M`` drawn
+    independently and log-uniformly from 1 to ``max_size`` (small and large alike), each given
+    the threshold augmentation with probability ``augment_prob``; A* is the Hungarian solution
+    with the same threshold. Drawn from their own seed, so never the size study's matrices."""
+    rng = np.random.default_rng([seed, 7])
+    sizes = np.exp(rng.uniform(0.0, np.log(max_size + 1), size=(count, 2))).astype(np.int64)
+    ds, As, ts = [], [], []
+    for n, m in np.clip(sizes, 1, max_size):
+        d, t = augment(rng.random((n, m), dtype=np.float32), rng, augment_prob)
+        ds.append(d)
+        As.append(hungarian(d, None if np.isinf(t) else t))
+        ts.append(t)
+    return DHNDataset.from_matrices(ds, As, ts, sources=["uniform random"])
+
+
 class DHNDataset(torch.utils.data.Dataset):
     """A split of (D, A*) pairs held as flat arrays.
 
@@ -208,6 +227,18 @@ class DHNDataset(torch.utils.data.Dataset):
             self.sources,
         )
 
+    def concat(self, other: DHNDataset) -> DHNDataset:
+        """A new dataset: this one's matrices, then ``other``'s (sources renumbered)."""
+        return DHNDataset(
+            np.concatenate([self.d, other.d]),
+            np.concatenate([self.a, other.a]),
+            np.concatenate([self.shapes, other.shapes]),
+            np.concatenate([self.thresholds, other.thresholds]),
+            np.concatenate([self.source, other.source + len(self.sources)]),
+            np.concatenate([self.frame, other.frame]),
+            [*self.sources, *other.sources],
+        )
+
     def save(self, path: str | Path) -> None:
         """Write one safetensors file (atomically); ``sources`` go into its metadata."""
         from safetensors.numpy import save
@@ -272,7 +303,10 @@ def collate(
 
 
 def size_grouped_batches(
-    shapes: np.ndarray, batch_size: int, rng: np.random.Generator | None = None
+    shapes: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+    max_entries: int | None = None,
 ) -> list[np.ndarray]:
     """Indices cut into batches of similar matrix size, in shuffled batch order.
 
@@ -285,12 +319,24 @@ def size_grouped_batches(
         shapes: ``(K, 2)`` matrix shapes.
         batch_size: matrices per batch (the last batch may be smaller).
         rng: shuffles; None keeps the sorted order.
+        max_entries: also cut a batch before ``len(batch) * N * M`` of its largest matrix
+            would pass this (large matrices come in smaller batches); None: no cap. The cuts
+            depend on the shapes only, so every epoch has the same number of batches.
     """
     shapes = np.asarray(shapes).reshape(-1, 2)
     k = len(shapes)
     tie = rng.random(k) if rng is not None else np.arange(k)
-    order = np.lexsort((tie, shapes[:, 1], shapes[:, 0], shapes[:, 0] * shapes[:, 1]))
-    batches = [order[i : i + batch_size] for i in range(0, k, batch_size)]
+    entries = shapes[:, 0] * shapes[:, 1]
+    order = np.lexsort((tie, shapes[:, 1], shapes[:, 0], entries))
+    if max_entries is None:
+        batches = [order[i : i + batch_size] for i in range(0, k, batch_size)]
+    else:
+        batches, start = [], 0
+        for i in range(1, k + 1):
+            size = i - start
+            if i == k or size == batch_size or (size + 1) * entries[order[i]] > max_entries:
+                batches.append(order[start:i])
+                start = i
     if rng is not None:
         perm = rng.permutation(len(batches))
         batches = [batches[i] for i in perm]

@@ -20,7 +20,8 @@ MATCHERS = ("dhn", "sinkhorn")
 
 
 def parse_matcher(spec: str) -> tuple[str, str | None]:
-    """``"dhn"``, ``"sinkhorn"`` or ``"dhn:PATH"`` (a DHN the user trained) -> (kind, path).
+    """``"dhn"``, ``"sinkhorn"``, ``"dhn:PATH"`` (a DHN the user trained) or ``"dhn:NAME"`` (a
+    shipped DHN, e.g. ``dhn:seq_gru``) -> (kind, path or name).
 
     Raises:
         ValueError: any other spelling, or an empty path.

@@ -15,7 +15,6 @@ that never stopped (on the same machine and device). Each iteration appends a ro
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +25,12 @@ import torch
 from torch import Tensor
 
 from deepmot.assign.dhn import SHIPPED_CONFIG, DHNConfig, build_dhn, save_dhn
-from deepmot.data.dhn_dataset import DHNDataset, collate, size_grouped_batches
+from deepmot.data.dhn_dataset import (
+    DHNDataset,
+    collate,
+    size_grouped_batches,
+    uniform_training_matrices,
+)
 from deepmot.errors import DeepMOTError
 from deepmot.train.distributed import Distributed, autocast, grad_scaler, setup, zero_term
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
@@ -34,6 +38,7 @@ from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 __all__ = [
     "DHNTrainConfig",
     "batch_wa",
+    "batches_per_epoch",
     "focal_weights",
     "load_train_config",
     "train_dhn",
@@ -63,6 +68,12 @@ class DHNTrainConfig:
             The paper's weights optimise WA, a balanced accuracy, and push the net to predict
             too many ones; ``"none"`` trades a little WA for many more exact matches.
         subset: train on this many matrices drawn at random from the split (None: all).
+        uniform: add this many uniform-random matrices of mixed sizes (not in the paper; see
+            :func:`~deepmot.data.dhn_dataset.uniform_training_matrices`, half of them
+            thresholded) so that the net sees sizes beyond the real frames'.
+        uniform_max_size: largest side of those matrices.
+        batch_entries: cut a batch before it holds more than this many entries (large
+            matrices in smaller batches); None: ``batch_size`` matrices whatever their size.
         checkpoint_every: iterations between checkpoints.
         seed: seeds the model initialisation, the subset and the batch order.
         device: ``"cpu"``, ``"cuda"``, ...
@@ -80,6 +91,9 @@ class DHNTrainConfig:
     gamma: float = 2.0
     weighting: str = "paper"
     subset: int | None = None
+    uniform: int = 0
+    uniform_max_size: int = 300
+    batch_entries: int | None = None
     checkpoint_every: int = 500
     seed: int = 0
     device: str = "cpu"
@@ -162,7 +176,12 @@ def batch_wa(prob: Tensor, target: Tensor, mask: Tensor) -> float:
 def _epoch_batches(shapes: np.ndarray, config: DHNTrainConfig, epoch: int) -> list[np.ndarray]:
     """The batch order of ``epoch``: a pure function of the seed and the epoch."""
     rng = np.random.default_rng([config.seed, 1, epoch])
-    return size_grouped_batches(shapes, config.batch_size, rng)
+    return size_grouped_batches(shapes, config.batch_size, rng, config.batch_entries)
+
+
+def batches_per_epoch(data: str | Path, config: DHNTrainConfig) -> int:
+    """Batches in one epoch of ``config`` on ``data`` (the training set as the run builds it)."""
+    return len(_epoch_batches(_load_train_set(data, config).shapes, config, 0))
 
 
 def _load_train_set(data: str | Path, config: DHNTrainConfig) -> DHNDataset:
@@ -173,6 +192,9 @@ def _load_train_set(data: str | Path, config: DHNTrainConfig) -> DHNDataset:
     if config.subset is not None and config.subset < len(dataset):
         rng = np.random.default_rng([config.seed, 0])
         dataset = dataset.subset(np.sort(rng.choice(len(dataset), config.subset, replace=False)))
+    if config.uniform:
+        extra = uniform_training_matrices(config.uniform, config.uniform_max_size, config.seed)
+        dataset = dataset.concat(extra)
     if len(dataset) == 0:
         raise DeepMOTError(f"{path}: no training matrices")
     return dataset
@@ -255,7 +277,7 @@ def _train(
     torch.manual_seed(config.seed)
     model = build_dhn(config.dhn).to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=config.lr)
-    batches_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    batches_per_epoch = len(_epoch_batches(dataset.shapes, config, 0))
     all_epochs = config.epochs * batches_per_epoch
     total = all_epochs
     if config.max_iters is not None:

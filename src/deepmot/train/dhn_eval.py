@@ -10,7 +10,7 @@ import csv
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ __all__ = [
     "batches_of",
     "evaluate_split",
     "format_report",
+    "format_size_table",
     "load_model",
     "run_ablation",
     "size_study",
@@ -142,6 +143,16 @@ def format_report(report: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines)
 
 
+REAL_BINS = (5, 10, 20, 40, 99, 200, 300)
+"""Upper edges of the size bins (largest side, max(N, M)) of real frames in the size study;
+99 keeps crowded frames (100 objects or more) in bins of their own."""
+
+
+def _real_bin(n: int, m: int) -> int:
+    side = max(n, m)
+    return next((edge for edge in REAL_BINS if side <= edge), side)
+
+
 def size_study(
     models: dict[str, DHN],
     dataset: DHNDataset,
@@ -149,10 +160,16 @@ def size_study(
     device: str = "cpu",
     include_baseline: bool = True,
     progress: bool = True,
+    real: DHNDataset | None = None,
 ) -> Path:
-    """WA per square matrix size (Fig. 8) for each model (and the 1 − D rule); writes
-    ``size_study.csv`` and ``size_study.png`` in ``out_dir``, with a progress bar over the
-    matrices of each method. Returns the PNG path."""
+    """WA and exact match per matrix size (Fig. 8, extended) for each model and the 1 − D rule.
+
+    ``dataset`` (uniform random square matrices) is grouped by its side N; ``real`` (frames of
+    a split, optional) by its largest side in the bins :data:`REAL_BINS` (a bin is named by
+    its upper edge). Writes ``size_study.csv``, ``size_study.md`` (row-wise WA and exact
+    match, model against rule, per size) and ``size_study.png`` in ``out_dir``, with a
+    progress bar over the matrices of each method. Returns the PNG path.
+    """
     from tqdm import tqdm
 
     from deepmot.viz.dhn import plot_size_study
@@ -164,51 +181,97 @@ def size_study(
     }
     if include_baseline:
         predictors["1 - D rule"] = lambda d, m: one_minus_d(d, m)
+    sets: list[tuple[str, DHNDataset, Callable[[int, int], int]]] = [
+        ("uniform", dataset, lambda n, m: n)
+    ]
+    if real is not None and len(real):
+        sets.append(("real", real, _real_bin))
     rows: list[dict[str, Any]] = []
-    curves: dict[str, dict[int, dict[str, float]]] = {}
-    for name, predict in predictors.items():
-        bar = tqdm(total=len(dataset), desc=f"size study: {name}", disable=not progress)
+    curves: dict[str, dict[str, dict[int, dict[str, float]]]] = {"WA": {}, "exact": {}}
+    for set_name, data, group in sets:
+        for name, predict in predictors.items():
+            bar = tqdm(total=len(data), desc=f"size study {set_name}: {name}", disable=not progress)
 
-        def counted(batches: Iterator, bar: Any = bar) -> Iterator:
-            for batch in batches:
-                bar.update(len(batch[0]))
-                yield batch
+            def counted(batches: Iterator, bar: Any = bar) -> Iterator:
+                for batch in batches:
+                    bar.update(len(batch[0]))
+                    yield batch
 
-        counts = evaluate(predict, counted(batches_of(dataset, 10, 400_000)), group=lambda n, m: n)
-        bar.close()
-        curves[name] = {}
-        for size in sorted(counts):
-            s = summarize(counts[size])
-            curves[name][int(size)] = {mode: s[mode]["WA"] for mode in MODES}
-            rows.append(
-                {
-                    "method": name,
-                    "size": int(size),
-                    "matrices": counts[size]["row"].matrices,
-                    **{f"{k}_{mode}": round(s[mode][k], 4) for mode in MODES for k in s[mode]},
-                }
-            )
+            counts = evaluate(predict, counted(batches_of(data, 10, 400_000)), group=group)
+            bar.close()
+            label = name if set_name == "uniform" else f"{name} (real frames)"
+            for size in sorted(counts):
+                s = summarize(counts[size])
+                for metric in curves:
+                    curves[metric].setdefault(label, {})[int(size)] = {
+                        mode: s[mode][metric] for mode in MODES
+                    }
+                rows.append(
+                    {
+                        "set": set_name,
+                        "method": name,
+                        "size": int(size),
+                        "matrices": counts[size]["row"].matrices,
+                        **{f"{k}_{mode}": round(s[mode][k], 4) for mode in MODES for k in s[mode]},
+                    }
+                )
     csv_path = out_dir / "size_study.csv"
     with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    atomic_write_text(out_dir / "size_study.md", format_size_table(rows) + "\n")
     png = out_dir / "size_study.png"
-    plot_size_study(curves, png)
+    plot_size_study(curves["WA"], png, exact=curves["exact"])
     return png
+
+
+def format_size_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of :func:`size_study`'s rows: per set and size, each method's
+    row-wise WA and exact match (``uniform``: side N; ``real``: largest side up to the
+    size)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    by_key = {(r["set"], r["size"], r["method"]): r for r in rows}
+    keys = list(dict.fromkeys((r["set"], r["size"]) for r in rows))
+    head = ["set", "size", "matrices"]
+    head += [f"WA {m}" for m in methods] + [f"exact {m}" for m in methods]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for set_name, size in keys:
+        found = [by_key.get((set_name, size, m)) for m in methods]
+        first = next(r for r in found if r is not None)
+        cells = [set_name, f"{'<=' if set_name == 'real' else ''}{size}", str(first["matrices"])]
+        cells += ["" if r is None else f"{r['WA_row']:.1f}" for r in found]
+        cells += ["" if r is None else f"{r['exact_row']:.1f}" for r in found]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def run_ablation(
     data: str | Path,
     out_dir: str | Path,
     names: Sequence[str],
-    overrides: dict[str, Any],
+    overrides: Mapping[str, dict[str, Any]],
     train_config: Any,
     progress: bool = True,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Train every variant in ``names`` with the same settings and budget, evaluate each on the
-    test split, and write ``ablation.csv`` / ``ablation.md`` (Table 5 style, with the paper's
-    figures and the 1 − D rule). Returns the rows and the Markdown table."""
+    """The paper's Table 5: train every variant in ``names`` with the same training settings
+    and budget (``train_config``: epochs, ``max_iters`` or ``max_minutes``), evaluate each on
+    the test split (WA/MA/SA and exact match, row- and column-wise, next to the paper's
+    figures and the 1 − D rule), and write ``ablation.csv``, ``ablation.md`` and
+    ``ablation.json`` in ``out_dir`` (each variant's run in ``out_dir/<name>``).
+
+    Args:
+        data: a folder from ``deepmot dhn data``.
+        out_dir: output folder.
+        names: variants of :func:`~deepmot.assign.dhn.list_dhns`.
+        overrides: per name, :class:`DHNConfig` fields (missing name: the variant's defaults).
+        train_config: a :class:`~deepmot.train.dhn.DHNTrainConfig`; its name and model are
+            replaced per variant.
+        progress: progress bars.
+
+    Returns:
+        The rows (one per variant and discretisation, the rule's last) and the Markdown table.
+    """
     from deepmot.train.dhn import train_dhn
 
     out_dir = Path(out_dir)
@@ -216,9 +279,11 @@ def run_ablation(
     test = load_split(data, "test")
     rows: list[dict[str, Any]] = []
     report: dict[str, Any] = {}
+    configs: dict[str, Any] = {}
     for name in names:
-        model = create_dhn(name, **overrides)
+        model = create_dhn(name, **overrides.get(name, {}))
         config = replace(train_config, name=name, dhn=model.config)
+        configs[name] = config.to_dict()
         start = time.monotonic()
         summary = train_dhn(data, out_dir / name, config, progress=progress)
         minutes = (time.monotonic() - start) / 60
@@ -226,16 +291,18 @@ def run_ablation(
         report = evaluate_split(model, test)
         for mode in MODES:
             r = report["dhn"][mode]
+            paper = PAPER_TABLE5[mode].get(name, ("", "", ""))
             rows.append(
                 {
                     "discretisation": mode,
                     "network": name,
+                    "parameters": sum(p.numel() for p in model.parameters()),
                     "iterations": summary["iterations"],
                     "train_minutes": round(minutes, 1),
                     **{k: round(v, 2) for k, v in r.items()},
-                    "paper_WA": PAPER_TABLE5[mode][name][0],
-                    "paper_MA": PAPER_TABLE5[mode][name][1],
-                    "paper_SA": PAPER_TABLE5[mode][name][2],
+                    "paper_WA": paper[0],
+                    "paper_MA": paper[1],
+                    "paper_SA": paper[2],
                 }
             )
     for mode in MODES:
@@ -244,6 +311,7 @@ def run_ablation(
             {
                 "discretisation": mode,
                 "network": "1 - D rule",
+                "parameters": 0,
                 "iterations": 0,
                 "train_minutes": 0,
                 **{k: round(v, 2) for k, v in r.items()},
@@ -261,9 +329,19 @@ def run_ablation(
     md = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
     md += ["| " + " | ".join(str(r[k]) for k in fields) + " |" for r in rows]
     table = "\n".join(md)
+    where = torch.device(train_config.device).type
     atomic_write_text(
         out_dir / "ablation.md",
-        f"Ablation on {len(test)} test matrices; settings {json.dumps(overrides)}\n\n{table}\n",
+        f"Ablation on {len(test)} test matrices (trained on {where}); per-variant settings in "
+        f"ablation.json\n\n{table}\n",
+    )
+    atomic_write_text(
+        out_dir / "ablation.json",
+        json.dumps(
+            {"test_matrices": len(test), "device": where, "configs": configs, "rows": rows},
+            indent=2,
+        )
+        + "\n",
     )
     return rows, table
 

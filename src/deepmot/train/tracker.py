@@ -75,7 +75,8 @@ _COUNTS = ("tp", "fp", "fn", "idsw", "objects", "iou_sum")
 
 
 def build_matcher(spec: str) -> Any:
-    """The frozen matcher of a config's ``matcher``: the shipped DHN, a DHN file, Sinkhorn."""
+    """The frozen matcher of a config's ``matcher``: the default shipped DHN (``dhn``), a
+    shipped DHN by name (``dhn:seq_gru``) or a DHN file (``dhn:PATH``), Sinkhorn."""
     from deepmot.train.config import parse_matcher
 
     kind, path = parse_matcher(spec)
@@ -83,10 +84,15 @@ def build_matcher(spec: str) -> Any:
         from deepmot.assign.sinkhorn import Sinkhorn
 
         return Sinkhorn()
-    from deepmot.assign.dhn import create_dhn, load_dhn
+    from deepmot.assign.dhn import create_dhn, default_dhn, list_dhns, load_dhn
 
     if path is None:
-        return create_dhn("seq_gru", pretrained=True)
+        return default_dhn()
+    if path in list_dhns() and not Path(path).is_file():
+        try:
+            return create_dhn(path, pretrained=True)
+        except ValueError as error:
+            raise DeepMOTError(f"matcher {spec!r}: {error}") from None
     if not Path(path).is_file():
         raise DeepMOTError(f"{path}: no such DHN weights file (matcher {spec!r})")
     return load_dhn(path)

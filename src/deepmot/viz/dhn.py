@@ -14,31 +14,46 @@ __all__ = ["plot_size_study", "plot_training_log"]
 
 
 def plot_size_study(
-    curves: dict[str, dict[int, dict[str, float]]], path: str | Path, title: str = ""
+    curves: dict[str, dict[int, dict[str, float]]],
+    path: str | Path,
+    title: str = "",
+    exact: dict[str, dict[int, dict[str, float]]] | None = None,
 ) -> Path:
-    """WA (%) against square matrix size, one line per method and discretisation.
+    """WA (%) against matrix size, one line per method and discretisation; with ``exact``, a
+    second row of panels with the exact-match rate (%).
 
     Args:
-        curves: ``{method: {size: {"row": WA, "col": WA}}}``.
+        curves: ``{method: {size: {"row": WA, "col": WA}}}``; methods whose name ends in
+            ``(real frames)`` are drawn dashed (their size is a bin's largest side).
         path: PNG to write.
         title: what was measured (by default: the methods on random square matrices).
+        exact: ``{method: {size: {"row": exact, "col": exact}}}`` or None.
     """
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), sharey=True)
-    for ax, mode, label in zip(
-        axes, ("row", "col"), ("row-wise maximum", "column-wise maximum"), strict=True
-    ):
-        for method, per_size in curves.items():
-            sizes = sorted(per_size)
-            ax.plot(sizes, [per_size[s][mode] for s in sizes], marker=".", label=method)
-        ax.set_title(f"WA ↑ against size, {label}")
-        ax.set_xlabel("matrix size N = M (D uniform random in [0, 1])")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("weighted accuracy WA (%)")
-    axes[0].legend()
+    panels = [("WA", "weighted accuracy WA (%)", curves)]
+    if exact is not None:
+        panels.append(("exact", "exact match with Hungarian (%)", exact))
+    fig, axes = plt.subplots(
+        len(panels), 2, figsize=(11, 4.3 * len(panels)), sharey="row", squeeze=False
+    )
+    for row_axes, (metric, ylabel, data) in zip(axes, panels, strict=True):
+        for ax, mode, label in zip(
+            row_axes, ("row", "col"), ("row-wise maximum", "column-wise maximum"), strict=True
+        ):
+            for method, per_size in data.items():
+                sizes = sorted(per_size)
+                style = "--" if method.endswith("(real frames)") else "-"
+                ax.plot(sizes, [per_size[s][mode] for s in sizes], style, marker=".", label=method)
+            ax.set_title(f"{metric} ↑ against size, {label}")
+            ax.set_xlabel("matrix size (uniform: N = M; real frames: largest side, binned)")
+            ax.grid(alpha=0.3)
+        row_axes[0].set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=8)
+    fig.subplots_adjust(hspace=0.35)
     fig.suptitle(
         title
-        or f"{' vs '.join(curves)}: weighted accuracy against the Hungarian solution "
+        or f"{' vs '.join(m for m in curves if not m.endswith('(real frames)'))}: accuracy "
+        "against the Hungarian solution "
         "(paper Fig. 8; not smoothed)",
         fontsize=10,
     )
