@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             "deepmot",
             args.command,
-            *([args.dhn_command] if getattr(args, "dhn_command", None) else []),
+            *([step] if (step := getattr(args, f"{args.command}_command", None)) else []),
         ]
     )
     try:

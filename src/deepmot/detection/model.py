@@ -159,7 +159,9 @@ def _torch_state(path: Path, map_location: str | torch.device) -> dict[str, torc
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # pickle, zip and torch errors alike
-        raise DeepMOTError(f"{path}: not a PyTorch state dict ({error})") from None
+        raise DeepMOTError(
+            f"{path}: not a PyTorch state dict (torch.load: {type(error).__name__}: {error})"
+        ) from None
     for key in ("model", "state_dict"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]
