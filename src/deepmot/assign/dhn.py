@@ -46,6 +46,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from deepmot.assign.sinkhorn import sinkhorn_plan
 from deepmot.errors import DeepMOTError
 from deepmot.io.weights import load_state, read_weights, save_weights
 
@@ -457,40 +458,15 @@ would still be matched: Spearman 0.63 against the true MOTA instead of 0.95 (mea
 
 
 def _sinkhorn(d: Tensor, mask: Tensor, sweeps: int) -> Tensor:
-    """Entropic transport plan with dustbins (as :mod:`deepmot.assign.sinkhorn`, with the
-    temperature lowered over the sweeps, :data:`SINKHORN_EPSILONS`), batched over padded
-    ``d (B, N, M)``: ``(B, N, M)`` in [0, 1], 0 on padding; padding never changes it.
+    """The transport plan of :func:`~deepmot.assign.sinkhorn.sinkhorn_plan` with dustbins
+    (:data:`SINKHORN_DUSTBIN`), the temperature lowered over the sweeps
+    (:data:`SINKHORN_EPSILONS`), batched over padded ``d (B, N, M)``: ``(B, N, M)`` in [0, 1],
+    0 on padding; padding never changes it.
 
     Computed in float64: at the last temperature the exponents reach ``1 / 0.001`` times the
     potentials, where float32 rounding would show in the plan (1e-4)."""
-    dtype = d.dtype
-    d = d.double()
-    b, n, m = d.shape
-    rows, cols = mask.any(2), mask.any(1)
-    cost = torch.nn.functional.pad(d.masked_fill(~mask, 0.0), (0, 1, 0, 1), value=SINKHORN_DUSTBIN)
-    invalid = torch.nn.functional.pad(~mask, (0, 1, 0, 1), value=False)
-    invalid[:, :n, m] = ~rows
-    invalid[:, n, :m] = ~cols
-    corner = torch.zeros_like(invalid)
-    corner[:, n, m] = True
-    cost = cost.masked_fill(corner, 0.0)
-    count_r = rows.sum(1, keepdim=True).clamp(min=1).to(d.dtype)
-    count_c = cols.sum(1, keepdim=True).clamp(min=1).to(d.dtype)
-    far = d.new_full((), -_FAR)
-    zero = d.new_zeros(())
-    log_r = torch.cat([torch.where(rows, zero, far), count_c.log()], 1)  # dustbin row: M units
-    log_c = torch.cat([torch.where(cols, zero, far), count_r.log()], 1)  # dustbin col: N units
-    f, g = torch.zeros_like(log_r), torch.zeros_like(log_c)  # dual potentials, in cost units
-    first, last = SINKHORN_EPSILONS
-    eps = first
-    for k in range(sweeps):
-        eps = first * (last / first) ** (k / max(sweeps - 1, 1))
-        scores = (-cost / eps).masked_fill(invalid, -_FAR)
-        f = eps * (log_r - torch.logsumexp(scores + g[:, None, :] / eps, dim=2))
-        g = eps * (log_c - torch.logsumexp(scores + f[:, :, None] / eps, dim=1))
-    scores = (-cost / eps).masked_fill(invalid, -_FAR)
-    plan = torch.exp(scores + (f[:, :, None] + g[:, None, :]) / eps)[:, :n, :m]
-    return plan.clamp(0, 1).masked_fill(~mask, 0.0).to(dtype)
+    plan = sinkhorn_plan(d.double(), mask, SINKHORN_DUSTBIN, SINKHORN_EPSILONS, sweeps)
+    return plan.to(d.dtype)
 
 
 def _bipartite_features(d: Tensor, mask: Tensor, sinkhorn: int = 0) -> Tensor:
