@@ -214,3 +214,13 @@ def test_sot_table_rows_are_the_evaluators(tmp_path: Path) -> None:
             tracker = create_tracker(name, weights=folder / f"{name}.safetensors")
         slug = row["row"].replace(" ", "_")
         _same_row(row, _rescored(row["row"], tracker, test, tmp_path / slug))
+
+
+def test_sot_table_setting_mistakes(tmp_path: Path, capsys) -> None:
+    out = str(tmp_path / "out")
+    assert main(["reproduce", "sot", "--out", out, "--data", str(tmp_path),
+                 "--set", 'trackers=["gotrun"]']) == 2  # fmt: skip
+    assert "--set trackers: 'gotrun' is not one of goturn, siamrpn" in capsys.readouterr().err
+    assert main(["reproduce", "sot", "--out", out, "--data", str(tmp_path),
+                 "--set", 'finetune_iterations={"goturn": 1}']) == 2  # fmt: skip
+    assert "--set finetune_iterations: no step count for 'siamrpn'" in capsys.readouterr().err

@@ -92,6 +92,18 @@ def _scenes(settings: dict[str, Any], count: int, seed: int, prefix: str) -> lis
     return [generate_scene(c).to_sequence(cache_size=settings["frames"]) for c in configs]
 
 
+def _check(settings: dict[str, Any]) -> None:
+    """A one-line error for a tracker the table does not know or one without step counts."""
+    from deepmot.errors import DeepMOTError
+
+    for tracker in settings["trackers"]:
+        if tracker not in _LABELS:
+            raise DeepMOTError(f"--set trackers: {tracker!r} is not one of {', '.join(_LABELS)}")
+        for key in ("vanilla_iterations", "finetune_iterations"):
+            if tracker not in settings[key]:
+                raise DeepMOTError(f"--set {key}: no step count for {tracker!r}")
+
+
 def run_sot_table(context: TableContext) -> TableResult:
     """Per seed: train and fine-tune each tracker on its training scenes, track and score the
     held-out scenes; mean ± std over the seeds."""
@@ -101,6 +113,7 @@ def run_sot_table(context: TableContext) -> TableResult:
     from deepmot.train.compare import compare_variants
 
     settings = dict(context.settings)
+    _check(settings)
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for seed in settings["seeds"]:
         train_seed, test_seed = settings["train_seed"] + seed, settings["test_seed"] + seed
