@@ -2,7 +2,8 @@
 
 Each seed runs ``deepmot demo --tracker tracktor`` (its own scenes, seeds 2000 + seed: never
 seen by the shipped detector): the box regression layer fine-tuned on frame pairs of the first
-50% of each scene, every variant tracking the last 25%.
+50% of each scene, every variant tracking the last 25%. ``deepmot reproduce tracktor`` runs the
+same (MT and ML in percent, ``require_verification`` by default).
 
     python benchmarks/table_tracktor.py [--iterations 40] [--seeds 0 1 2] [--out DIR]
 """
@@ -17,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
 from deepmot.trackers import create_tracker
-from deepmot.tracktor_demo import SCENE_SEED_OFFSET, run_tracktor_demo
-from deepmot.train.compare import TABLE_COLUMNS, _row, evaluate_tracker, validation_clips
+from deepmot.tracktor_demo import demo_sequences, run_tracktor_demo
+from deepmot.train.compare import TABLE_COLUMNS, _row, evaluate_tracker
 
 
 def aggregate(runs: list[list[dict]], caption: str) -> str:
@@ -40,9 +40,7 @@ def aggregate(runs: list[list[dict]], caption: str) -> str:
 def rescore_verified(out: Path, seed: int, sequences: int, frames: int) -> list[dict]:
     """A seed's three variants (its saved weights) tracked again with
     ``require_verification=True``: tracks no detection verifies turn invisible (supp. A.2)."""
-    base = SceneConfig(frames=frames, seed=seed + SCENE_SEED_OFFSET)
-    scenes = [generate_scene(c) for c in dataset_configs(sequences, base, prefix="DEMO")]
-    val = validation_clips([s.to_sequence(cache_size=frames) for s in scenes])
+    _, val = demo_sequences(sequences, frames, seed)
     rows = []
     for name, folder in (("Vanilla", None), ("Smooth L1", "smooth_l1"), ("DeepMOT", "deepmot")):
         weights = None if folder is None else out / f"seed{seed}" / folder / "tracktor.safetensors"

@@ -19,7 +19,13 @@ from deepmot.train.compare import Variant, compare_variants, format_table, valid
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 from deepmot.viz.training import plot_training_curves
 
-__all__ = ["SCENE_SEED_OFFSET", "run_tracktor_demo", "tracktor_train_config"]
+__all__ = [
+    "SCENE_SEED_OFFSET",
+    "demo_sequences",
+    "run_tracktor_demo",
+    "tracktor_train_config",
+    "tracktor_variants",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,25 @@ def tracktor_train_config(
     )
 
 
+def demo_sequences(sequences: int, frames: int, seed: int) -> tuple[list, list]:
+    """The demo's scenes for ``seed`` (scene seed ``seed + SCENE_SEED_OFFSET``): the whole
+    sequences (training uses their first 50%) and their last 25% as validation clips."""
+    base = SceneConfig(frames=frames, seed=seed + SCENE_SEED_OFFSET)
+    scenes = [generate_scene(c) for c in dataset_configs(sequences, base, prefix="DEMO")]
+    train = [s.to_sequence(cache_size=frames) for s in scenes]
+    return train, validation_clips(train)
+
+
+def tracktor_variants(config: TrackerTrainConfig) -> list[Variant]:
+    """The rows: Vanilla (the detector as trained), Smooth-L1 and DeepMOT fine-tuning with
+    ``config``'s other settings."""
+    return [
+        Variant("Vanilla", None, "tracktor"),
+        Variant("Smooth L1", replace(config, loss="smoothl1")),
+        Variant("DeepMOT", replace(config, loss="deepmot")),
+    ]
+
+
 def run_tracktor_demo(
     out: str | Path,
     iterations: int = 40,
@@ -63,16 +88,8 @@ def run_tracktor_demo(
     """Run the demo into ``out``; returns the table rows (see
     :func:`~deepmot.train.compare.compare_variants`)."""
     out = Path(out)
-    base = SceneConfig(frames=frames, seed=seed + SCENE_SEED_OFFSET)
-    scenes = [generate_scene(c) for c in dataset_configs(sequences, base, prefix="DEMO")]
-    train = [s.to_sequence(cache_size=frames) for s in scenes]
-    val = validation_clips(train)
-    config = tracktor_train_config(iterations, seed, "shipped", matcher)
-    variants = [
-        Variant("Vanilla", None, "tracktor"),
-        Variant("Smooth L1", replace(config, loss="smoothl1")),
-        Variant("DeepMOT", config),
-    ]
+    train, val = demo_sequences(sequences, frames, seed)
+    variants = tracktor_variants(tracktor_train_config(iterations, seed, "shipped", matcher))
     caption = (
         f"Tracktor (shipped light detector) on {sequences} synthetic scenes x {frames} frames "
         f"(scene seed {seed + SCENE_SEED_OFFSET}); fine-tuned {iterations} steps of 4 frame "

@@ -126,11 +126,13 @@ def compare_variants(
     progress: bool = True,
     caption: str | None = None,
     row: Callable[[str, Evaluation], dict[str, Any]] | None = None,
+    tracker_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train each variant into ``out/<variant>/``, track and score ``val_sequences``.
 
     The untrained row is the trained rows' tracker without weights (for ``motion``: exactly
-    the constant-velocity tracker).
+    the constant-velocity tracker). ``tracker_options`` go to every row's
+    :func:`~deepmot.trackers.create_tracker` (e.g. Tracktor's ``require_verification``).
 
     Writes ``out/table.json`` and, for the default rows (:data:`TABLE_COLUMNS`, MT and ML as
     counts), ``out/table.md`` (with ``caption``: the data, split, iterations and seed),
@@ -143,12 +145,14 @@ def compare_variants(
             name = variant.tracker or next(
                 (v.train.tracker for v in variants if v.train is not None), "motion"
             )
-            tracker = create_tracker(name)
+            tracker = create_tracker(name, **(tracker_options or {}))
         else:
             summary = train_tracker(
                 list(train_sequences), out / _slug(variant.name), variant.train, progress=progress
             )
-            tracker = create_tracker(variant.train.tracker, weights=summary["weights"])
+            tracker = create_tracker(
+                variant.train.tracker, weights=summary["weights"], **(tracker_options or {})
+            )
         rows.append((row or _row)(variant.name, evaluate_tracker(tracker, val_sequences)))
         log.info("%s: %s", variant.name, rows[-1])
     if row is None:  # the table's own columns; a caller's rows are its to format
