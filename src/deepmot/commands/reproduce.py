@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 #: The registered tables, for the help text (the registry's table modules are imported only
 #: when the command runs; a test keeps this equal to :func:`deepmot.reproduce.list_tables`).
-TABLES = ("comparison", "correlation", "loss-ablation")
+TABLES = ("comparison", "correlation", "dhn", "loss-ablation")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

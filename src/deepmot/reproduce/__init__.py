@@ -4,9 +4,9 @@
 (:mod:`deepmot.reproduce.page`).
 
 Registered tables: ``comparison`` (Table 3 layout), ``loss-ablation`` (Table 2 layout),
-``correlation`` (dMOTA vs MOTA). A table module is imported here so that it registers; a
-``dhn`` table (Tables 5/6, the Fig. 8 size study, around ``train.dhn_eval.run_ablation``) plugs
-in as ``tables/dhn.py`` plus one line in ``_TABLE_MODULES``.
+``correlation`` (dMOTA vs MOTA), ``dhn`` (Tables 5/6 and the Fig. 8 size study, around
+``train.dhn_eval.run_ablation``). A table module is imported here so that it registers: a new
+table is ``tables/<name>.py`` plus one entry in ``_TABLE_MODULES``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = [
     "register_table",
 ]
 
-_TABLE_MODULES = ("motion", "correlation")
+_TABLE_MODULES = ("motion", "correlation", "dhn")
 
 for _module in _TABLE_MODULES:
     importlib.import_module(f"deepmot.reproduce.tables.{_module}")
