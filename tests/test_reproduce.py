@@ -164,11 +164,13 @@ def _by_hand(predict, dataset, mode: str) -> tuple[float, float]:
     return 100 * float(np.mean(wa)), 100 * float(np.mean(exact))
 
 
-def test_dhn_table_rows_equal_a_direct_evaluation(tmp_path: Path, mot_root: Path) -> None:
+def test_dhn_table_rows_equal_a_direct_evaluation(
+    tmp_path: Path, mot_root: Path, capsys: pytest.CaptureFixture
+) -> None:
     """Two variants, 3 steps each, on TUD-Stadtmitte (train) / TUD-Campus (test): the rows
     are the trained weights' and the 1 - D rule's figures on the test matrices, recomputed
     here matrix by matrix; the size study of the shipped bipartite_sk is the plot; a second
-    run reuses the cached data."""
+    run, through the CLI, reuses the cached data."""
     from deepmot.assign.dhn_metrics import one_minus_d
     from deepmot.data.dhn_dataset import DHNDataset
     from deepmot.train.dhn_eval import load_model
@@ -210,9 +212,13 @@ def test_dhn_table_rows_equal_a_direct_evaluation(tmp_path: Path, mot_root: Path
             assert row["exact"] == pytest.approx(exact, abs=0.006)
     assert "iterations of the last seed: seq_gru 3, conv1d 3" in record["notes"]
     built = (folder / "data" / "manifest.json").stat().st_mtime_ns
-    reproduce_table("dhn", tmp_path / "out", root, "cpu", progress=False,
-                    overrides={**overrides, "variants": ["conv1d"], "size_study": []})  # fmt: skip
+    sets = [f"{k}={json.dumps(v)}" for k, v in {**overrides, "variants": ["conv1d"],
+                                                   "size_study": []}.items()]  # fmt: skip
+    argv = ["reproduce", "dhn", "--data", str(root), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--no-progress", *(x for s in sets for x in ("--set", s))]) == 0
     assert (folder / "data" / "manifest.json").stat().st_mtime_ns == built
+    out = capsys.readouterr().out
+    assert "| conv1d, row-wise max (ours) |" in out and "(results.json, table.md);" in out
 
 
 def test_dhn_table_paper_rows_are_table5() -> None:

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=dict(args.set),
     )
     print((folder / "table.md").read_text(), end="")
-    print(
-        f"written: {folder}/ (results.json, table.md, plot.png); page: deepmot results {args.out}"
-    )
+    plot = json.loads((folder / "results.json").read_text()).get("plot")
+    written = ", ".join(["results.json", "table.md", *([plot] if plot else [])])
+    print(f"written: {folder}/ ({written}); page: deepmot results {args.out}")
     return 0
