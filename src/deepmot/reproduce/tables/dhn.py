@@ -173,9 +173,13 @@ def run_dhn_table(context: TableContext) -> TableResult:
         f"{len(test)} test matrices); each variant ({settings['model']} sizes) trained for at "
         f"most {settings['epochs']} epochs within {budget}, batches of "
         f"{settings['batch_size']} (iterations of the last seed: "
-        f"{', '.join(f'{n} {i}' for n, i in iterations.items())}). Size study (plot): the "
-        f"shipped {', '.join(shipped) or '(none)'} against the 1 − D rule, size_study.md/.csv."
+        f"{', '.join(f'{n} {i}' for n, i in iterations.items())})."
     )
+    if shipped:
+        notes += (
+            f" Size study (plot; size_study.md/.csv): the shipped {', '.join(shipped)} against "
+            "the 1 − D rule on uniform random square matrices and on the test frames."
+        )
     return TableResult(
         rows=aggregate_seeds(per_seed, COLUMNS), per_seed=per_seed, plot=plot, notes=notes
     )
