@@ -45,6 +45,11 @@ SMALL = {
         *("--set", "pairs=10", "--set", 'matchers=["exact"]'),
     ],
     ("dhn", "ablation"): ["--max-iters", "1", "--no-progress"],
+    ("reproduce", "dhn"): [
+        *("--data", "MOT17/train", "--seeds", "0", "--no-progress"),
+        *("--set", "max_iters=1", "--set", 'variants=["conv1d"]', "--set", "uniform_max_side=8"),
+        *("--set", 'size_study=["bipartite_sk"]', "--set", "uniform_per_size=1"),
+    ],
 }
 #: placeholders of the README and what they stand for here
 PLACEHOLDERS = {"MOT_ROOT": "MOT17/train"}

@@ -224,3 +224,95 @@ def test_sot_table_setting_mistakes(tmp_path: Path, capsys) -> None:
     assert main(["reproduce", "sot", "--out", out, "--data", str(tmp_path),
                  "--set", 'finetune_iterations={"goturn": 1}']) == 2  # fmt: skip
     assert "--set finetune_iterations: no step count for 'siamrpn'" in capsys.readouterr().err
+
+
+def _by_hand(predict, dataset, mode: str) -> tuple[float, float]:
+    """WA (eq. 10, balanced over zeros and ones) and exact match in percent, one unpadded
+    matrix at a time."""
+    import torch
+
+    from deepmot.assign.dhn_metrics import discretize
+
+    wa, exact = [], []
+    for i in range(len(dataset)):
+        d, a = dataset[i]
+        with torch.no_grad():
+            soft = predict(d[None], torch.ones_like(d, dtype=torch.bool)[None])[0]
+        bar, star = discretize(soft, mode), a.numpy() > 0.5
+        n1, n0 = star.sum(), (~star).sum()
+        c1, c0 = (bar & star).sum(), (~bar & ~star).sum()
+        w0 = n1 / (n0 + n1)
+        wa.append((c0 + c1) / (n0 + n1) if n1 == 0 or n0 == 0 else
+                  ((1 - w0) * c1 + w0 * c0) / ((1 - w0) * n1 + w0 * n0))  # fmt: skip
+        exact.append(np.array_equal(bar, star))
+    return 100 * float(np.mean(wa)), 100 * float(np.mean(exact))
+
+
+def test_dhn_table_rows_equal_a_direct_evaluation(
+    tmp_path: Path, mot_root: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Two variants, 3 steps each, on TUD-Stadtmitte (train) / TUD-Campus (test): the rows
+    are the trained weights' and the 1 - D rule's figures on the test matrices, recomputed
+    here matrix by matrix; the size study of the shipped bipartite_sk is the plot; a second
+    run, through the CLI, reuses the cached data."""
+    from deepmot.assign.dhn_metrics import one_minus_d
+    from deepmot.data.dhn_dataset import DHNDataset
+    from deepmot.train.dhn_eval import load_model
+
+    root = tmp_path / "mot"
+    root.mkdir()
+    for name in ("TUD-Campus", "TUD-Stadtmitte"):
+        (root / name).symlink_to(mot_root / name)
+    overrides = {
+        "variants": ["seq_gru", "conv1d"],
+        "test_sequences": ["TUD-Campus"],
+        "max_iters": 3,
+        "max_minutes": None,
+        "size_study": ["bipartite_sk"],
+        "uniform_max_side": 8,
+        "uniform_step": 5,
+        "uniform_per_size": 2,
+    }
+    folder = reproduce_table("dhn", tmp_path / "out", root, "cpu", progress=False,
+                             overrides=overrides)  # fmt: skip
+    record = json.loads((folder / "results.json").read_text())
+    labels = [r["row"] for r in record["rows"]]
+    assert labels == [f"{n}, {m}-wise max" for m in ("row", "column")
+                      for n in ("seq_gru", "conv1d", "1 - D rule")]  # fmt: skip
+    assert "seq_gru, row-wise max" in record["paper"] and record["plot"] == "size_study.png"
+    assert (folder / "size_study.png").stat().st_size > 0
+    test = DHNDataset.load(folder / "data" / "test.safetensors")
+    assert len(test) > 0 and {test.sources[s] for s in set(test.source.tolist())} == {
+        "TUD-Campus/det/det.txt", "TUD-Campus/det/det_sort_frcnn.txt"}  # fmt: skip
+    rows = {r["row"]: r for r in record["rows"]}
+    for name, predict in (
+        ("conv1d", load_model(folder / "seed0" / "conv1d" / "dhn_conv1d.safetensors")),
+        ("1 - D rule", one_minus_d),
+    ):
+        for mode, label in (("row", "row-wise"), ("col", "column-wise")):
+            wa, exact = _by_hand(predict, test, mode)
+            row = rows[f"{name}, {label} max"]
+            assert row["WA"] == pytest.approx(wa, abs=0.006)  # run_ablation rounds to 0.01
+            assert row["exact"] == pytest.approx(exact, abs=0.006)
+    assert "iterations of the last seed: seq_gru 3, conv1d 3" in record["notes"]
+    built = (folder / "data" / "manifest.json").stat().st_mtime_ns
+    sets = [f"{k}={json.dumps(v)}" for k, v in {**overrides, "variants": ["conv1d"],
+                                                   "size_study": []}.items()]  # fmt: skip
+    argv = ["reproduce", "dhn", "--data", str(root), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--no-progress", *(x for s in sets for x in ("--set", s))]) == 0
+    assert (folder / "data" / "manifest.json").stat().st_mtime_ns == built
+    out = capsys.readouterr().out
+    assert "| conv1d, row-wise max (ours) |" in out and "(results.json, table.md);" in out
+
+
+def test_dhn_table_paper_rows_are_table5() -> None:
+    from deepmot.reproduce.tables.dhn import PAPER_TABLE5 as table_rows
+    from deepmot.train.dhn_eval import PAPER_TABLE5 as LIBRARY
+
+    label = {"row": "row-wise", "col": "column-wise"}
+    expected = {
+        f"{name}, {label[mode]} max": dict(zip(("WA", "MA", "SA"), values, strict=True))
+        for mode, rows in LIBRARY.items()
+        for name, values in rows.items()
+    }
+    assert table_rows == expected and len(expected) == 10

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 #: The registered tables, for the help text (the registry's table modules are imported only
 #: when the command runs; a test keeps this equal to :func:`deepmot.reproduce.list_tables`).
-TABLES = ("comparison", "correlation", "loss-ablation", "sot", "tracktor")
+TABLES = ("comparison", "correlation", "dhn", "loss-ablation", "sot", "tracktor")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=dict(args.set),
     )
     print((folder / "table.md").read_text(), end="")
-    print(
-        f"written: {folder}/ (results.json, table.md, plot.png); page: deepmot results {args.out}"
-    )
+    plot = json.loads((folder / "results.json").read_text()).get("plot")
+    written = ", ".join(["results.json", "table.md", *([plot] if plot else [])])
+    print(f"written: {folder}/ ({written}); page: deepmot results {args.out}")
     return 0
