@@ -87,3 +87,15 @@ def test_image_to_tensor():
     torch.testing.assert_close(normalised[1], torch.full((4, 6), expected_green))
     with pytest.raises(ValueError, match="uint8"):
         image_to_tensor(image.astype(np.float32))
+
+
+def test_a_read_only_frame_converts_without_a_warning() -> None:
+    import warnings
+
+    image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    image.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = image_to_tensor(image)
+    assert tensor.shape == (3, 4, 5)
+    assert float(tensor[2, 3, 4]) == pytest.approx(image[3, 4, 2] / 255.0)

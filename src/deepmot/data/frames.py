@@ -104,6 +104,8 @@ def image_to_tensor(image: np.ndarray, normalize: bool = False) -> Tensor:
         raise ValueError(
             f"image must be an (H, W, 3) uint8 array, got {image.dtype} {tuple(image.shape)}"
         )
+    if not image.flags.writeable:  # a cached frame: torch.from_numpy would warn on it
+        image = image.copy()
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
     if normalize:
         mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
