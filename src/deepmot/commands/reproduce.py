@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from deepmot.commands._args import HelpFormatter, existing_dir, key_value, output_dir
+from deepmot.commands._args import HelpFormatter, key_value, output_dir
 from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--data",
-        type=existing_dir,
+        type=Path,
         default=None,
         metavar="MOT_ROOT",
         help="folder of MOTChallenge sequences (MOT17 with the DeepMOT authors' cleaned "
-        "detections, det/deepmot_clean_FRCNN.txt); default: ../shared/data/mot",
+        "detections, det/deepmot_clean_FRCNN.txt; tracktor and sot make their own scenes); "
+        "default: ../shared/data/mot",
     )
     parser.add_argument(
         "--set",
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.table not in list_tables():
         raise DeepMOTError(f"TABLE {args.table}: unknown; valid: {', '.join(list_tables())}")
     data = args.data or Path("../shared/data/mot")
-    if not data.is_dir():
+    if get_table(args.table).reads_data and not data.is_dir():
         raise DeepMOTError(f"--data {data}: no such folder; give --data MOT_ROOT")
     known = get_table(args.table).scales[args.scale]
     for key, _ in args.set:

@@ -86,6 +86,7 @@ class TableSpec:
         paper: row label -> column -> the paper's value, for the rows it has a counterpart
             of (an empty mapping where the paper has no comparable number).
         explanation: why our numbers differ from the paper's (the results page shows it).
+        reads_data: whether the table reads ``--data`` (False: it makes its own scenes).
     """
 
     name: str
@@ -96,6 +97,7 @@ class TableSpec:
     columns: tuple[Column, ...]
     paper: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     explanation: str = ""
+    reads_data: bool = True
 
 
 _TABLES: dict[str, TableSpec] = {}

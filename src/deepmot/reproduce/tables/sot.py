@@ -150,6 +150,7 @@ register_table(
         name="sot",
         title="Vanilla / Smooth-L1 / DeepMOT for GOTURN and SiamRPN, synthetic scenes",
         paper_ref="Table 3",
+        reads_data=False,
         run=run_sot_table,
         scales={
             "cpu": {

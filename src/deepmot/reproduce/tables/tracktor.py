@@ -67,6 +67,7 @@ register_table(
         name="tracktor",
         title="Vanilla / Smooth-L1 / DeepMOT fine-tuning of Tracktor, synthetic scenes",
         paper_ref="Table 3",
+        reads_data=False,
         run=run_tracktor_table,
         scales={
             "cpu": {**_COMMON, "iterations": 40, "sequences": 2, "frames": 200, "seeds": [0, 1, 2]},
