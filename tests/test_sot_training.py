@@ -94,10 +94,11 @@ def test_train_track_eval_commands(tmp_path: Path, tracker: str) -> None:
 
 @pytest.mark.parametrize("tracker", ["goturn", "siamrpn"])
 def test_track_uses_the_shipped_weights_without_weights(tracker: str) -> None:
-    from deepmot.commands.track import SHIPPED, _tracker
+    from deepmot import WEIGHTS_DIR
+    from deepmot.commands.track import _tracker
     from deepmot.trackers.registry import get_trainable
 
-    shipped = SHIPPED / f"{tracker}.safetensors"
+    shipped = WEIGHTS_DIR / f"{tracker}.safetensors"
     assert shipped.is_file() and shipped.stat().st_size <= 15 * 2**20
     model = _tracker(tracker, None, {}, None).predictor.model
     expected = get_trainable(tracker).load(shipped).state_dict()

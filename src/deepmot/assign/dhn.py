@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, fields, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from deepmot import WEIGHTS_DIR
 from deepmot.assign.sinkhorn import sinkhorn_plan
 from deepmot.errors import DeepMOTError
 from deepmot.io.weights import load_state, read_weights, save_weights
@@ -597,10 +597,6 @@ def list_dhns() -> list[str]:
     return list(_VARIANTS)
 
 
-def _weights_dir() -> Path:
-    return Path(str(resources.files("deepmot") / "weights"))
-
-
 def build_dhn(config: DHNConfig) -> DHN:
     """A freshly initialised DHN for ``config``."""
     return _CLASSES[config.arch](config)
@@ -628,10 +624,10 @@ def create_dhn(name: str, pretrained: bool = False, **overrides: Any) -> DHN:
             raise ValueError(
                 f"pretrained weights fix the config; got overrides {sorted(overrides)}"
             )
-        path = _weights_dir() / f"dhn_{name}.safetensors"
+        path = WEIGHTS_DIR / f"dhn_{name}.safetensors"
         if not path.is_file():
             shipped = sorted(
-                p.stem.removeprefix("dhn_") for p in _weights_dir().glob("dhn_*.safetensors")
+                p.stem.removeprefix("dhn_") for p in WEIGHTS_DIR.glob("dhn_*.safetensors")
             )
             raise ValueError(
                 f"no shipped weights for {name!r}; shipped: {', '.join(shipped) or 'none'}"

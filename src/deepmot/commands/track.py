@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from deepmot import WEIGHTS_DIR
 from deepmot.commands._args import HelpFormatter, existing_dir, existing_file, output_dir
 from deepmot.errors import DeepMOTError
 
@@ -14,9 +15,6 @@ log = logging.getLogger(__name__)
 #: The registered trackers, for the help text (the registry imports torch; a test keeps this
 #: list equal to :func:`deepmot.trackers.list_trackers`).
 TRACKERS = ("constant_velocity", "goturn", "kalman", "motion", "siamrpn", "tracktor")
-
-#: Weights shipped with the package: a learned tracker without --weights uses its file here.
-SHIPPED = Path(__file__).resolve().parents[1] / "weights"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -93,7 +91,7 @@ def _tracker(name: str, weights: Path | None, settings: dict, config: Path | Non
             f"--weights {weights}: tracker {name!r} has no trained weights to load (drop "
             "--weights, or choose a learned tracker)"
         )
-    shipped = SHIPPED / entry.trainable.weights_file if entry.trainable is not None else None
+    shipped = WEIGHTS_DIR / entry.trainable.weights_file if entry.trainable is not None else None
     if weights is None and shipped is not None and shipped.is_file():
         log.info("tracker %r: the shipped weights %s (--weights chooses others)", name, shipped)
         weights = shipped

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection.transform import resize_boxes
 
+from deepmot import WEIGHTS_DIR
 from deepmot.data.frames import image_to_tensor
 from deepmot.detection.config import DetectorConfig
 from deepmot.detection.model import (
@@ -63,7 +64,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SHIPPED_DETECTOR = Path(__file__).resolve().parent.parent / "weights" / "detector_light.safetensors"
+SHIPPED_DETECTOR = WEIGHTS_DIR / "detector_light.safetensors"
 """The light detector shipped with the package (trained on synthetic scenes; see its card)."""
 
 
