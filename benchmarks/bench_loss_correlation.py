@@ -41,7 +41,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dhn", action="store_true", help="also the shipped DHN (needs weights)")
+    parser.add_argument(
+        "--dhn", action="store_true", help="also the default DHN and seq_gru (shipped weights)"
+    )
     parser.add_argument("--dhn-weights", nargs="*", default=[], help="more DHN weights files")
     args = parser.parse_args()
     if not MOT_ROOT.is_dir():
@@ -59,9 +61,10 @@ def main() -> None:
     )
     matchers = {"exact": exact_matcher, "sinkhorn": Sinkhorn()}
     if args.dhn:
-        from deepmot.assign.dhn import create_dhn
+        from deepmot.assign.dhn import DEFAULT_DHN, create_dhn, default_dhn
 
-        matchers["dhn"] = create_dhn("seq_gru", pretrained=True)
+        matchers[f"dhn {DEFAULT_DHN}"] = default_dhn()
+        matchers["dhn seq_gru"] = create_dhn("seq_gru", pretrained=True)
     if args.dhn_weights:
         from deepmot.assign.dhn import load_dhn
 

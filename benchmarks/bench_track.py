@@ -4,8 +4,8 @@
    the constant-velocity baseline over every frame of the shared sequences that have public
    detections, frames per second, split into the motion model's time and the rest (association
    and track management).
-2. Training: steps per second with the DeepMOT loss (Sinkhorn and, if shipped, the DHN) and with
-   Smooth-L1 on MOT17 frame pairs, and their ratio.
+2. Training: steps per second with the DeepMOT loss (Sinkhorn and, if shipped, the default DHN
+   and ``seq_gru``) and with Smooth-L1 on MOT17 frame pairs, and their ratio.
 
     python benchmarks/bench_track.py [--steps 30] [--dhn-weights PATH ...] [--no-tracking]
 
@@ -66,16 +66,18 @@ def tracking(sequences: list[Sequence]) -> None:
 
 
 def training(sequences: list[Sequence], steps: int, dhn_weights: list[str]) -> None:
-    from deepmot.assign.dhn import create_dhn
+    from deepmot.assign.dhn import DEFAULT_DHN, create_dhn
 
     variants = {"smoothl1": {"loss": "smoothl1"}, "deepmot sinkhorn": {"matcher": "sinkhorn"}}
     for path in dhn_weights:
         variants[f"deepmot {Path(path).stem}"] = {"matcher": f"dhn:{path}"}
-    try:
-        create_dhn("seq_gru", pretrained=True)
-        variants["deepmot dhn"] = {"matcher": "dhn"}
-    except Exception as error:  # no shipped weights: say so and go on
-        print(f"  (no shipped DHN: {error})")
+    for name in dict.fromkeys((DEFAULT_DHN, "seq_gru")):
+        matcher = "dhn" if name == DEFAULT_DHN else f"dhn:{name}"
+        try:
+            create_dhn(name, pretrained=True)
+            variants[f"deepmot {matcher} ({name})"] = {"matcher": matcher}
+        except Exception as error:  # no shipped weights: say so and go on
+            print(f"  (no shipped DHN {name}: {error})")
     rates = {}
     for name, overrides in variants.items():
         config = TrackerTrainConfig(iterations=steps, checkpoint_every=10**6, **overrides)

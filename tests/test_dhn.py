@@ -303,3 +303,66 @@ def test_pretrained_bipartite_sk_loads_offline_and_solves_a_conflict():
     d = torch.tensor([[0.2, 0.3, 2.0], [0.1, 0.9, 2.0], [2.0, 2.0, 0.4]])
     a = model(d)
     assert (a.argmax(1) == torch.tensor([1, 0, 2])).all() and (a.max(1).values > 0.5).all()
+
+
+def test_gated_ramp_by_hand():
+    """Above every real distance (D > 1) Â is 0.5 - gated_slope (D - 1), at least 0; at or
+    below 1 it is the model's own output."""
+    from dataclasses import replace
+
+    from deepmot.assign.dhn import build_dhn
+
+    torch.manual_seed(11)
+    model = create_dhn("bipartite_sk").eval()
+    assert model.config.gated_slope == pytest.approx(0.1)
+    plain = build_dhn(replace(model.config, gated_slope=0.0)).eval()
+    plain.load_state_dict(model.state_dict())
+    d = torch.tensor([[0.1, 1.5, 2.0], [0.9, 0.2, 7.0], [1.0, 2.0, 0.3]])
+    with torch.no_grad():
+        a, own = model(d), plain(d)
+    expected = torch.tensor([[0.0, 0.45, 0.4], [0.0, 0.0, 0.0], [0.0, 0.4, 0.0]])
+    above = d > 1
+    torch.testing.assert_close(a[above], expected[above])
+    torch.testing.assert_close(a[~above], own[~above], atol=0, rtol=0)
+    assert torch.equal(a > 0.5, own > 0.5)  # the ramp never changes the discretisation
+
+
+def test_a_frozen_detached_dhn_passes_gradient_only_through_the_ramp():
+    model = create_dhn("bipartite_sk", pretrained=True)
+    d = torch.tensor([[0.1, 1.5, 2.0], [0.8, 0.2, 1.2]], requires_grad=True)
+    (trainable,) = torch.autograd.grad(model(d).sum(), d)
+    assert trainable[d <= 1].abs().sum() > 0  # parameters that train: the network's gradient
+    model.requires_grad_(False)  # as inside the DeepMOT loss
+    (frozen,) = torch.autograd.grad(model(d).sum(), d)
+    expected = torch.where(d > 1, -model.config.gated_slope, 0.0).detach()
+    torch.testing.assert_close(frozen, expected)
+
+
+def test_mixed_sizes_run_in_groups_and_empty_matrices_stay_zero():
+    from deepmot.assign.dhn import _size_groups
+
+    torch.manual_seed(12)
+    sizes = [(2, 2), (30, 40), (3, 2), (2, 3), (28, 41)]
+    ds = [torch.rand(n, m) for n, m in sizes]
+    batch, mask = _padded(ds + [torch.zeros(0, 0)])
+    groups = _size_groups(mask)
+    members = sorted(int(i) for g, _, _ in groups for i in g)
+    assert members == [0, 1, 2, 3, 4]  # each non-empty matrix once, the empty one left out
+    assert [(sorted(g.tolist()), n, m) for g, n, m in groups] == [
+        ([0, 2, 3], 3, 3),
+        ([1, 4], 30, 41),
+    ]
+    model = create_dhn("bipartite_sk").eval()
+    out = model(batch, mask)
+    for i, d in enumerate(ds):
+        torch.testing.assert_close(out[i, : d.shape[0], : d.shape[1]], model(d), atol=1e-6, rtol=0)
+    assert (out[5] == 0).all()
+
+
+def test_the_default_dhn_and_seq_gru_both_load():
+    from deepmot.assign.dhn import DEFAULT_DHN, default_dhn
+
+    assert DEFAULT_DHN == "bipartite_sk"
+    model = default_dhn()
+    assert model.config.sinkhorn and model.config.gated_slope > 0 and model.config.detach_frozen
+    assert create_dhn("seq_gru", pretrained=True).config == SHIPPED_CONFIG

@@ -397,3 +397,31 @@ def test_default_matcher_is_the_shipped_dhn() -> None:
     )
     (grad,) = torch.autograd.grad(out.loss, tracks)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_the_default_dhn_pulls_a_track_just_beyond_the_gate() -> None:
+    """A track that misses its object (IoU 0.42, so D > the gate 0.25): the soft gate blends
+    its pair towards 2.0, where the default DHN's ramp (``gated_slope``) keeps Â just under
+    δ, and the gradient moves the box towards its object; the same weights without the ramp
+    pass no gradient at all (saturated softmaxes)."""
+    from dataclasses import replace
+
+    from deepmot.assign.dhn import build_dhn, default_dhn
+
+    gt = torch.tensor([[100.0, 100, 140, 180], [300.0, 100, 340, 180]])
+    track = torch.tensor([[112.0, 112, 152, 192], [300, 102, 340, 182]], requires_grad=True)
+    assert 0.4 < float(boxes.box_iou(track[:1].detach(), gt[:1])) < 0.45
+    shipped = default_dhn()
+    no_ramp = build_dhn(replace(shipped.config, gated_slope=0.0))
+    no_ramp.load_state_dict(shipped.state_dict())
+    grads = []
+    for matcher in (shipped, no_ramp):
+        loss_fn = DeepMOTLoss(matcher)
+        loss_fn.memory = {1: 1, 2: 2}  # tracks started from the ground truth at t - 1
+        distance = boxes.distance_matrix(track, gt, *IMAGE)
+        assert float(distance[0, 0].detach()) > loss_fn.config.gate_distance
+        (grad,) = torch.autograd.grad(loss_fn(distance, [1, 2], [1, 2]).loss, track)
+        grads.append(grad[0])
+    towards = gt[0] - track[0].detach()
+    assert float((-grads[0] * towards).sum()) > 0 and float(grads[0].norm()) > 1e-6
+    assert float(grads[1].norm()) == 0.0

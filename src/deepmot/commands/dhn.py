@@ -139,7 +139,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "weights",
         metavar="WEIGHTS",
         help=f"a .safetensors file from 'deepmot dhn train', a run's checkpoint.pt, or a "
-        f"shipped name ({', '.join(VARIANTS)}; weights ship for seq_gru)",
+        f"shipped name ({', '.join(VARIANTS)}; weights ship for seq_gru and bipartite_sk, "
+        "the default matcher)",
     )
     ev.add_argument("data", type=existing_path, metavar="DATA", help="folder from 'dhn data'")
     ev.add_argument(
@@ -518,7 +519,7 @@ def _load_weights(weights: str, device: str):
 
     kinds = (
         "give a .safetensors file from 'deepmot dhn train', a run's checkpoint.pt, or a shipped "
-        "name (seq_gru)"
+        "name (seq_gru, bipartite_sk)"
     )
     path = Path(weights)
     if not path.exists() and (path.suffix or "/" in weights):

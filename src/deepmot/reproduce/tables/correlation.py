@@ -107,11 +107,15 @@ def _matchers(names: list[str]) -> dict[str, Any]:
         elif name == "sinkhorn":
             out[name] = Sinkhorn()
         elif name == "dhn":
+            from deepmot.assign.dhn import default_dhn
+
+            out[name] = default_dhn()
+        elif name == "seq_gru":
             from deepmot.assign.dhn import create_dhn
 
             out[name] = create_dhn("seq_gru", pretrained=True)
         else:
-            raise ValueError(f"unknown matcher {name!r}; valid: exact, sinkhorn, dhn")
+            raise ValueError(f"unknown matcher {name!r}; valid: exact, sinkhorn, dhn, seq_gru")
     return out
 
 
@@ -176,8 +180,16 @@ register_table(
         paper_ref="Sec. 4 (the loss as a proxy of MOTA; no table)",
         run=run_correlation,
         scales={
-            "cpu": {"pairs": 500, "matchers": ["exact", "sinkhorn", "dhn"], "seeds": [0, 1, 2]},
-            "full": {"pairs": 5000, "matchers": ["exact", "sinkhorn", "dhn"], "seeds": [0, 1, 2]},
+            "cpu": {
+                "pairs": 500,
+                "matchers": ["exact", "sinkhorn", "dhn", "seq_gru"],
+                "seeds": [0, 1, 2],
+            },
+            "full": {
+                "pairs": 5000,
+                "matchers": ["exact", "sinkhorn", "dhn", "seq_gru"],
+                "seeds": [0, 1, 2],
+            },
         },
         columns=COLUMNS,
         paper={},
