@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--dhn", action="store_true", help="also the default DHN and seq_gru (shipped weights)"
+        "--dhn", action="store_true", help="also the default DHN and bipartite_sk (shipped weights)"
     )
     parser.add_argument("--dhn-weights", nargs="*", default=[], help="more DHN weights files")
     args = parser.parse_args()
@@ -61,10 +61,10 @@ def main() -> None:
     )
     matchers = {"exact": exact_matcher, "sinkhorn": Sinkhorn()}
     if args.dhn:
-        from deepmot.assign.dhn import DEFAULT_DHN, create_dhn, default_dhn
+        from deepmot.assign.dhn import DEFAULT_DHN, create_dhn
 
-        matchers[f"dhn {DEFAULT_DHN}"] = default_dhn()
-        matchers["dhn seq_gru"] = create_dhn("seq_gru", pretrained=True)
+        for name in dict.fromkeys((DEFAULT_DHN, "bipartite_sk")):
+            matchers[f"dhn {name}"] = create_dhn(name, pretrained=True)
     if args.dhn_weights:
         from deepmot.assign.dhn import load_dhn
 

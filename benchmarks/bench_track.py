@@ -4,8 +4,8 @@
    the constant-velocity baseline over every frame of the shared sequences that have public
    detections, frames per second, split into the motion model's time and the rest (association
    and track management).
-2. Training: steps per second with the DeepMOT loss (Sinkhorn and, if shipped, the default DHN
-   and ``seq_gru``) and with Smooth-L1 on MOT17 frame pairs, and their ratio.
+2. Training: steps per second with the DeepMOT loss (Sinkhorn and, if shipped, the default DHN,
+   ``seq_gru`` and ``bipartite_sk``) and with Smooth-L1 on MOT17 frame pairs, and their ratio.
 
     python benchmarks/bench_track.py [--steps 30] [--dhn-weights PATH ...] [--no-tracking]
 
@@ -71,7 +71,7 @@ def training(sequences: list[Sequence], steps: int, dhn_weights: list[str]) -> N
     variants = {"smoothl1": {"loss": "smoothl1"}, "deepmot sinkhorn": {"matcher": "sinkhorn"}}
     for path in dhn_weights:
         variants[f"deepmot {Path(path).stem}"] = {"matcher": f"dhn:{path}"}
-    for name in dict.fromkeys((DEFAULT_DHN, "seq_gru")):
+    for name in dict.fromkeys((DEFAULT_DHN, "seq_gru", "bipartite_sk")):
         matcher = "dhn" if name == DEFAULT_DHN else f"dhn:{name}"
         try:
             create_dhn(name, pretrained=True)

@@ -399,19 +399,19 @@ def test_default_matcher_is_the_shipped_dhn() -> None:
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
-def test_the_default_dhn_pulls_a_track_just_beyond_the_gate() -> None:
+def test_bipartite_sk_pulls_a_track_just_beyond_the_gate() -> None:
     """A track that misses its object (IoU 0.42, so D > the gate 0.25): the soft gate blends
-    its pair towards 2.0, where the default DHN's ramp (``gated_slope``) keeps Â just under
-    δ, and the gradient moves the box towards its object; the same weights without the ramp
-    pass no gradient at all (saturated softmaxes)."""
+    its pair towards 2.0, where the shipped ``bipartite_sk``'s ramp (``gated_slope``) keeps Â
+    just under δ, and the gradient moves the box towards its object; the same weights without
+    the ramp pass no gradient at all (saturated softmaxes)."""
     from dataclasses import replace
 
-    from deepmot.assign.dhn import build_dhn, default_dhn
+    from deepmot.assign.dhn import build_dhn, create_dhn
 
     gt = torch.tensor([[100.0, 100, 140, 180], [300.0, 100, 340, 180]])
     track = torch.tensor([[112.0, 112, 152, 192], [300, 102, 340, 182]], requires_grad=True)
     assert 0.4 < float(boxes.box_iou(track[:1].detach(), gt[:1])) < 0.45
-    shipped = default_dhn()
+    shipped = create_dhn("bipartite_sk", pretrained=True)
     no_ramp = build_dhn(replace(shipped.config, gated_slope=0.0))
     no_ramp.load_state_dict(shipped.state_dict())
     grads = []

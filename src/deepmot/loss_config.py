@@ -25,8 +25,8 @@ class DeepMOTLossConfig:
     # MOTA) from 0.53 (ungated) to 0.953 hard / 0.949 soft; the soft gate also leaves a
     # gradient towards their object to 40% of the tracks that miss it (IoU < 0.5), against 22%
     # when hard. Training needs that gradient, so soft is the default. (With Sinkhorn the soft
-    # gate at LARGE_VALUE pulls no more than the hard one: 21% against 22%. The default DHN
-    # now, bipartite_sk, pulls 52% with the soft gate, Spearman 0.957 on 300 pairs: see
+    # gate at LARGE_VALUE pulls no more than the hard one: 21% against 22%. The shipped
+    # bipartite_sk pulls 52% with the soft gate, Spearman 0.957 on 300 pairs: see
     # deepmot.assign.dhn.GATED_SLOPE.)
     gate: Literal["hard", "soft", "none"] = "soft"
     gate_distance: float = 0.25  # D above this is gated when no IoU is given

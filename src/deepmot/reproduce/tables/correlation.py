@@ -110,12 +110,12 @@ def _matchers(names: list[str]) -> dict[str, Any]:
             from deepmot.assign.dhn import default_dhn
 
             out[name] = default_dhn()
-        elif name == "seq_gru":
+        elif name == "bipartite_sk":
             from deepmot.assign.dhn import create_dhn
 
-            out[name] = create_dhn("seq_gru", pretrained=True)
+            out[name] = create_dhn("bipartite_sk", pretrained=True)
         else:
-            raise ValueError(f"unknown matcher {name!r}; valid: exact, sinkhorn, dhn, seq_gru")
+            raise ValueError(f"unknown matcher {name!r}; valid: exact, sinkhorn, dhn, bipartite_sk")
     return out
 
 
@@ -182,12 +182,12 @@ register_table(
         scales={
             "cpu": {
                 "pairs": 500,
-                "matchers": ["exact", "sinkhorn", "dhn", "seq_gru"],
+                "matchers": ["exact", "sinkhorn", "dhn", "bipartite_sk"],
                 "seeds": [0, 1, 2],
             },
             "full": {
                 "pairs": 5000,
-                "matchers": ["exact", "sinkhorn", "dhn", "seq_gru"],
+                "matchers": ["exact", "sinkhorn", "dhn", "bipartite_sk"],
                 "seeds": [0, 1, 2],
             },
         },
