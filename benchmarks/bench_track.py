@@ -75,7 +75,8 @@ def training(sequences: list[Sequence], steps: int, dhn_weights: list[str]) -> N
         matcher = "dhn" if name == DEFAULT_DHN else f"dhn:{name}"
         try:
             create_dhn(name, pretrained=True)
-            variants[f"deepmot {matcher} ({name})"] = {"matcher": matcher}
+            label = f"dhn ({name})" if matcher == "dhn" else matcher
+            variants[f"deepmot {label}"] = {"matcher": matcher}
         except Exception as error:  # no shipped weights: say so and go on
             print(f"  (no shipped DHN {name}: {error})")
     rates = {}
