@@ -180,7 +180,7 @@ runs without autograd (``detach_frozen``), which halves its forward and backward
 Exact match is unchanged (the ramp stays below 0.5). What the ramp does not match is the size
 of ``seq_gru``'s gradients: summed over 150 pairs, the dMOTA terms' gradient along the
 direction to each track's own object is +0.21 for missed tracks and +1.03 for the others,
-against +0.54 and +1.01 with ``seq_gru`` (slope 0.05: +0.41 and +0.63)."""
+against +0.54 and +1.01 with ``seq_gru`` (slope 0.05: +0.39 and +0.62)."""
 
 _VARIANTS: dict[str, dict[str, Any]] = {
     "seq_gru": {"arch": "seq", "cell": "gru"},
