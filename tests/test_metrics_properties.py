@@ -106,3 +106,12 @@ def test_frame_block_is_the_dense_iou_matrix_of_the_frame(seed: int) -> None:
         np.testing.assert_array_equal(
             data.pair_tracker[index[r, c]], data.tracker_offsets[frame] + c
         )
+    # several frames at once, in batches of every size: the same matrices
+    chosen = np.flatnonzero(rng.random(frames) < 0.7)
+    for max_cells in (1, 5, 1 << 21):
+        blocks = list(data.frame_blocks(chosen, max_cells=max_cells))
+        assert [f for f, _, _ in blocks] == chosen.tolist()
+        for frame, matrix, index in blocks:
+            expected, expected_index = data.frame_block(frame)
+            np.testing.assert_array_equal(matrix, expected)
+            np.testing.assert_array_equal(index, expected_index)

@@ -87,13 +87,10 @@ class HOTA(MetricFamily):
         pos_frames = data.gt_frames[g_rows[positive]]
         hard_frames, in_hard = frames_among(pos_frames, contested, data.num_frames)
         matched = [positive[~in_hard]]
-        cost = -score
-        for frame in hard_frames.tolist():
-            block, index = data.frame_block(frame, cost)
-            rows, cols = linear_sum_assignment(block)
-            pairs = index[rows, cols]
-            matched.append(pairs[pairs >= 0])  # the others have IoU 0: never true positives
-        return np.sort(np.concatenate(matched))
+        for _, block, index in data.frame_blocks(hard_frames, -score):
+            matched.append(index[linear_sum_assignment(block)])
+        pairs = np.sort(np.concatenate(matched))
+        return pairs[pairs >= 0]  # -1: entries without a pair (IoU 0), never true positives
 
     def eval_sequence(self, data: SequenceData) -> Result:
         res = self._empty()
