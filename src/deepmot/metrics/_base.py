@@ -234,7 +234,7 @@ class SequenceData:
         return matrix, index
 
     def frame_blocks(
-        self, frames: np.ndarray, values: np.ndarray | None = None, max_cells: int = 1 << 21
+        self, frames: np.ndarray, values: np.ndarray | None = None, max_cells: int = 1 << 17
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """``(frame, matrix, index)`` of :meth:`frame_block` for each of ``frames`` (distinct,
         ascending), as needed by per-frame assignments (about 20k frames on MOT17's training set).

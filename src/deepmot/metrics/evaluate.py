@@ -133,9 +133,11 @@ def detect_benchmark(name: str, gt_path: str | Path | None = None) -> str:
 def _distractor_matches(raw: SequenceData, distractor: np.ndarray) -> np.ndarray:
     """Boolean mask of the tracker rows matched to a distractor gt box (to be removed).
 
-    ``raw`` holds every gt row (any class and flag); ``distractor`` marks its distractor rows.
-    The matching is an exact assignment among pairs with IoU >= 0.5; it is solved only in
-    frames where such pairs compete for a box, elsewhere they are the matching.
+    ``raw`` holds every gt row (any class and flag) of the frames where it matters;
+    ``distractor`` marks its distractor rows. The matching is an exact assignment among pairs
+    with IoU >= 0.5 (candidates). A candidate whose gt box and tracker box have no other
+    candidate belongs to every optimal assignment (any other pairs them with 0), so the
+    assignment is solved only in frames where a distractor's candidate competes with another.
     """
     remove = np.zeros(raw.num_tracker_dets, dtype=bool)
     candidates = np.flatnonzero(raw.pair_sim >= MATCH_THRESHOLD - EPS)
@@ -152,7 +154,7 @@ def _distractor_matches(raw: SequenceData, distractor: np.ndarray) -> np.ndarray
     gt_degree = np.bincount(cand_gt, minlength=raw.num_gt_dets)
     tr_degree = np.bincount(cand_tr, minlength=raw.num_tracker_dets)
     contested = (gt_degree[cand_gt] > 1) | (tr_degree[cand_tr] > 1)
-    hard, in_hard = frames_among(cand_frames, contested, raw.num_frames)
+    hard, in_hard = frames_among(cand_frames, contested & distractor[cand_gt], raw.num_frames)
     easy = ~in_hard & distractor[cand_gt]
     remove[cand_tr[easy]] = True
     cost = np.where(raw.pair_sim >= MATCH_THRESHOLD - EPS, -raw.pair_sim, 0.0)
