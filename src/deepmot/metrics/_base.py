@@ -31,6 +31,7 @@ __all__ = [
     "frames_among",
     "overlapping_pairs",
     "offsets_from_frames",
+    "relabel",
 ]
 
 #: The float tolerance the reference uses around every threshold (``np.finfo(float).eps``).
@@ -106,6 +107,22 @@ def frames_among(
     hit = np.zeros(num_frames, dtype=bool)
     hit[frames[chosen]] = True
     return np.flatnonzero(hit), hit[frames]
+
+
+def relabel(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` of ``(N,)`` integers: the distinct values,
+    ascending, and each value's rank among them.
+
+    A table of flags when the values span at most a few times their count (ids and keys of
+    id pairs usually do): linear, where ``np.unique`` sorts.
+    """
+    if values.size:
+        low, high = int(values.min()), int(values.max())
+        if high - low <= 4 * values.size + 1024:
+            present = np.zeros(high - low + 1, dtype=bool)
+            present[values - low] = True
+            return np.flatnonzero(present) + low, (np.cumsum(present) - 1)[values - low]
+    return np.unique(values, return_inverse=True)
 
 
 def offsets_from_frames(frames: np.ndarray, num_frames: int) -> np.ndarray:
@@ -334,8 +351,8 @@ class SequenceData:
         if pairs is None:
             pairs = overlapping_pairs(gt_frames, gt_corners, tracker_frames, tracker_corners)
         pair_gt, pair_tr, sim = pairs
-        gt_uniq, gt_new = np.unique(gt_ids, return_inverse=True)
-        tr_uniq, tr_new = np.unique(tracker_ids, return_inverse=True)
+        gt_uniq, gt_new = relabel(gt_ids)
+        tr_uniq, tr_new = relabel(tracker_ids)
         return cls(
             name=name,
             num_frames=int(num_frames),

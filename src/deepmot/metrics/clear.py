@@ -125,7 +125,8 @@ class CLEAR(MetricFamily):
         cand_frames = data.gt_frames[cand_gt]
         hard_frames, in_hard = frames_among(cand_frames, contested, data.num_frames)
         # matched[c]: candidate c is a match; those of frames without competition already are
-        matched = np.append(~in_hard, False)  # the extra False: "no candidate" (index -1)
+        # two extra slots: "no candidate", always False, and a bin for non-matches
+        matched = np.concatenate((~in_hard, [False, False]))
 
         if hard_frames.size:
             # A pair scores its IoU, plus 1000 where the gt object keeps the tracker id it was
@@ -140,9 +141,10 @@ class CLEAR(MetricFamily):
             follows = (key[order][1:] == key[order][:-1]) & (
                 cand_frames[order][:-1] == prev_active[cand_frames[order][1:]]
             )
-            previous = np.full(len(candidates), -1, dtype=np.int64)
+            previous = np.full(len(candidates), len(candidates), dtype=np.int64)  # none: False
             previous[order[1:][follows]] = order[:-1][follows]
-            candidate_of_pair = np.full(len(sim), -1, dtype=np.int64)
+            # index -1 (no pair) and pairs below the threshold point at a slot nobody reads
+            candidate_of_pair = np.full(len(sim) + 1, len(candidates) + 1, dtype=np.int64)
             candidate_of_pair[candidates] = np.arange(len(candidates))
             cells = data.pair_cell[candidates]
             keeps = -(1000 + sim[candidates])  # the cost of a candidate that keeps its id
@@ -152,11 +154,9 @@ class CLEAR(MetricFamily):
             for k, (_, cost, index) in enumerate(data.frame_blocks(hard_frames, costs)):
                 kept = first[k] + matched[previous[first[k] : stop[k]]].nonzero()[0]
                 cost.ravel()[cells[kept]] = keeps[kept]
-                rows, cols = linear_sum_assignment(cost)
-                ok = cost[rows, cols] < -EPS
-                matched[candidate_of_pair[index[rows[ok], cols[ok]]]] = True
+                matched[candidate_of_pair[index[linear_sum_assignment(cost)]]] = True
 
-        pairs = candidates[matched[:-1]]
+        pairs = candidates[matched[: len(candidates)]]
         gt_ids = data.gt_ids[data.pair_gt[pairs]]
         tr_rows = data.pair_tracker[pairs]
         order = np.argsort(gt_ids, kind="stable")  # pairs are in frame order already
