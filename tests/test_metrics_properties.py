@@ -119,8 +119,7 @@ def test_frame_block_is_the_dense_iou_matrix_of_the_frame(seed: int) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.integers(-(2**40), 2**40), max_size=30)
-    | st.lists(st.integers(-5, 60), max_size=40)
+    st.lists(st.integers(-(2**40), 2**40), max_size=30) | st.lists(st.integers(-5, 60), max_size=40)
 )
 def test_relabel_is_numpy_unique_with_inverse(values: list[int]) -> None:
     """Spread-out values (a sort) and dense ones (the table of flags) alike."""
