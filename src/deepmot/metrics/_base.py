@@ -263,13 +263,13 @@ class SequenceData:
         """
         values = self.pair_sim if values is None else values
         frames = np.asarray(frames, dtype=np.int64)
+        if frames.size == 0:
+            return
         n_gt, n_tr = self._gt_counts[frames], self._tracker_counts[frames]
         before = np.cumsum(n_gt * n_tr) - n_gt * n_tr  # each frame's first cell, all frames
         batch = before // max_cells
         cuts = [0, *(np.flatnonzero(batch[1:] != batch[:-1]) + 1).tolist(), len(frames)]
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-            if a == b:
-                continue
             first = self.pair_offsets[frames[a:b]]
             counts = self.pair_offsets[frames[a:b] + 1] - first
             start = before[a:b] - before[a]
