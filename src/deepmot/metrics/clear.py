@@ -124,8 +124,8 @@ class CLEAR(MetricFamily):
         contested = (gt_degree[cand_gt] > 1) | (tr_degree[cand_tr] > 1)
         cand_frames = data.gt_frames[cand_gt]
         hard_frames, in_hard = frames_among(cand_frames, contested, data.num_frames)
-        # matched[c]: candidate c is a match; those of frames without competition already are
-        # two extra slots: "no candidate", always False, and a bin for non-matches
+        # matched[c]: whether candidate c is a match (known already in frames without
+        # competition); then two extra slots: "no candidate" (always False) and a bin
         matched = np.concatenate((~in_hard, [False, False]))
 
         if hard_frames.size:

@@ -136,8 +136,9 @@ def _distractor_matches(raw: SequenceData, distractor: np.ndarray) -> np.ndarray
     ``raw`` holds every gt row (any class and flag) of the frames where it matters;
     ``distractor`` marks its distractor rows. The matching is an exact assignment among pairs
     with IoU >= 0.5 (candidates). A candidate whose gt box and tracker box have no other
-    candidate belongs to every optimal assignment (any other pairs them with 0), so the
-    assignment is solved only in frames where a distractor's candidate competes with another.
+    candidate belongs to every optimal assignment (one without it scores 0 for both boxes), so
+    the assignment is solved only in frames where a distractor's candidate competes with
+    another.
     """
     remove = np.zeros(raw.num_tracker_dets, dtype=bool)
     candidates = np.flatnonzero(raw.pair_sim >= MATCH_THRESHOLD - EPS)
