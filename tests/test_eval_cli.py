@@ -167,6 +167,30 @@ def test_eval_imports_neither_scipy_optimize_nor_sparse(folders: tuple[Path, Pat
     assert "HEAVY []" in done.stdout and "SAME True" in done.stdout
 
 
+def test_the_process_skips_teardown_but_loses_no_output(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``python -m deepmot eval`` ends without the interpreter's teardown: its piped (so
+    block-buffered) tables, its files and its exit codes are those of ``main``."""
+    gt_root, res_dir = folders
+    out = tmp_path / "o.json"
+    command = [sys.executable, "-m", "deepmot", "eval", str(gt_root), str(res_dir)]
+    done = subprocess.run(
+        [*command, "--out", str(out), "--workers", "2"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("COMBINED") == 3
+    assert done.stdout.rstrip().splitlines()[-1].startswith("COMBINED")  # the last table whole
+    expected = evaluate(gt_root, res_dir)
+    written = json.loads(out.read_text())["results"]["COMBINED"]
+    assert written["clear"]["MOTA"] == expected.combined["clear"]["MOTA"]
+    assert "wrote" in done.stderr  # the log line, flushed
+    failed = subprocess.run(
+        [*command, "--sequences", "NOPE"], capture_output=True, text=True, timeout=120
+    )
+    assert failed.returncode == 2 and "unknown sequence NOPE" in failed.stderr
+
+
 def test_connected_components_agree_with_scipy() -> None:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components as scipy_components

@@ -62,6 +62,18 @@ def test_tracker_boxes_on_other_classes_are_false_positives() -> None:
     assert clear_counts(data) == (1, 1, 0)
 
 
+@pytest.mark.parametrize("x, removed", [(108.0, False), (102.0, True)])
+def test_an_occluder_competes_with_a_distractor_for_a_tracker_box(x: float, removed: bool) -> None:
+    """A tracker box with IoU >= 0.5 with a static person (distractor) and with an occluder
+    goes to the closer one (IoU 0.96 against 0.85): removed only when that is the distractor.
+    Frame 2 has an occluder and no distractor: its tracker box stays a false positive."""
+    d, o = [100.0, 100.0, 100.0, 100.0], [110.0, 100.0, 100.0, 100.0]
+    gt = gt_rows([(1, 1, A, 1, 1), (1, 2, d, 0, 7), (1, 3, o, 0, 9), (2, 3, o, 0, 9)])
+    tracker = tr_rows([(1, 1, A), (1, 2, [x, 100.0, 100.0, 100.0]), (2, 2, o)])
+    data = preprocess(gt, tracker, benchmark="MOT17", num_frames=2, name="s")
+    assert clear_counts(data) == (1, 1 if removed else 2, 0)
+
+
 def test_flag_zero_pedestrians_are_ignored_and_their_boxes_kept() -> None:
     gt = gt_rows([(1, 1, A, 1, 1), (1, 2, B, 0, 1)])
     data = preprocess(

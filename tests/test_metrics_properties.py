@@ -106,3 +106,27 @@ def test_frame_block_is_the_dense_iou_matrix_of_the_frame(seed: int) -> None:
         np.testing.assert_array_equal(
             data.pair_tracker[index[r, c]], data.tracker_offsets[frame] + c
         )
+    # several frames at once, in batches of every size: the same matrices
+    chosen = np.flatnonzero(rng.random(frames) < 0.7)
+    for max_cells in (1, 5, 1 << 21):
+        blocks = list(data.frame_blocks(chosen, max_cells=max_cells))
+        assert [f for f, _, _ in blocks] == chosen.tolist()
+        for frame, matrix, index in blocks:
+            expected, expected_index = data.frame_block(frame)
+            np.testing.assert_array_equal(matrix, expected)
+            np.testing.assert_array_equal(index, expected_index)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(-(2**40), 2**40), max_size=30) | st.lists(st.integers(-5, 60), max_size=40)
+)
+def test_relabel_is_numpy_unique_with_inverse(values: list[int]) -> None:
+    """Spread-out values (a sort) and dense ones (the table of flags) alike."""
+    from deepmot.metrics._base import relabel
+
+    array = np.array(values, dtype=np.int64)
+    uniq, inverse = relabel(array)
+    expected_uniq, expected_inverse = np.unique(array, return_inverse=True)
+    np.testing.assert_array_equal(uniq, expected_uniq)
+    np.testing.assert_array_equal(inverse, expected_inverse)

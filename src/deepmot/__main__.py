@@ -1,7 +1,5 @@
 """``python -m deepmot``: the ``deepmot`` command."""
 
-import sys
+from deepmot.cli import entry
 
-from deepmot.cli import main
-
-sys.exit(main())
+entry()

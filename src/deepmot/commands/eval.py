@@ -30,6 +30,10 @@ from deepmot.commands._args import output_file
 
 log = logging.getLogger(__name__)
 
+#: The command leaves no file open and no process running: ``deepmot.cli.entry`` may skip the
+#: interpreter's teardown (25-45 ms of CPU).
+EXIT_WITHOUT_TEARDOWN = True
+
 METRIC_CHOICES = ("hota", "clear", "identity")
 BENCHMARK_CHOICES = (
     "auto",

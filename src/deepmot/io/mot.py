@@ -158,6 +158,8 @@ def _parse_clean_table(
         return None
     if table.shape[0] != n_lines or not min_cols <= table.shape[1] <= max_cols:
         return None
+    if table.shape[1] == max_cols:
+        return table, np.arange(1, n_lines + 1)
     padded = np.full((table.shape[0], max_cols), np.nan)
     padded[:, : table.shape[1]] = table
     return padded, np.arange(1, n_lines + 1)

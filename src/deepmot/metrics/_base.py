@@ -14,7 +14,7 @@ torch), so that ``deepmot eval`` starts fast.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
@@ -31,6 +31,7 @@ __all__ = [
     "frames_among",
     "overlapping_pairs",
     "offsets_from_frames",
+    "relabel",
 ]
 
 #: The float tolerance the reference uses around every threshold (``np.finfo(float).eps``).
@@ -108,6 +109,22 @@ def frames_among(
     return np.flatnonzero(hit), hit[frames]
 
 
+def relabel(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` of ``(N,)`` integers: the distinct values,
+    ascending, and each value's rank among them.
+
+    A table of flags when the values span at most a few times their count (ids and keys of
+    id pairs usually do): linear, where ``np.unique`` sorts.
+    """
+    if values.size:
+        low, high = int(values.min()), int(values.max())
+        if high - low <= 4 * values.size + 1024:
+            present = np.zeros(high - low + 1, dtype=bool)
+            present[values - low] = True
+            return np.flatnonzero(present) + low, (np.cumsum(present) - 1)[values - low]
+    return np.unique(values, return_inverse=True)
+
+
 def offsets_from_frames(frames: np.ndarray, num_frames: int) -> np.ndarray:
     """CSR offsets ``(num_frames + 1,)`` of rows sorted by 0-based ``frames``."""
     counts = np.bincount(frames, minlength=num_frames)
@@ -141,8 +158,9 @@ def overlapping_pairs(
     num_frames = int(max(gt_frames[-1], tracker_frames[-1])) + 1
     pad = 1.0 + 1e-9 * num_frames * (extent + 1.0)  # far above the rounding of the keys
     span = extent + 4.0 * pad  # frame f owns the keys [f * span, f * span + extent]
-    order = np.lexsort((tx1, tracker_frames))
-    key = tracker_frames[order] * span + (tx1[order] - lo)
+    key = tracker_frames * span + (tx1 - lo)
+    order = np.argsort(key, kind="stable")  # by frame, then x1
+    key = key[order]
     widest = np.zeros(num_frames)
     np.maximum.at(widest, tracker_frames, tx2 - tx1)
     base = gt_frames * span
@@ -167,7 +185,8 @@ def overlapping_pairs(
     )
     keep = iou > 0
     pair_gt, pair_tr, iou = pair_gt[keep], pair_tr[keep], iou[keep]
-    sort = np.lexsort((pair_tr, pair_gt))
+    # pair_gt is sorted already: a stable sort of this key orders each gt row's few pairs
+    sort = np.argsort(pair_gt * np.int64(len(tracker_frames)) + pair_tr, kind="stable")
     return pair_gt[sort], pair_tr[sort], iou[sort]
 
 
@@ -228,27 +247,47 @@ class SequenceData:
         Returns ``(matrix, index)``: entries of pairs that do not overlap are 0, and ``index``
         holds each entry's pair index (-1 where there is no pair).
         """
-        values = self.pair_sim if values is None else values
-        return self.frame_matrix(
-            frame, values[self.pair_offsets[frame] : self.pair_offsets[frame + 1]]
-        )
-
-    def frame_matrix(self, frame: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`frame_block` of ``values`` given for the frame's pairs only, ``(P_f,)``.
-
-        Called once per frame that needs an assignment (about 20k times on MOT17's training
-        set), so it does as few NumPy calls as it can: positions in the matrix are computed
-        once per sequence (:attr:`_pair_cell`).
-        """
-        lo, hi = self.pair_offsets[frame], self.pair_offsets[frame + 1]
-        shape = (self._gt_counts[frame], self._tracker_counts[frame])
-        cells = self._pair_cell[lo:hi]
-        matrix = np.zeros(shape)
-        matrix.ravel()[cells] = values
-        index = np.empty(shape, dtype=np.int64)
-        index.fill(-1)  # not np.full, whose Python wrapper was a quarter of this call
-        index.ravel()[cells] = np.arange(lo, hi)
+        _, matrix, index = next(self.frame_blocks(np.array([frame]), values))
         return matrix, index
+
+    def frame_blocks(
+        self, frames: np.ndarray, values: np.ndarray | None = None, max_cells: int = 1 << 17
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(frame, matrix, index)`` of :meth:`frame_block` for each of ``frames`` (distinct,
+        ascending), as needed by per-frame assignments (about 20k frames on MOT17's training set).
+
+        The matrices of consecutive frames are filled together, about ``max_cells`` entries at
+        a time, into one buffer of which each ``matrix`` is a view: a few NumPy calls per batch
+        of frames rather than per frame. A caller may change a matrix in place (no other frame
+        sees it).
+        """
+        values = self.pair_sim if values is None else values
+        frames = np.asarray(frames, dtype=np.int64)
+        if frames.size == 0:
+            return
+        n_gt, n_tr = self._gt_counts[frames], self._tracker_counts[frames]
+        before = np.cumsum(n_gt * n_tr) - n_gt * n_tr  # each frame's first cell, all frames
+        batch = before // max_cells
+        cuts = [0, *(np.flatnonzero(batch[1:] != batch[:-1]) + 1).tolist(), len(frames)]
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            first = self.pair_offsets[frames[a:b]]
+            counts = self.pair_offsets[frames[a:b] + 1] - first
+            start = before[a:b] - before[a]
+            within = np.cumsum(counts) - counts
+            pairs = np.arange(int(counts.sum())) + np.repeat(first - within, counts)
+            cell = np.repeat(start, counts) + self.pair_cell[pairs]
+            size = int(before[b - 1] - before[a] + n_gt[b - 1] * n_tr[b - 1])
+            matrices = np.zeros(size)
+            matrices[cell] = values[pairs]
+            indices = np.full(size, -1, dtype=np.int64)
+            indices[cell] = pairs
+            shapes = zip(n_gt[a:b].tolist(), n_tr[a:b].tolist(), strict=True)
+            for frame, s, (n, m) in zip(frames[a:b].tolist(), start.tolist(), shapes, strict=True):
+                yield (
+                    frame,
+                    matrices[s : s + n * m].reshape(n, m),
+                    indices[s : s + n * m].reshape(n, m),
+                )
 
     @cached_property
     def _gt_counts(self) -> np.ndarray:
@@ -261,7 +300,7 @@ class SequenceData:
         return np.diff(self.tracker_offsets)
 
     @cached_property
-    def _pair_cell(self) -> np.ndarray:
+    def pair_cell(self) -> np.ndarray:
         """``(P,)`` each pair's flat position in its frame's ``(n_gt, n_tracker)`` matrix."""
         frames = self.gt_frames[self.pair_gt]
         rows = self.pair_gt - self.gt_offsets[frames]
@@ -312,8 +351,8 @@ class SequenceData:
         if pairs is None:
             pairs = overlapping_pairs(gt_frames, gt_corners, tracker_frames, tracker_corners)
         pair_gt, pair_tr, sim = pairs
-        gt_uniq, gt_new = np.unique(gt_ids, return_inverse=True)
-        tr_uniq, tr_new = np.unique(tracker_ids, return_inverse=True)
+        gt_uniq, gt_new = relabel(gt_ids)
+        tr_uniq, tr_new = relabel(tracker_ids)
         return cls(
             name=name,
             num_frames=int(num_frames),

@@ -60,6 +60,14 @@ def _previous_active(active: np.ndarray) -> np.ndarray:
     return last[:-1]
 
 
+def _unmatched(count: int, matched: np.ndarray) -> np.ndarray:
+    """The rows ``0..count-1`` not in ``matched``, ascending (``np.setdiff1d`` without its
+    ``np.unique``, whose first call imports ``numpy.ma``)."""
+    free = np.ones(count, dtype=bool)
+    free[matched] = False
+    return np.flatnonzero(free)
+
+
 class CLEAR(MetricFamily):
     """CLEAR MOT measures with the reference's (TrackEval's) fields and combination.
 
@@ -116,42 +124,39 @@ class CLEAR(MetricFamily):
         contested = (gt_degree[cand_gt] > 1) | (tr_degree[cand_tr] > 1)
         cand_frames = data.gt_frames[cand_gt]
         hard_frames, in_hard = frames_among(cand_frames, contested, data.num_frames)
-        matched = [candidates[~in_hard]]
+        # matched[c]: whether candidate c is a match (known already in frames without
+        # competition); then two extra slots: "no candidate" (always False) and a bin
+        matched = np.concatenate((~in_hard, [False, False]))
 
         if hard_frames.size:
-            n_gt = np.diff(data.gt_offsets)
-            n_tr = np.diff(data.tracker_offsets)
-            prev_active = _previous_active((n_gt > 0) & (n_tr > 0))
-            solved: dict[int, np.ndarray] = {}
-            prev_tracker_of_gt = np.full(data.num_gt_ids, -1, dtype=np.int64)
-            pair_gt_id = data.gt_ids[data.pair_gt]
-            pair_tr_id = data.tracker_ids[data.pair_tracker]
-            above = sim >= self.threshold - EPS
-            for frame in hard_frames.tolist():
-                before = int(prev_active[frame])
-                if before < 0:
-                    prev_pairs = candidates[:0]
-                elif before in solved:
-                    prev_pairs = solved[before]
-                else:  # an easy frame: its candidates are its matches
-                    lo, hi = np.searchsorted(cand_frames, [before, before + 1])
-                    prev_pairs = candidates[lo:hi]
-                prev_gt = pair_gt_id[prev_pairs]
-                prev_tracker_of_gt[prev_gt] = pair_tr_id[prev_pairs]
-                # each pair's score: its IoU, plus 1000 where the gt object keeps the tracker
-                # id it was matched to in the previous active frame; 0 below the threshold
-                lo, hi = data.pair_offsets[frame], data.pair_offsets[frame + 1]
-                kept = pair_tr_id[lo:hi] == prev_tracker_of_gt[pair_gt_id[lo:hi]]
-                prev_tracker_of_gt[prev_gt] = -1
-                score = np.where(above[lo:hi], 1000 * kept + sim[lo:hi], 0.0)
-                cost, index = data.frame_matrix(frame, -score)
-                rows, cols = linear_sum_assignment(cost)
-                ok = cost[rows, cols] < -EPS
-                pairs = index[rows[ok], cols[ok]]
-                solved[frame] = pairs
-                matched.append(pairs)
+            # A pair scores its IoU, plus 1000 where the gt object keeps the tracker id it was
+            # matched to in the previous active frame (frames with gt and tracker boxes): where
+            # that frame's candidate of the same (gt id, tracker id) is a match.
+            active = (data.gt_offsets[1:] > data.gt_offsets[:-1]) & (
+                data.tracker_offsets[1:] > data.tracker_offsets[:-1]
+            )
+            prev_active = _previous_active(active)
+            key = data.gt_ids[cand_gt] * np.int64(data.num_tracker_ids) + data.tracker_ids[cand_tr]
+            order = np.lexsort((cand_frames, key))
+            follows = (key[order][1:] == key[order][:-1]) & (
+                cand_frames[order][:-1] == prev_active[cand_frames[order][1:]]
+            )
+            previous = np.full(len(candidates), len(candidates), dtype=np.int64)  # none: False
+            previous[order[1:][follows]] = order[:-1][follows]
+            # index -1 (no pair) and pairs below the threshold point at a slot nobody reads
+            candidate_of_pair = np.full(len(sim) + 1, len(candidates) + 1, dtype=np.int64)
+            candidate_of_pair[candidates] = np.arange(len(candidates))
+            cells = data.pair_cell[candidates]
+            keeps = -(1000 + sim[candidates])  # the cost of a candidate that keeps its id
+            first = np.searchsorted(cand_frames, hard_frames).tolist()
+            stop = np.searchsorted(cand_frames, hard_frames, side="right").tolist()
+            costs = -np.where(sim >= self.threshold - EPS, sim, 0.0)
+            for k, (_, cost, index) in enumerate(data.frame_blocks(hard_frames, costs)):
+                kept = first[k] + matched[previous[first[k] : stop[k]]].nonzero()[0]
+                cost.ravel()[cells[kept]] = keeps[kept]
+                matched[candidate_of_pair[index[linear_sum_assignment(cost)]]] = True
 
-        pairs = np.sort(np.concatenate(matched))
+        pairs = candidates[matched[: len(candidates)]]
         gt_ids = data.gt_ids[data.pair_gt[pairs]]
         tr_rows = data.pair_tracker[pairs]
         order = np.argsort(gt_ids, kind="stable")  # pairs are in frame order already
@@ -273,8 +278,8 @@ class CLEAR(MetricFamily):
         """
         pairs = matches.pairs
         gt_rows, tr_rows = data.pair_gt[pairs], data.pair_tracker[pairs]
-        fn_rows = np.setdiff1d(np.arange(data.num_gt_dets), gt_rows)
-        fp_rows = np.setdiff1d(np.arange(data.num_tracker_dets), tr_rows)
+        fn_rows = _unmatched(data.num_gt_dets, gt_rows)
+        fp_rows = _unmatched(data.num_tracker_dets, tr_rows)
         sw = np.flatnonzero(matches.is_idsw)
         n_fn, n_fp, n_sw = len(fn_rows), len(fp_rows), len(sw)
         none = np.full(max(n_fn, n_fp), -1, dtype=np.int64)

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from deepmot.metrics._base import EPS, MetricFamily, Result, SequenceData, frames_among
+from deepmot.metrics._base import EPS, MetricFamily, Result, SequenceData, frames_among, relabel
 from deepmot.metrics._lsa import linear_sum_assignment
 
 __all__ = ["ALPHAS", "HOTA"]
@@ -71,7 +71,7 @@ class HOTA(MetricFamily):
         sim_iou = np.zeros_like(sim)
         sim_iou[ok] = sim[ok] / denom[ok]
         key = gt_ids * np.int64(data.num_tracker_ids) + tr_ids
-        keys, key_of_pair = np.unique(key, return_inverse=True)
+        keys, key_of_pair = relabel(key)
         potential = np.bincount(key_of_pair, weights=sim_iou, minlength=len(keys))
         gt_count = np.bincount(data.gt_ids, minlength=data.num_gt_ids).astype(np.float64)
         tr_count = np.bincount(data.tracker_ids, minlength=data.num_tracker_ids).astype(np.float64)
@@ -87,13 +87,10 @@ class HOTA(MetricFamily):
         pos_frames = data.gt_frames[g_rows[positive]]
         hard_frames, in_hard = frames_among(pos_frames, contested, data.num_frames)
         matched = [positive[~in_hard]]
-        cost = -score
-        for frame in hard_frames.tolist():
-            block, index = data.frame_block(frame, cost)
-            rows, cols = linear_sum_assignment(block)
-            pairs = index[rows, cols]
-            matched.append(pairs[pairs >= 0])  # the others have IoU 0: never true positives
-        return np.sort(np.concatenate(matched))
+        for _, block, index in data.frame_blocks(hard_frames, -score):
+            matched.append(index[linear_sum_assignment(block)])
+        pairs = np.sort(np.concatenate(matched))
+        return pairs[pairs >= 0]  # -1: entries without a pair (IoU 0), never true positives
 
     def eval_sequence(self, data: SequenceData) -> Result:
         res = self._empty()
@@ -113,9 +110,7 @@ class HOTA(MetricFamily):
         sims = data.pair_sim[pairs]
         gt_ids = data.gt_ids[data.pair_gt[pairs]]
         tr_ids = data.tracker_ids[data.pair_tracker[pairs]]
-        keys, key_of_match = np.unique(
-            gt_ids * np.int64(data.num_tracker_ids) + tr_ids, return_inverse=True
-        )
+        keys, key_of_match = relabel(gt_ids * np.int64(data.num_tracker_ids) + tr_ids)
         gt_count = np.bincount(data.gt_ids, minlength=data.num_gt_ids)
         tr_count = np.bincount(data.tracker_ids, minlength=data.num_tracker_ids)
         key_gt_count = gt_count[keys // data.num_tracker_ids]

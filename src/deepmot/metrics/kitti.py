@@ -23,7 +23,7 @@ import numpy as np
 
 from deepmot.errors import MOTFormatError
 from deepmot.io.kitti import DONTCARE, KITTI_CLASSES, KittiTable
-from deepmot.metrics._base import EPS, SequenceData, overlapping_pairs
+from deepmot.metrics._base import EPS, SequenceData, frames_among, overlapping_pairs
 from deepmot.metrics._lsa import linear_sum_assignment
 
 __all__ = [
@@ -145,8 +145,8 @@ def preprocess_kitti(
     g_deg = np.bincount(cand_g, minlength=len(g))
     t_deg = np.bincount(cand_t, minlength=len(t))
     contested = (g_deg[cand_g] > 1) | (t_deg[cand_t] > 1)
-    hard = np.unique(cand_frames[contested])
-    easy = ~np.isin(cand_frames, hard)
+    hard, in_hard = frames_among(cand_frames, contested, num_frames)
+    easy = ~in_hard
     matched_g, matched_t = [cand_g[easy]], [cand_t[easy]]
     if hard.size:
         g_off = np.searchsorted(g_frames, hard), np.searchsorted(g_frames, hard, side="right")
