@@ -19,6 +19,7 @@ from deepmot.commands._args import (
     positive_float,
     probability,
 )
+from deepmot.commands.train import check_distributed, check_new_run, distributed_options
 from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int_at_least(0), default=0, help="seed of model and batches")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    train.add_argument(
+        "--norm",
+        choices=("batch", "frozen"),
+        default="batch",
+        help="batch: BatchNorm trains (from scratch); frozen: FrozenBatchNorm2d, statistics "
+        "fixed (under torchrun on the CPU, the setting with which N processes train exactly "
+        "as one: SyncBatchNorm runs on CUDA only)",
+    )
+    train.add_argument(
+        "--device", default="cpu", help="cpu, cuda or cuda:N (may change on --resume)"
+    )
+    train.add_argument(
+        "--workers",
+        type=int_at_least(0),
+        default=0,
+        help="DataLoader processes reading (decoding, rendering) the next steps' frames",
+    )
     train.add_argument("--half", action="store_true", help="store the weights as float16")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distributed_options(train)
     train.set_defaults(run=run_train)
 
     evaluate = sub.add_parser(
@@ -166,12 +185,15 @@ def load_data(args: argparse.Namespace, prefix: str) -> list:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from deepmot.commands.train import check_new_run
+    from deepmot.commands._args import check_device
     from deepmot.detection.config import DetectorConfig, DetectorTrainConfig
     from deepmot.detection.train import WEIGHTS_FILE, train_detector
+    from deepmot.train.run import is_main_process
 
     if args.resume and args.overwrite:
         raise DeepMOTError("--resume and --overwrite exclude each other: continue or replace")
+    check_device(args.device)
+    check_distributed(args, args.device)
     if not args.resume:
         check_new_run(args.out, args.overwrite, [WEIGHTS_FILE])
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -190,6 +212,8 @@ def run_train(args: argparse.Namespace) -> int:
             lr=args.lr,
             min_visibility=args.min_visibility,
             seed=args.seed,
+            norm=args.norm,
+            device=args.device,
         )
     data = (
         f"{args.mot_root}"
@@ -205,8 +229,12 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         card={"data": data},
         half=args.half,
+        backend=args.dist_backend,
+        amp=args.amp,
+        workers=args.workers,
     )
-    log.info("wrote %s after %d steps", result["weights"], result["iterations"])
+    if is_main_process():  # under torchrun, rank 0 reports
+        log.info("wrote %s after %d steps", result["weights"], result["iterations"])
     return 0
 
 

@@ -147,6 +147,20 @@ class Distributed:
         dist.all_reduce(tensor)
         return tensor.tolist()
 
+    def average_buffers(self, module: nn.Module) -> None:
+        """Set ``module``'s floating-point buffers (BatchNorm's running statistics) to their
+        mean over the processes, in one collective (nothing with one process)."""
+        buffers = [b for b in module.buffers() if b.is_floating_point()]
+        if not self.enabled or not buffers:
+            return
+        import torch.distributed as dist
+
+        flat = torch.cat([b.detach().reshape(-1).double() for b in buffers])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        for buffer, mean in zip(buffers, flat.split([b.numel() for b in buffers]), strict=True):
+            buffer.copy_(mean.view_as(buffer))
+
     def close(self) -> None:
         """End the process group if :func:`setup` started it."""
         if self.owns_group:
