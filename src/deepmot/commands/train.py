@@ -206,6 +206,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Smooth-L1 or DeepMOT from a Vanilla single-object model)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--workers",
+        type=int_at_least(0),
+        default=0,
+        help="DataLoader processes reading (decoding, rendering) the next steps' frames, for "
+        "trackers that regress from the image (not a stored setting)",
+    )
     distributed_options(parser)
     parser.set_defaults(run=run)
     _DEFAULTS.update({dest: parser.get_default(dest) for dest in _SETTINGS})
@@ -542,6 +549,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         backend=args.dist_backend,
         amp=args.amp,
+        workers=args.workers,
     )
     from deepmot.train.run import is_main_process
 
