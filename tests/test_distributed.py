@@ -132,7 +132,7 @@ def _train(job: dict, results: Path, tag: str) -> None:
             train_dhn(r["data"], r["out"], config, resume=r["resume"], progress=False)
         elif r["kind"] == "detector":
             config = DetectorTrainConfig(**{**DETECTOR_SETTINGS, **r.get("settings", {})})
-            train_detector(_image_sequences(), r["out"], config, progress=False)
+            train_detector(_image_sequences(), r["out"], config, resume=r["resume"], progress=False)
         elif r["kind"] == "image_tracker":
             config = TrackerTrainConfig(**{**IMAGE_TRACKER_SETTINGS, **r["settings"]})
             train_tracker(_image_sequences(), r["out"], config, progress=False)
@@ -307,13 +307,16 @@ def test_two_processes_take_the_single_process_steps(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_processes_train_the_image_models_as_one(tmp_path: Path) -> None:
-    """The detector, GOTURN and Tracktor on 2 gloo processes: the same weights in both, those
-    of one process on the same global batch (to float rounding); only rank 0 wrote. With
-    trained BatchNorm on the CPU (no SyncBatchNorm), the processes still end identical."""
+    """The detector, GOTURN, SiamRPN (single-object loss) and Tracktor on 2 gloo processes:
+    the same weights in both, those of one process on the same global batch (to float
+    rounding); only rank 0 wrote; a detector run resumed on 1 process continues as the
+    uninterrupted one. With trained BatchNorm on the CPU (no SyncBatchNorm), the processes
+    still end identical."""
     runs = {
         "detector": ("detector", {"norm": "frozen"}),
         "detector_bn": ("detector", {"norm": "batch"}),
         "goturn": ("image_tracker", {"tracker": "goturn", "matcher": "sinkhorn"}),
+        "siamrpn": ("image_tracker", {"tracker": "siamrpn", "loss": "vanilla"}),
         "tracktor": (
             "image_tracker",
             {
@@ -338,9 +341,19 @@ def test_two_processes_train_the_image_models_as_one(tmp_path: Path) -> None:
             ]
         }
 
-    ranks = _launch(job("2", list(runs)), tmp_path / "results")
-    exact = ["detector", "goturn", "tracktor"]
-    single = _single(job("1", exact), tmp_path / "results")
+    # and a detector run stopped after 2 of its 3 steps on 2 processes, resumed on 1
+    part = {"kind": "detector", "out": str(tmp_path / "resumed"), "settings": {"norm": "frozen"}}
+    first = {**part, "resume": False, "settings": {"norm": "frozen", "iterations": 2}}
+    ranks = _launch({"runs": [*job("2", list(runs))["runs"], first]}, tmp_path / "results")
+    exact = ["detector", "goturn", "siamrpn", "tracktor"]
+    single = _single(
+        {"runs": [*job("1", exact)["runs"], {**part, "resume": True}]}, tmp_path / "results"
+    )
+    _assert_same(
+        single["models"][str(tmp_path / "resumed")],
+        ranks[0]["models"][str(tmp_path / "detector2")],
+        atol=1e-5,
+    )
     for name in runs:
         two = [rank["models"][str(tmp_path / f"{name}2")] for rank in ranks]
         _assert_same(two[0], two[1])  # parameters and BatchNorm's statistics alike
@@ -350,7 +363,8 @@ def test_two_processes_train_the_image_models_as_one(tmp_path: Path) -> None:
             assert not torch.equal(two[0][trained], start[trained])  # the weights moved
     assert ranks[1]["writes"] == []
     written = {Path(w.split()[1]).name for w in ranks[0]["writes"]}
-    assert {"detector.safetensors", "goturn.safetensors", "tracktor.safetensors"} <= written
+    assert {"detector.safetensors", "goturn.safetensors", "siamrpn.safetensors"} <= written
+    assert "tracktor.safetensors" in written
     logs = [_rows(tmp_path / f"detector{n}" / "log.csv")[1:] for n in (2, 1)]
     for row2, row1 in zip(*logs, strict=True):  # the whole batch's losses, as one process's
         for a, b in zip(row2[1:], row1[1:], strict=True):

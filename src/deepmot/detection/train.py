@@ -38,6 +38,7 @@ from deepmot.detection.data import StepFrames
 from deepmot.detection.model import build_detector, save_detector
 from deepmot.errors import DeepMOTError
 from deepmot.train.distributed import Distributed, autocast, grad_scaler, setup
+from deepmot.train.prefetch import step_loader
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 
 __all__ = [
@@ -112,11 +113,6 @@ def share_of_loss(
         losses[k] * (world_size * n / max(total, 1.0))
         for k, n, total in zip(LOSSES, counts, totals, strict=True)
     )
-
-
-def _unchanged(item: Any) -> Any:
-    """The DataLoader's collate function: a step's item is its batch already."""
-    return item
 
 
 def train_detector(
@@ -222,13 +218,6 @@ def _train(
         dist.rank,
         dist.world_size,
     )
-    loader = torch.utils.data.DataLoader(
-        steps,
-        batch_size=None,
-        sampler=range(iteration, config.iterations),
-        num_workers=workers,
-        collate_fn=_unchanged,
-    )
 
     def checkpoint() -> None:
         run.save_checkpoint(
@@ -246,7 +235,7 @@ def _train(
     loss_value = float("nan")
     bar = progress_bar(config.iterations, iteration, "train detector", progress)
     model.train()
-    batches = iter(loader)
+    batches = step_loader(steps, iteration, config.iterations, workers)
     try:
         with run.stop_on_signals():
             while iteration < config.iterations and run.stop_requested is None:

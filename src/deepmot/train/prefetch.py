@@ -12,6 +12,8 @@ rollout (any other frame is read as before).
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +21,7 @@ from deepmot.data.frames import FrameSource
 from deepmot.data.sequence import Sequence
 from deepmot.train.clips import ClipSampler
 
-__all__ = ["PrefetchedFrames", "StepClipFrames", "prefetching"]
+__all__ = ["PrefetchedFrames", "StepClipFrames", "prefetching", "step_loader"]
 
 
 class PrefetchedFrames:
@@ -75,3 +77,23 @@ class StepClipFrames:
                 if frame not in read:
                     read[frame] = source.read(frame)
         return frames
+
+
+def _unchanged(item: Any) -> Any:
+    """The DataLoader's collate function: a step's item is its batch already."""
+    return item
+
+
+def step_loader(dataset: Any, start: int, stop: int, workers: int) -> Iterator[Any]:
+    """``dataset[start], ..., dataset[stop - 1]`` (a dataset of training steps), read ahead
+    by ``workers`` ``torch.utils.data.DataLoader`` processes (in this process with 0)."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=range(start, stop),
+        num_workers=workers,
+        collate_fn=_unchanged,
+    )
+    return iter(loader)

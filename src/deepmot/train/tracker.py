@@ -59,7 +59,7 @@ from deepmot.train.distributed import (
     setup,
     zero_term,
 )
-from deepmot.train.prefetch import StepClipFrames, prefetching
+from deepmot.train.prefetch import StepClipFrames, prefetching, step_loader
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 from deepmot.train.sot import single_object_step
 
@@ -356,11 +356,6 @@ def _check_inputs(sequences: list[Sequence], trainable: Trainable, model_config:
             )
 
 
-def _unchanged(item: Any) -> Any:
-    """The DataLoader's collate function: a step's item is its frames already."""
-    return item
-
-
 def _placeholder_loss(
     predictor: Predictor, start: ClipStart, history_len: int, device: torch.device
 ) -> Tensor:
@@ -479,14 +474,12 @@ def _train(
         config.augment,
     )
     if prefetch:  # workers read each step's frames ahead (the steps' clips are seeded)
-        loader = torch.utils.data.DataLoader(
+        read_ahead = step_loader(
             StepClipFrames(sampler, config.batch_size, config.seed, dist.rank, dist.world_size),
-            batch_size=None,
-            sampler=range(iteration, config.iterations),
-            num_workers=workers,
-            collate_fn=_unchanged,
+            iteration,
+            config.iterations,
+            workers,
         )
-        read_ahead = iter(loader)
     if config.loss == "deepmot":
         loss_fn: DeepMOTLoss | SmoothL1Loss = DeepMOTLoss(
             build_matcher(config.matcher).to(device), config.deepmot
@@ -518,8 +511,9 @@ def _train(
                 if isinstance(loss_fn, DeepMOTLoss):
                     loss_fn.config = replace(loss_fn.config, scale=config.scale_at(iteration))
                 if prefetch:
-                    for index, frames in next(read_ahead).items():
-                        sampler.sequences[index].frame_source.frames = frames
+                    frames = next(read_ahead)
+                    for index, sequence in enumerate(sampler.sequences):
+                        sequence.frame_source.frames = frames.get(index, {})
                 rng = np.random.default_rng([config.seed, iteration])
                 starts = sampler.sample(rng, config.batch_size)
                 # one generator per clip: a clip rolls out the same in whichever process
