@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from deepmot.commands._args import (
@@ -116,7 +117,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "as one: SyncBatchNorm runs on CUDA only)",
     )
     train.add_argument(
-        "--device", default="cpu", help="cpu, cuda or cuda:N (may change on --resume)"
+        "--device",
+        default=None,
+        help="cpu, cuda or cuda:N (default: cpu, or the stored one on --resume, where it may "
+        "change)",
     )
     train.add_argument(
         "--workers",
@@ -192,8 +196,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.resume and args.overwrite:
         raise DeepMOTError("--resume and --overwrite exclude each other: continue or replace")
-    check_device(args.device)
-    check_distributed(args, args.device)
+    device = args.device or _stored_device(args) or "cpu"
+    check_device(device)
+    check_distributed(args, device)
     if not args.resume:
         check_new_run(args.out, args.overwrite, [WEIGHTS_FILE])
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -203,8 +208,11 @@ def run_train(args: argparse.Namespace) -> int:
         detector = DetectorConfig(**overrides)
     else:
         detector = DetectorConfig.light(backbone=args.backbone, **overrides)
-    config = None
-    if not (args.resume and args.iterations is None):
+    config = None  # on --resume: the stored settings, with a new --device
+    if args.resume and args.iterations is None and args.device is not None:
+        config = _stored(args)
+        config = replace(config, device=args.device) if config is not None else None
+    elif not (args.resume and args.iterations is None):
         config = DetectorTrainConfig(
             detector=detector,
             iterations=args.iterations or DetectorTrainConfig.iterations,
@@ -213,7 +221,7 @@ def run_train(args: argparse.Namespace) -> int:
             min_visibility=args.min_visibility,
             seed=args.seed,
             norm=args.norm,
-            device=args.device,
+            device=device,
         )
     data = (
         f"{args.mot_root}"
@@ -236,6 +244,25 @@ def run_train(args: argparse.Namespace) -> int:
     if is_main_process():  # under torchrun, rank 0 reports
         log.info("wrote %s after %d steps", result["weights"], result["iterations"])
     return 0
+
+
+def _stored(args: argparse.Namespace):
+    """The settings of the run in ``--out`` on --resume (None without a readable one)."""
+    if not args.resume:
+        return None
+    from deepmot.detection.config import DetectorTrainConfig
+    from deepmot.train.run import TrainingRun
+
+    try:
+        stored = TrainingRun(args.out, (), resume=True).stored_config
+        return DetectorTrainConfig.from_dict(stored) if stored else None
+    except (OSError, ValueError, TypeError, DeepMOTError):
+        return None  # train_detector names what is wrong with the run
+
+
+def _stored_device(args: argparse.Namespace) -> str | None:
+    stored = _stored(args)
+    return stored.device if stored is not None else None
 
 
 def run_eval(args: argparse.Namespace) -> int:
