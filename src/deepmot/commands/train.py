@@ -263,7 +263,8 @@ def distributed_options(parser: argparse.ArgumentParser) -> None:
         "--amp",
         choices=["bf16", "fp16"],
         default=None,
-        help="mixed precision on CUDA (torch.autocast with this type; fp16 scales the loss)",
+        help="mixed precision (torch.autocast with this type): bf16 or fp16 on CUDA (fp16 "
+        "scales the loss), bf16 on the CPU (faster only on CPUs with bfloat16 instructions)",
     )
     g.add_argument(
         "--dist-backend",
@@ -274,11 +275,15 @@ def distributed_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_distributed(args: argparse.Namespace, device: str) -> None:
-    """Refuse --amp off CUDA and --dist-backend nccl without CUDA before any work starts."""
-    if args.amp is not None and not device.startswith("cuda"):
+    """Refuse --amp where it does not run (fp16 off CUDA; anything but bf16 on the CPU) and
+    --dist-backend nccl without CUDA, before any work starts."""
+    cpu_bf16 = device == "cpu" and args.amp == "bf16"
+    if args.amp is not None and not device.startswith("cuda") and not cpu_bf16:
         raise DeepMOTError(
-            f"--amp {args.amp}: mixed precision runs on CUDA only, and this run's device is "
-            f"{device} (drop --amp, or use --device cuda)"
+            f"--amp {args.amp}: mixed precision runs on CUDA (and bf16 on the CPU too), and "
+            f"this run's device is {device} ("
+            + ("use --amp bf16 on the CPU, " if device == "cpu" else "drop --amp, ")
+            + "or --device cuda)"
         )
     if args.dist_backend == "nccl" and not device.startswith("cuda"):
         raise DeepMOTError(
