@@ -18,7 +18,8 @@ is the one place the frames of a batch meet: on CUDA it becomes ``SyncBatchNorm`
 over the whole batch, as one process); on the CPU, where PyTorch has no SyncBatchNorm, each
 process normalises its own frames and the running statistics are averaged after every step
 (all processes keep the same model). So N processes take one process's steps up to float
-rounding with ``norm="frozen"`` anywhere, and with ``norm="batch"`` on CUDA.
+rounding with ``norm="frozen"`` (tested on the CPU), and by construction with ``norm="batch"``
+on CUDA (not yet run on a GPU).
 """
 
 from __future__ import annotations
