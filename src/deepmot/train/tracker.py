@@ -466,6 +466,12 @@ def _train(
 
     history_len = max(2, int(predictor.history_len))
     prefetch = workers > 0 and trainable.needs_images(model_config)
+    if workers > 0 and not prefetch and dist.rank == 0:
+        log.warning(
+            "workers=%d: tracker %r reads no frames, so none are read ahead",
+            workers,
+            config.tracker,
+        )
     sampler = ClipSampler(
         prefetching(sequences) if prefetch else sequences,
         config.frames_per_sample,
