@@ -83,6 +83,11 @@ MISTAKES = [
     ("train {data} --out {root}/r --seed -1", ["argument --seed", ">= 0"]),
     ("train {data} --out {root}/r --matcher foo", ["argument --matcher", "sinkhorn"]),
     ("train {data} --out {root}/r --device foo", ["argument --device", "cuda:N"]),
+    ("train {data} --out {root}/r --workers -1", ["argument --workers", ">= 0"]),
+    # performance options on the CPU (issue 14): refused before any work
+    ("detector train --out {root}/det --amp fp16", ["--amp fp16", "bf16 on the CPU"]),
+    ("detector train --out {root}/det --dist-backend nccl", ["--dist-backend nccl", "gloo"]),
+    ("train {data} --out {root}/r --amp fp16", ["--amp fp16", "use --amp bf16"]),
     # dhn train: ranges that used to write untrained weights with a NaN loss
     ("dhn train {dd} --out {root}/d --max-iters 0", ["argument --max-iters", ">= 1"]),
     ("dhn train {dd} --out {root}/d --max-iters -5", ["argument --max-iters", "got -5"]),

@@ -7,10 +7,11 @@ import csv
 import numpy as np
 import pytest
 import torch
+from torchvision.models.detection._utils import BalancedPositiveNegativeSampler
 
 from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.detection.config import BACKBONES, DetectorConfig, DetectorTrainConfig
-from deepmot.detection.data import frame_targets
+from deepmot.detection.data import StepFrames, frame_targets, read_frame
 from deepmot.detection.model import (
     BACKBONE_BUILDERS,
     build_detector,
@@ -18,7 +19,12 @@ from deepmot.detection.model import (
     load_detector,
     save_detector,
 )
-from deepmot.detection.train import train_detector
+from deepmot.detection.train import (
+    SeededSampler,
+    share_of_loss,
+    train_detector,
+    use_seeded_samplers,
+)
 from deepmot.errors import DeepMOTError
 
 TINY = DetectorConfig.light(min_size=96, max_size=128)
@@ -160,3 +166,68 @@ def test_a_resumed_run_continues_exactly(tmp_path):
     train_detector(sequences, tmp_path / "split", half, progress=False)
     train_detector(sequences, tmp_path / "split", config, resume=True, progress=False)
     np.testing.assert_allclose(_losses(tmp_path / "split" / "log.csv"), losses, rtol=1e-4)
+
+
+# ------------------------------------------------- the pieces that let processes share a batch
+
+
+def test_each_process_reads_its_share_of_the_batch_one_process_draws():
+    scene = generate_scene(SceneConfig(frames=6, width=64, height=64, people=3, seed=2))
+    sequences = [scene.to_sequence()]
+    whole = StepFrames(sequences, 4, seed=7)
+    images, targets, seeds = whole[3]
+    assert len(images) == 4 and seeds.shape == (4, 2)
+    for world in (2, 4):
+        for rank in range(world):
+            share = StepFrames(sequences, 4, 7, rank=rank, world_size=world)[3]
+            for got, i in zip(range(len(share[0])), range(rank, 4, world), strict=True):
+                torch.testing.assert_close(share[0][got], images[i], rtol=0, atol=0)
+                torch.testing.assert_close(share[1][got]["boxes"], targets[i]["boxes"])
+                assert share[2][got].tolist() == seeds[i].tolist()
+    index, frame, flipped, _ = whole.draw(3)[0]
+    image, target = read_frame(sequences[index], frame, flipped, 0.25)
+    torch.testing.assert_close(image, images[0], rtol=0, atol=0)
+    assert StepFrames(sequences, 4, seed=8).draw(3) != whole.draw(3)
+
+
+def test_an_images_samples_do_not_depend_on_the_rest_of_the_batch():
+    rng = np.random.default_rng(0)
+    a = torch.from_numpy(rng.integers(-1, 3, 500))
+    b = torch.from_numpy(rng.integers(-1, 3, 300))
+    sampler = SeededSampler(64, 0.25)
+    sampler.seeds = [11, 12]
+    (_, pos_b), (_, neg_b) = sampler([a, b])
+    assert sampler.drawn == 128
+    alone = SeededSampler(64, 0.25)
+    alone.seeds = [12]
+    (pos,), (neg,) = alone([b])
+    assert torch.equal(pos, pos_b) and torch.equal(neg, neg_b) and alone.drawn == 64
+    # what torchvision's sampler draws for b alone from the same seed
+    torch.manual_seed(12)
+    (ref_pos,), (ref_neg,) = BalancedPositiveNegativeSampler(64, 0.25)([b])
+    assert torch.equal(pos, ref_pos) and torch.equal(neg, ref_neg)
+
+
+def test_the_shares_of_two_processes_average_to_the_whole_batchs_loss():
+    """torchvision's loss of a batch of two frames = the mean of the two frames' shares
+    (each loss a mean over its samples, the frames holding different numbers of them)."""
+    torch.manual_seed(0)
+    model = build_detector(TINY).train()  # frozen BatchNorm: no statistics shared
+    rpn, head = use_seeded_samplers(model)
+    scene = generate_scene(SceneConfig(frames=4, width=128, height=96, people=4, seed=5))
+    sequence = scene.to_sequence()
+    frames = [read_frame(sequence, f, False, 0.25) for f in (1, 4)]
+    seeds = [(1, 2), (3, 4)]
+
+    def forward(indices):
+        rpn.seeds = [seeds[i][0] for i in indices]
+        head.seeds = [seeds[i][1] for i in indices]
+        losses = model([frames[i][0] for i in indices], [frames[i][1] for i in indices])
+        return losses, (rpn.drawn,) * 2 + (head.drawn,) * 2
+
+    whole, _ = forward([0, 1])
+    shares = [forward([i]) for i in (0, 1)]
+    totals = tuple(a + b for a, b in zip(shares[0][1], shares[1][1], strict=True))
+    assert shares[0][1][2] != shares[1][1][2]  # unequal proposals: the weights matter
+    mean = sum(share_of_loss(losses, counts, totals, 2) for losses, counts in shares) / 2
+    torch.testing.assert_close(mean, sum(whole.values()), rtol=1e-5, atol=1e-6)

@@ -20,6 +20,7 @@ from deepmot.assign.dhn import DHNConfig
 from deepmot.assign.hungarian import hungarian
 from deepmot.data.dhn_dataset import DHNDataset
 from deepmot.data.synthetic import SceneConfig, generate_scene, write_sequence
+from deepmot.detection.config import DetectorConfig, DetectorTrainConfig
 from deepmot.errors import DeepMOTError
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 from deepmot.train.distributed import Distributed, autocast, setup
@@ -40,6 +41,24 @@ TRACKER_SETTINGS = {
 }
 
 
+# the image models: tiny frames, few steps (the detector and Tracktor's untrained one: a light
+# backbone on images resized to 96 px)
+TINY_DETECTOR = DetectorConfig.light(min_size=96, max_size=128)
+DETECTOR_SETTINGS = {
+    "detector": TINY_DETECTOR,
+    "iterations": 3,
+    "batch_size": 2,
+    "lr": 2e-3,
+    "checkpoint_every": 2,
+}
+IMAGE_TRACKER_SETTINGS = {
+    "iterations": 2,
+    "batch_size": 2,
+    "clip_length": 2,
+    "augment": AugmentationConfig(perturb=0.1, drop=0.2),
+}
+
+
 def _dhn_data(path: Path, n: int = 9) -> Path:
     rng = np.random.default_rng(0)
     ds = [rng.random(tuple(rng.integers(1, 6, 2))).astype(np.float32) for _ in range(n)]
@@ -55,6 +74,16 @@ def _sequences() -> list:
     ]
 
 
+def _image_sequences() -> list:
+    """Two small rendered scenes (frames, ground truth, detections)."""
+    return [
+        generate_scene(
+            SceneConfig(frames=8, width=128, height=96, people=3, seed=s, name=f"S{s}")
+        ).to_sequence()
+        for s in (5, 6)
+    ]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,6 +93,7 @@ def _free_port() -> int:
 def _train(job: dict, results: Path, tag: str) -> None:
     """Run ``job`` (DHN and/or tracker runs) in this process; record the final model of each
     run and every file this process wrote into a run folder."""
+    from deepmot.detection.train import train_detector
     from deepmot.train.dhn import DHNTrainConfig, train_dhn
     from deepmot.train.run import TrainingRun
     from deepmot.train.tracker import train_tracker
@@ -100,6 +130,12 @@ def _train(job: dict, results: Path, tag: str) -> None:
         if r["kind"] == "dhn":
             config = DHNTrainConfig(**{**DHN_SETTINGS, **r.get("settings", {})})
             train_dhn(r["data"], r["out"], config, resume=r["resume"], progress=False)
+        elif r["kind"] == "detector":
+            config = DetectorTrainConfig(**{**DETECTOR_SETTINGS, **r.get("settings", {})})
+            train_detector(_image_sequences(), r["out"], config, resume=r["resume"], progress=False)
+        elif r["kind"] == "image_tracker":
+            config = TrackerTrainConfig(**{**IMAGE_TRACKER_SETTINGS, **r["settings"]})
+            train_tracker(_image_sequences(), r["out"], config, progress=False)
         else:
             config = TrackerTrainConfig(**{**TRACKER_SETTINGS, **r.get("settings", {})})
             train_tracker(_sequences(), r["out"], config, resume=r["resume"], progress=False)
@@ -185,11 +221,31 @@ def test_world_size_must_divide_the_batch() -> None:
     assert dist.shard(list(range(5))) == [1, 3]
 
 
-def test_mixed_precision_is_refused_off_cuda() -> None:
+def test_mixed_precision_on_the_cpu_is_bf16_only() -> None:
+    a, b = torch.rand(4, 8), torch.rand(8, 3)
     with autocast(torch.device("cpu"), None):
-        pass
-    with pytest.raises(DeepMOTError, match="runs on CUDA only"):
-        autocast(torch.device("cpu"), "bf16")
+        assert (a @ b).dtype == torch.float32
+    with autocast(torch.device("cpu"), "bf16"):
+        assert (a @ b).dtype == torch.bfloat16
+    with pytest.raises(DeepMOTError, match="use --amp bf16 on the CPU"):
+        autocast(torch.device("cpu"), "fp16")
+    with pytest.raises(DeepMOTError, match="amp must be one of bf16, fp16"):
+        autocast(torch.device("cpu"), "fp8")
+
+
+def test_bf16_training_on_the_cpu_stays_near_float32(tmp_path: Path) -> None:
+    """The motion tracker, 3 steps: bf16 autocast changes the numbers (it ran) but not the
+    course of the loss (within 5% of float32's at every step)."""
+    from deepmot.train.tracker import train_tracker
+
+    config = TrackerTrainConfig(**{**TRACKER_SETTINGS, "iterations": 3, "batch_size": 2})
+    for name, amp in (("fp32", None), ("bf16", "bf16")):
+        train_tracker(_sequences(), tmp_path / name, config, progress=False, amp=amp)
+    fp32, bf16 = (_rows(tmp_path / n / "log.csv")[1:] for n in ("fp32", "bf16"))
+    losses = [(float(a[1]), float(b[1])) for a, b in zip(fp32, bf16, strict=True)]
+    assert any(a != b for a, b in losses)
+    for a, b in losses:
+        assert b == pytest.approx(a, rel=0.05)
 
 
 def test_cli_reports_a_bad_launch_in_one_line(tmp_path: Path) -> None:
@@ -270,6 +326,89 @@ def test_two_processes_take_the_single_process_steps(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_two_processes_train_the_image_models_as_one(tmp_path: Path) -> None:
+    """The detector, GOTURN, SiamRPN (single-object loss) and Tracktor on 2 gloo processes:
+    the same weights in both, those of one process on the same global batch (to float
+    rounding); only rank 0 wrote; a detector run resumed on 1 process continues as the
+    uninterrupted one. With trained BatchNorm on the CPU (no SyncBatchNorm), the processes
+    still end identical."""
+    runs = {
+        "detector": ("detector", {"norm": "frozen"}),
+        "detector_bn": ("detector", {"norm": "batch"}),
+        "goturn": ("image_tracker", {"tracker": "goturn", "matcher": "sinkhorn"}),
+        "siamrpn": ("image_tracker", {"tracker": "siamrpn", "loss": "vanilla"}),
+        "tracktor": (
+            "image_tracker",
+            {
+                "tracker": "tracktor",
+                "matcher": "sinkhorn",
+                "det_file": None,
+                "model": {"detector": "untrained", "camera_motion": False},
+            },
+        ),
+    }
+
+    def job(suffix: str, names: list[str]) -> dict:
+        return {
+            "runs": [
+                {
+                    "kind": runs[name][0],
+                    "out": str(tmp_path / f"{name}{suffix}"),
+                    "resume": False,
+                    "settings": runs[name][1],
+                }
+                for name in names
+            ]
+        }
+
+    # and a detector run stopped after 2 of its 3 steps on 2 processes, resumed on 1
+    part = {"kind": "detector", "out": str(tmp_path / "resumed"), "settings": {"norm": "frozen"}}
+    first = {**part, "resume": False, "settings": {"norm": "frozen", "iterations": 2}}
+    ranks = _launch({"runs": [*job("2", list(runs))["runs"], first]}, tmp_path / "results")
+    exact = ["detector", "goturn", "siamrpn", "tracktor"]
+    single = _single(
+        {"runs": [*job("1", exact)["runs"], {**part, "resume": True}]}, tmp_path / "results"
+    )
+    _assert_same(
+        single["models"][str(tmp_path / "resumed")],
+        ranks[0]["models"][str(tmp_path / "detector2")],
+        atol=1e-5,
+    )
+    for name in runs:
+        two = [rank["models"][str(tmp_path / f"{name}2")] for rank in ranks]
+        _assert_same(two[0], two[1])  # parameters and BatchNorm's statistics alike
+        if name in exact:
+            _assert_same(two[0], single["models"][str(tmp_path / f"{name}1")], atol=1e-5)
+            start, trained = _initial(name)
+            assert not torch.equal(two[0][trained], start[trained])  # the weights moved
+    assert ranks[1]["writes"] == []
+    written = {Path(w.split()[1]).name for w in ranks[0]["writes"]}
+    assert {"detector.safetensors", "goturn.safetensors", "siamrpn.safetensors"} <= written
+    assert "tracktor.safetensors" in written
+    logs = [_rows(tmp_path / f"detector{n}" / "log.csv")[1:] for n in (2, 1)]
+    for row2, row1 in zip(*logs, strict=True):  # the whole batch's losses, as one process's
+        for a, b in zip(row2[1:], row1[1:], strict=True):
+            assert float(a) == pytest.approx(float(b), rel=1e-4)
+
+
+def _initial(name: str) -> tuple[dict, str]:
+    """The model's initial state as the trainer builds it (seed 0), and the name of its
+    first trained parameter."""
+    from deepmot.detection.model import build_detector
+    from deepmot.trackers.registry import get_trainable
+
+    torch.manual_seed(0)
+    if name == "detector":
+        model = build_detector(TINY_DETECTOR)
+    else:
+        trainable = get_trainable(name)
+        settings = {"tracktor": {"detector": "untrained", "camera_motion": False}}.get(name, {})
+        model = trainable.build(trainable.config_from_dict(settings))
+    trained = next(n for n, p in model.named_parameters() if p.requires_grad)
+    return model.state_dict(), trained
+
+
+@pytest.mark.slow
 def test_a_resumed_two_process_run_continues_as_an_uninterrupted_one(tmp_path: Path) -> None:
     data = _dhn_data(tmp_path / "data")
 
@@ -310,7 +449,8 @@ def test_a_resumed_two_process_run_continues_as_an_uninterrupted_one(tmp_path: P
 
 @pytest.mark.slow
 def test_torchrun_runs_the_commands(tmp_path: Path) -> None:
-    """``torchrun --nproc-per-node 2 -m deepmot ...`` for ``dhn train`` and ``train``."""
+    """``torchrun --nproc-per-node 2 -m deepmot ...`` for ``dhn train``, ``train`` and
+    ``detector train``."""
     data = _dhn_data(tmp_path / "data")
     scenes = tmp_path / "scenes"
     for s in (1, 2):
@@ -327,6 +467,9 @@ def test_torchrun_runs_the_commands(tmp_path: Path) -> None:
     commands[0] += ["--batch-size", "4", "--hidden", "4", "--layers", "1", "--no-progress"]
     commands[1] += ["--resume", "--no-progress"]
     commands[2] += ["--matcher", "sinkhorn", "--batch-size", "2", "--no-progress"]
+    detector = ["detector", "train", "--sequences", "1", "--frames", "4", "--min-size", "96"]
+    detector += ["--iterations", "2", "--out", str(tmp_path / "detector"), "--no-progress"]
+    commands.append([*detector, "--workers", "1", "--norm", "frozen"])
     for command in commands:
         done = subprocess.run(
             torchrun + command, env=env, capture_output=True, text=True, timeout=300
@@ -334,6 +477,7 @@ def test_torchrun_runs_the_commands(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((tmp_path / "dhn" / "dhn_seq_gru.json").read_text())["iterations"] == 5
     assert (tmp_path / "motion" / "motion.safetensors").is_file()
+    assert json.loads((tmp_path / "detector" / "detector.json").read_text())["iterations"] == 2
     done = subprocess.run(
         torchrun + ["train", str(scenes), "--out", str(tmp_path / "odd"), "--batch-size", "3"],
         env=env,

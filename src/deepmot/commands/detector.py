@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from deepmot.commands._args import (
@@ -19,6 +20,7 @@ from deepmot.commands._args import (
     positive_float,
     probability,
 )
+from deepmot.commands.train import check_distributed, check_new_run, distributed_options
 from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
@@ -106,8 +108,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int_at_least(0), default=0, help="seed of model and batches")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    train.add_argument(
+        "--norm",
+        choices=("batch", "frozen"),
+        default="batch",
+        help="batch: BatchNorm trains (from scratch); frozen: FrozenBatchNorm2d, statistics "
+        "fixed (under torchrun on the CPU, the setting with which N processes train exactly "
+        "as one: SyncBatchNorm runs on CUDA only)",
+    )
+    train.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda or cuda:N (default: cpu, or the stored one on --resume, where it may "
+        "change)",
+    )
+    train.add_argument(
+        "--workers",
+        type=int_at_least(0),
+        default=0,
+        help="DataLoader processes reading (decoding, rendering) the next steps' frames",
+    )
     train.add_argument("--half", action="store_true", help="store the weights as float16")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distributed_options(train)
     train.set_defaults(run=run_train)
 
     evaluate = sub.add_parser(
@@ -166,12 +189,16 @@ def load_data(args: argparse.Namespace, prefix: str) -> list:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from deepmot.commands.train import check_new_run
+    from deepmot.commands._args import check_device
     from deepmot.detection.config import DetectorConfig, DetectorTrainConfig
     from deepmot.detection.train import WEIGHTS_FILE, train_detector
+    from deepmot.train.run import is_main_process
 
     if args.resume and args.overwrite:
         raise DeepMOTError("--resume and --overwrite exclude each other: continue or replace")
+    device = args.device or _stored_device(args) or "cpu"
+    check_device(device)
+    check_distributed(args, device)
     if not args.resume:
         check_new_run(args.out, args.overwrite, [WEIGHTS_FILE])
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -181,8 +208,11 @@ def run_train(args: argparse.Namespace) -> int:
         detector = DetectorConfig(**overrides)
     else:
         detector = DetectorConfig.light(backbone=args.backbone, **overrides)
-    config = None
-    if not (args.resume and args.iterations is None):
+    config = None  # on --resume: the stored settings, with a new --device
+    if args.resume and args.iterations is None and args.device is not None:
+        config = _stored(args)
+        config = replace(config, device=args.device) if config is not None else None
+    elif not (args.resume and args.iterations is None):
         config = DetectorTrainConfig(
             detector=detector,
             iterations=args.iterations or DetectorTrainConfig.iterations,
@@ -190,6 +220,8 @@ def run_train(args: argparse.Namespace) -> int:
             lr=args.lr,
             min_visibility=args.min_visibility,
             seed=args.seed,
+            norm=args.norm,
+            device=device,
         )
     data = (
         f"{args.mot_root}"
@@ -205,9 +237,32 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         card={"data": data},
         half=args.half,
+        backend=args.dist_backend,
+        amp=args.amp,
+        workers=args.workers,
     )
-    log.info("wrote %s after %d steps", result["weights"], result["iterations"])
+    if is_main_process():  # under torchrun, rank 0 reports
+        log.info("wrote %s after %d steps", result["weights"], result["iterations"])
     return 0
+
+
+def _stored(args: argparse.Namespace):
+    """The settings of the run in ``--out`` on --resume (None without a readable one)."""
+    if not args.resume:
+        return None
+    from deepmot.detection.config import DetectorTrainConfig
+    from deepmot.train.run import TrainingRun
+
+    try:
+        stored = TrainingRun(args.out, (), resume=True).stored_config
+        return DetectorTrainConfig.from_dict(stored) if stored else None
+    except (OSError, ValueError, TypeError, DeepMOTError):
+        return None  # train_detector names what is wrong with the run
+
+
+def _stored_device(args: argparse.Namespace) -> str | None:
+    stored = _stored(args)
+    return stored.device if stored is not None else None
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -206,6 +206,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Smooth-L1 or DeepMOT from a Vanilla single-object model)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--workers",
+        type=int_at_least(0),
+        default=0,
+        help="DataLoader processes reading (decoding, rendering) the next steps' frames, for "
+        "trackers that regress from the image (not a stored setting)",
+    )
     distributed_options(parser)
     parser.set_defaults(run=run)
     _DEFAULTS.update({dest: parser.get_default(dest) for dest in _SETTINGS})
@@ -256,7 +263,8 @@ def distributed_options(parser: argparse.ArgumentParser) -> None:
         "--amp",
         choices=["bf16", "fp16"],
         default=None,
-        help="mixed precision on CUDA (torch.autocast with this type; fp16 scales the loss)",
+        help="mixed precision (torch.autocast with this type): bf16 or fp16 on CUDA (fp16 "
+        "scales the loss), bf16 on the CPU (faster only on CPUs with bfloat16 instructions)",
     )
     g.add_argument(
         "--dist-backend",
@@ -267,11 +275,15 @@ def distributed_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_distributed(args: argparse.Namespace, device: str) -> None:
-    """Refuse --amp off CUDA and --dist-backend nccl without CUDA before any work starts."""
-    if args.amp is not None and not device.startswith("cuda"):
+    """Refuse --amp where it does not run (fp16 off CUDA; anything but bf16 on the CPU) and
+    --dist-backend nccl without CUDA, before any work starts."""
+    cpu_bf16 = device == "cpu" and args.amp == "bf16"
+    if args.amp is not None and not device.startswith("cuda") and not cpu_bf16:
         raise DeepMOTError(
-            f"--amp {args.amp}: mixed precision runs on CUDA only, and this run's device is "
-            f"{device} (drop --amp, or use --device cuda)"
+            f"--amp {args.amp}: mixed precision runs on CUDA (and bf16 on the CPU too), and "
+            f"this run's device is {device} ("
+            + ("use --amp bf16 on the CPU, " if device == "cpu" else "drop --amp, ")
+            + "or --device cuda)"
         )
     if args.dist_backend == "nccl" and not device.startswith("cuda"):
         raise DeepMOTError(
@@ -542,6 +554,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         backend=args.dist_backend,
         amp=args.amp,
+        workers=args.workers,
     )
     from deepmot.train.run import is_main_process
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["BACKBONES", "DetectorConfig", "DetectorTrainConfig"]
+__all__ = ["BACKBONES", "NORMS", "DetectorConfig", "DetectorTrainConfig"]
 
 BACKBONES = ("resnet50_fpn", "resnet18_fpn", "mobilenet_v3_fpn")
 """Backbones of :func:`deepmot.detection.model.build_detector` (the registry's names)."""
+
+NORMS = ("batch", "frozen")
+"""Normalisation of a detector in training (:attr:`DetectorTrainConfig.norm`)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,12 @@ class DetectorTrainConfig:
         flip: flip half the training images horizontally.
         checkpoint_every: steps between checkpoints.
         seed: seeds the initialisation and every step's images.
+        norm: ``"batch"``: BatchNorm trains with batch statistics (what training from
+            scratch needs); ``"frozen"``: torchvision's ``FrozenBatchNorm2d``, the statistics
+            and scales stay as initialised (torchvision's detection fine-tuning default; with
+            no normalisation to share, several processes train exactly as one, see
+            :mod:`deepmot.detection.train`).
+        device: where the detector trains (``cpu``, ``cuda``, ``cuda:N``).
     """
 
     detector: DetectorConfig = DetectorConfig()
@@ -108,8 +117,12 @@ class DetectorTrainConfig:
     flip: bool = True
     checkpoint_every: int = 50
     seed: int = 0
+    norm: str = "batch"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         for name in ("iterations", "batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -1,17 +1,24 @@
-"""Detection targets from tracking ground truth: the person boxes of one frame.
+"""Detection training data: the person boxes of a frame, and each step's frames as tensors.
 
 A target is an active pedestrian row (flag not 0, class pedestrian) clipped to the image; rows
 less visible than ``min_visibility`` are *crowd* boxes: no training target, and in the
 evaluation a region where a detection is neither a hit nor a false positive.
+
+:class:`StepFrames` is the trainer's data: item ``step`` is a process's share of that step's
+frames, read (decoded or rendered), flipped and turned into tensors. Everything about a step is
+drawn from a generator seeded by (seed, step), so a ``torch.utils.data.DataLoader`` may read
+steps ahead in worker processes (``workers``) and any process draws what one process would.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from deepmot.data.sequence import Sequence
 
-__all__ = ["frame_targets"]
+__all__ = ["StepFrames", "frame_targets", "read_frame"]
 
 
 def frame_targets(
@@ -27,3 +34,77 @@ def frame_targets(
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, sequence.im_height)
     keep = ((boxes[:, 2:] - boxes[:, :2]) >= 1.0).all(axis=1)
     return boxes[keep], (gt.visibility < min_visibility)[keep]
+
+
+def read_frame(sequence: Sequence, frame: int, flip: bool, min_visibility: float) -> tuple:
+    """``frame`` as a training sample: the image ``(3, H, W)`` float32 in [0, 1] and its
+    target ``{"boxes": (N, 4) xyxy, "labels": (N,) int64, all 1}``, both mirrored left-right
+    with ``flip``; crowd boxes are left out."""
+    import torch
+
+    from deepmot.data.frames import image_to_tensor
+
+    image = image_to_tensor(sequence.read_image(frame))
+    boxes, crowd = frame_targets(sequence, frame, min_visibility)
+    boxes = torch.from_numpy(boxes[~crowd])
+    if flip:
+        width = image.shape[-1]
+        image = image.flip(-1)
+        boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1)
+    return image, {"boxes": boxes, "labels": torch.ones(len(boxes), dtype=torch.int64)}
+
+
+class StepFrames:
+    """A map-style dataset (``torch.utils.data``) of training steps: item ``step`` is
+    ``(images, targets, seeds)`` for this process's share of the step's ``batch_size``
+    random frames (frames ``rank, rank + world_size, ...`` of the batch), half of them flipped
+    when ``flip``; ``seeds (share, 2)`` int64 seed each frame's RPN and box-head samplers.
+
+    Args:
+        sequences: sequences with frames and ground truth.
+        batch_size: the global batch (frames per step, all processes together).
+        seed: the run's seed.
+        flip, min_visibility: as :class:`~deepmot.detection.config.DetectorTrainConfig`.
+        rank, world_size: this process's place (0 of 1: the whole batch).
+    """
+
+    def __init__(
+        self,
+        sequences: list[Sequence],
+        batch_size: int,
+        seed: int,
+        flip: bool = True,
+        min_visibility: float = 0.25,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.sequences = sequences
+        self.batch_size = batch_size
+        self.seed = seed
+        self.flip = flip
+        self.min_visibility = min_visibility
+        self.rank = rank
+        self.world_size = world_size
+
+    def draw(self, step: int) -> list[tuple[int, int, bool, tuple[int, int]]]:
+        """The whole batch of ``step``: ``(sequence index, frame, flipped, sampler seeds)``
+        per frame, the same in every process."""
+        rng = np.random.default_rng([self.seed, step])
+        picks = []
+        for _ in range(self.batch_size):
+            index = int(rng.integers(len(self.sequences)))
+            frame = int(rng.integers(1, self.sequences[index].seq_length + 1))
+            picks.append((index, frame, bool(self.flip and rng.uniform() < 0.5)))
+        seeds = rng.integers(2**62, size=(self.batch_size, 2))
+        return [(*p, (int(a), int(b))) for p, (a, b) in zip(picks, seeds, strict=True)]
+
+    def __getitem__(self, step: int) -> tuple[list, list[dict[str, Any]], Any]:
+        import torch
+
+        images, targets, seeds = [], [], []
+        for index, frame, flip, seed in self.draw(step)[self.rank :: self.world_size]:
+            image, target = read_frame(self.sequences[index], frame, flip, self.min_visibility)
+            images.append(image)
+            targets.append(target)
+            seeds.append(seed)
+        return images, targets, torch.tensor(seeds, dtype=torch.int64).reshape(-1, 2)

@@ -1,59 +1,119 @@
 """Train the person detector on frames with ground truth (synthetic scenes or MOTChallenge).
 
-Each step draws ``batch_size`` frames from the sequences (a generator seeded by (seed, step),
-which also seeds torch's for the RPN's and box head's samplers, so a resumed run continues
-exactly), flips half of them, and minimises the sum of Faster
-R-CNN's four losses (RPN objectness and box, classifier and box regression) with AdamW.
-BatchNorm trains (nothing is pretrained); the saved detector loads with frozen BatchNorm for
-tracking. The run folder (:class:`~deepmot.train.run.TrainingRun`) holds ``config.json``,
-``checkpoint.pt``, ``log.csv`` and ``detector.safetensors`` with its JSON card.
+Each step draws ``batch_size`` frames from the sequences (a generator seeded by (seed, step):
+:class:`~deepmot.detection.data.StepFrames`, read ahead by ``workers`` DataLoader processes),
+flips half of them, and minimises the sum of Faster R-CNN's four losses (RPN objectness and
+box, classifier and box regression) with AdamW. The RPN's and the box head's samplers
+(:class:`SeededSampler`) draw each frame's anchors and proposals from a seed of its own, so a
+resumed run continues exactly and a frame's samples do not depend on the rest of the batch.
+With ``norm="batch"`` BatchNorm trains (nothing is pretrained); the saved detector loads with
+frozen BatchNorm for tracking. The run folder (:class:`~deepmot.train.run.TrainingRun`) holds
+``config.json``, ``checkpoint.pt``, ``log.csv`` and ``detector.safetensors`` with its card.
+
+Under torchrun (:mod:`deepmot.train.distributed`) each process trains on its share of the
+step's frames (``rank, rank + N, ...``) with the detector in DDP, and every loss term is
+weighted by the process's share of the samples it averages (the RPN's anchors, the box
+head's proposals), so the averaged gradient is the one of the whole batch's losses. BatchNorm
+is the one place the frames of a batch meet: on CUDA it becomes ``SyncBatchNorm`` (statistics
+over the whole batch, as one process); on the CPU, where PyTorch has no SyncBatchNorm, each
+process normalises its own frames and the running statistics are averaged after every step
+(all processes keep the same model). So N processes take one process's steps up to float
+rounding with ``norm="frozen"`` (tested on the CPU), and by construction with ``norm="batch"``
+on CUDA (not yet run on a GPU).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from torch import Tensor, nn
+from torchvision.models.detection._utils import BalancedPositiveNegativeSampler
 
-from deepmot.data.frames import image_to_tensor
 from deepmot.data.sequence import Sequence
 from deepmot.detection.config import DetectorTrainConfig
-from deepmot.detection.data import frame_targets
+from deepmot.detection.data import StepFrames
 from deepmot.detection.model import build_detector, save_detector
 from deepmot.errors import DeepMOTError
+from deepmot.train.distributed import Distributed, autocast, grad_scaler, setup
+from deepmot.train.prefetch import step_loader
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 
-__all__ = ["LOG_FIELDS", "WEIGHTS_FILE", "sample_batch", "train_detector"]
+__all__ = [
+    "LOG_FIELDS",
+    "WEIGHTS_FILE",
+    "SeededSampler",
+    "share_of_loss",
+    "train_detector",
+    "use_seeded_samplers",
+]
 
-LOSSES = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
+log = logging.getLogger(__name__)
+
+RPN_LOSSES = ("loss_objectness", "loss_rpn_box_reg")  # means over the RPN's sampled anchors
+HEAD_LOSSES = ("loss_classifier", "loss_box_reg")  # means over the box head's samples
+LOSSES = (*RPN_LOSSES, *HEAD_LOSSES)
 LOG_FIELDS = ("iteration", "loss", *LOSSES, "seconds")
 WEIGHTS_FILE = "detector.safetensors"
 
 
-def sample_batch(
-    sequences: list[Sequence], config: DetectorTrainConfig, rng: np.random.Generator
-) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-    """``batch_size`` random frames: images ``(3, H, W)`` in [0, 1] and their targets
-    (``boxes (N, 4)`` xyxy, ``labels (N,)`` all 1), half flipped when ``config.flip``."""
-    images, targets = [], []
-    for _ in range(config.batch_size):
-        seq = sequences[int(rng.integers(len(sequences)))]
-        frame = int(rng.integers(1, seq.seq_length + 1))
-        image = image_to_tensor(seq.read_image(frame))
-        boxes, crowd = frame_targets(seq, frame, config.min_visibility)
-        boxes = torch.from_numpy(boxes[~crowd])
-        if config.flip and rng.uniform() < 0.5:
-            width = image.shape[-1]
-            image = image.flip(-1)
-            boxes = torch.stack(
-                [width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1
-            )
-        images.append(image)
-        targets.append({"boxes": boxes, "labels": torch.ones(len(boxes), dtype=torch.int64)})
-    return images, targets
+class SeededSampler(BalancedPositiveNegativeSampler):
+    """torchvision's positive/negative sampler, drawing image ``i`` of a forward pass from
+    its own generator seeded with ``seeds[i]`` (torchvision's draws the images one after the
+    other from torch's global generator, so an image's samples would depend on the images
+    before it); :attr:`drawn` counts the samples of the last call (the losses' divisor)."""
+
+    def __init__(self, batch_size_per_image: int, positive_fraction: float) -> None:
+        super().__init__(batch_size_per_image, positive_fraction)
+        self.seeds: list[int] = []
+        self.drawn = 0
+
+    def __call__(self, matched_idxs: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        if len(self.seeds) != len(matched_idxs):
+            raise ValueError(f"{len(self.seeds)} seeds for {len(matched_idxs)} images")
+        positives, negatives = [], []
+        for seed, matched in zip(self.seeds, matched_idxs, strict=True):
+            cuda = [matched.device] if matched.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(seed)
+                (pos,), (neg,) = super().__call__([matched])
+            positives.append(pos)
+            negatives.append(neg)
+        self.drawn = sum(int(mask.sum()) for mask in positives + negatives)
+        return positives, negatives
+
+
+def use_seeded_samplers(model: nn.Module) -> tuple[SeededSampler, SeededSampler]:
+    """Swap the detector's RPN and box-head samplers for :class:`SeededSampler` (same sizes)."""
+    swapped = []
+    for owner in (model.rpn, model.roi_heads):
+        old = owner.fg_bg_sampler
+        owner.fg_bg_sampler = SeededSampler(old.batch_size_per_image, old.positive_fraction)
+        swapped.append(owner.fg_bg_sampler)
+    return swapped[0], swapped[1]
+
+
+def share_of_loss(
+    losses: dict[str, Tensor],
+    counts: tuple[float, ...],
+    totals: tuple[float, ...],
+    world_size: int,
+) -> Tensor:
+    """One process's loss, whose mean over the ``world_size`` processes (DDP averages the
+    gradients) is the whole batch's sum of the four losses.
+
+    Each of torchvision's losses (:data:`LOSSES`) is a mean over samples (anchors for the
+    RPN's two, proposals for the head's two); ``counts`` are this process's samples for each
+    and ``totals`` all processes' together, so the term is weighted by
+    ``world_size * count / total`` (1 with one process).
+    """
+    return sum(
+        losses[k] * (world_size * n / max(total, 1.0))
+        for k, n, total in zip(LOSSES, counts, totals, strict=True)
+    )
 
 
 def train_detector(
@@ -64,22 +124,30 @@ def train_detector(
     progress: bool = True,
     card: dict[str, Any] | None = None,
     half: bool = False,
+    backend: str | None = None,
+    amp: str | None = None,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Train a detector into the run folder ``out`` (see the module doc).
 
     Args:
         sequences: sequences with ground truth and frames.
         config: the settings (with ``resume``: None keeps the stored ones; otherwise only
-            ``iterations`` may differ).
+            ``iterations`` and ``device`` may differ).
         card: extra entries for the weights' JSON card (e.g. how the data was made).
         half: store the weights as float16 (half the file).
+        backend: the process group's backend under torchrun (None: ``nccl`` on CUDA, else
+            ``gloo``).
+        amp: ``"bf16"`` or ``"fp16"``: mixed precision on CUDA (None: float32).
+        workers: DataLoader processes reading (decoding, rendering) the next steps' frames
+            while the detector trains (0: read in this process).
 
     Returns:
         ``{"iterations", "weights", "loss"}`` (the last step's loss).
 
     Raises:
-        DeepMOTError: sequences without frames or ground truth, or a resume with other
-            settings.
+        DeepMOTError: sequences without frames or ground truth, a resume with other
+            settings, a bad launch under torchrun.
     """
     missing = [s.name for s in sequences if not s.has_images or s.gt is None]
     if missing or not sequences:
@@ -87,13 +155,44 @@ def train_detector(
             "a detector trains on sequences with frames and ground truth; these have not: "
             f"{', '.join(missing) or 'none given'}"
         )
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
     run = TrainingRun(out, LOG_FIELDS, resume)
     if run.stored_config is not None:
         stored = DetectorTrainConfig.from_dict(run.stored_config)
-        config = resolve_resumed_config(stored, config, {"iterations"}, run.checkpoint_path)
+        config = resolve_resumed_config(
+            stored, config, {"iterations", "device"}, run.checkpoint_path
+        )
     config = config if config is not None else DetectorTrainConfig()
+    dist = setup(config.device, backend)
+    try:
+        return _train(sequences, out, config, run, dist, progress, card, half, amp, workers)
+    finally:
+        dist.close()
+
+
+def _train(
+    sequences: list[Sequence],
+    out: str | Path,
+    config: DetectorTrainConfig,
+    run: TrainingRun,
+    dist: Distributed,
+    progress: bool,
+    card: dict[str, Any] | None,
+    half: bool,
+    amp: str | None,
+    workers: int,
+) -> dict[str, Any]:
+    dist.check_batch(config.batch_size)
+    device = dist.device
+    precision = autocast(device, amp)
+    scaler = grad_scaler(device, amp)
     torch.manual_seed(config.seed)
-    model = build_detector(config.detector, trainable_norm=True)
+    model = build_detector(config.detector, trainable_norm=config.norm == "batch").to(device)
+    synced = config.norm == "batch" and dist.enabled and device.type == "cuda"
+    if synced:  # batch statistics over all processes' frames
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    rpn_sampler, head_sampler = use_seeded_samplers(model)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -101,6 +200,25 @@ def train_detector(
     if run.state is not None:
         model.load_state_dict(run.state["model"])
         optimizer.load_state_dict(run.state["optimizer"])
+        if scaler.is_enabled() and run.state.get("scaler"):
+            scaler.load_state_dict(run.state["scaler"])
+    trained = dist.wrap(model)
+    if dist.enabled and config.norm == "batch" and not synced and dist.rank == 0:
+        log.warning(
+            "BatchNorm on %d CPU processes: each normalises its own %d frame(s) of the batch "
+            "of %d (PyTorch's SyncBatchNorm runs on CUDA only); the running statistics are "
+            "averaged after every step",
+            dist.world_size, config.batch_size // dist.world_size, config.batch_size,
+        )  # fmt: skip
+    steps = StepFrames(
+        sequences,
+        config.batch_size,
+        config.seed,
+        config.flip,
+        config.min_visibility,
+        dist.rank,
+        dist.world_size,
+    )
 
     def checkpoint() -> None:
         run.save_checkpoint(
@@ -109,6 +227,7 @@ def train_detector(
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "iteration": iteration,
+                **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
             }
         )
 
@@ -117,25 +236,48 @@ def train_detector(
     loss_value = float("nan")
     bar = progress_bar(config.iterations, iteration, "train detector", progress)
     model.train()
+    batches = step_loader(steps, iteration, config.iterations, workers)
     try:
         with run.stop_on_signals():
             while iteration < config.iterations and run.stop_requested is None:
-                rng = np.random.default_rng([config.seed, iteration])
-                # the RPN's and the box head's samplers draw from torch's generator
-                torch.manual_seed(int(rng.integers(2**62)))
-                images, targets = sample_batch(sequences, config, rng)
-                losses = model(images, targets)
-                loss = sum(losses[k] for k in LOSSES)
+                images, targets, seeds = next(batches)
+                images = [image.to(device) for image in images]
+                targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+                rpn_sampler.seeds = seeds[:, 0].tolist()
+                head_sampler.seeds = seeds[:, 1].tolist()
+                with precision:
+                    losses = trained(images, targets)
+                counts = (rpn_sampler.drawn,) * 2 + (head_sampler.drawn,) * 2
+                # the whole batch's samples, and each term summed over its samples
+                sums = dist.all_sum(
+                    [
+                        float(run.stop_requested is not None),
+                        rpn_sampler.drawn,
+                        head_sampler.drawn,
+                        *(
+                            n * float(losses[k].detach())
+                            for k, n in zip(LOSSES, counts, strict=True)
+                        ),
+                    ]
+                )
+                totals = (sums[1],) * 2 + (sums[2],) * 2
+                loss = share_of_loss(losses, counts, totals, dist.world_size)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                if config.norm == "batch" and not synced:
+                    dist.average_buffers(model)
+                if sums[0] > 0 and run.stop_requested is None:
+                    run.stop_requested = "a signal to another process"
                 iteration += 1
-                loss_value = float(loss.detach())
+                means = [s / max(t, 1.0) for s, t in zip(sums[3:], totals, strict=True)]
+                loss_value = sum(means)
                 run.log(
                     [
                         iteration,
                         f"{loss_value:.6g}",
-                        *(f"{float(losses[k].detach()):.6g}" for k in LOSSES),
+                        *(f"{m:.6g}" for m in means),
                         f"{time.monotonic() - start:.2f}",
                     ]
                 )

@@ -205,6 +205,16 @@ class TracktorModel(nn.Module):
         out = torch.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], dim=1)
         return out, F.softmax(logits, -1)[:, 1], self.reid(representation)
 
+    def forward(
+        self,
+        features: dict[str, Tensor],
+        resized: tuple[int, int],
+        original: tuple[int, int],
+        boxes: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`regress`, the trained path: the call DistributedDataParallel wraps."""
+        return self.regress(features, resized, original, boxes)
+
     @torch.no_grad()
     def detect(self, features: dict[str, Tensor], resized: tuple[int, int], image: Tensor):
         """The detector's own detections: ``(K, 5)`` xyxy + score in original coordinates."""
@@ -219,7 +229,9 @@ class TracktorModel(nn.Module):
 
 
 class TracktorPredictor:
-    """:class:`TracktorModel` behind the predictor contract (see the module doc).
+    """:class:`TracktorModel` behind the predictor contract (see the module doc). The trained
+    path (``predict``) calls the model (its ``forward``, so that DDP sees it); the paths
+    without gradients call :attr:`inner`'s methods.
 
     It keeps per-sequence memos only: the last frames' backbone features (keyed by the frame
     object, held so that its id stays its own) and the previous frame for ECC; both are
@@ -228,9 +240,10 @@ class TracktorPredictor:
 
     needs_images = True
 
-    def __init__(self, model: TracktorModel) -> None:
-        self.model = model
-        self.config: TracktorConfig = _inner(model).config
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model  # the TracktorModel, or it in DDP (training on several processes)
+        self.inner = _inner(model)
+        self.config: TracktorConfig = self.inner.config
         self._features: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
         self._previous: Frame = None
         self._align: tuple[Frame, Frame] | None = None
@@ -253,7 +266,7 @@ class TracktorPredictor:
         if image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] != 3:
             image = image.permute(2, 0, 1).float() / 255.0  # an (H, W, 3) tensor
         image = image.to(module_device(self.model))
-        features, resized = _inner(self.model).features(image)
+        features, resized = self.inner.features(image)
         self._features[key] = (frame, (features, resized, image))
         while len(self._features) > max(1, self.config.feature_cache):
             self._features.popitem(last=False)
@@ -284,12 +297,12 @@ class TracktorPredictor:
         features, resized, image = self.frame_features(frame)
         original = tuple(image.shape[-2:])
         if self.config.private:
-            found = _inner(self.model).detect(features, resized, image).cpu()
+            found = self.inner.detect(features, resized, image).cpu()
         elif len(dets) == 0:
             return dets.new_zeros((0, 5))
         else:
             with torch.no_grad():
-                boxes, scores, _ = _inner(self.model).regress(
+                boxes, scores, _ = self.inner.regress(
                     features, resized, original, dets[:, :4].float().to(image.device)
                 )
             found = torch.cat([boxes, scores[:, None]], dim=1).cpu()
@@ -325,9 +338,7 @@ class TracktorPredictor:
         if len(boxes) == 0:
             empty = boxes.new_zeros((0,))
             return Prediction(boxes, empty, boxes.new_zeros((0, self.config.reid_dim)))
-        regressed, scores, embeddings = _inner(self.model).regress(
-            features, resized, original, boxes
-        )
+        regressed, scores, embeddings = self.model(features, resized, original, boxes)
         moved = ~tracks.verified.to(image.device)
         if bool(moved.any()):
             regressed = torch.where(moved[:, None], boxes, regressed)
@@ -347,7 +358,7 @@ class TracktorPredictor:
     def on_birth(self, frame: Frame, tracks: TrackBatch) -> None:
         """Store the first embedding of each new track."""
         features, resized, image = self.frame_features(frame)
-        _, _, embeddings = _inner(self.model).regress(
+        _, _, embeddings = self.inner.regress(
             features, resized, tuple(image.shape[-2:]), tracks.last.to(image.device)
         )
         for extra, embedding in zip(tracks.extras, embeddings, strict=True):
@@ -359,7 +370,7 @@ class TracktorPredictor:
         embedding and the embedding of each box in ``frame`` (Tracktor compares the mean of
         its stored features too)."""
         features, resized, image = self.frame_features(frame)
-        _, _, found = _inner(self.model).regress(
+        _, _, found = self.inner.regress(
             features, resized, tuple(image.shape[-2:]), boxes[:, :4].float().to(image.device)
         )
         stored = []
@@ -372,14 +383,11 @@ class TracktorPredictor:
 
 
 def _inner(model: nn.Module) -> TracktorModel:
-    """``model``, checked: the predictor calls the model's methods, which DDP would not
-    synchronise, so Tracktor trains in one process."""
-    if not isinstance(model, TracktorModel):
-        raise ValueError(
-            f"Tracktor needs a TracktorModel, got {type(model).__name__} (it trains in one "
-            "process: no torchrun)"
-        )
-    return model
+    """The :class:`TracktorModel` of ``model`` (itself, or the one DDP wraps), checked."""
+    inner = getattr(model, "module", model)
+    if not isinstance(inner, TracktorModel):
+        raise ValueError(f"Tracktor needs a TracktorModel, got {type(inner).__name__}")
+    return inner
 
 
 # --------------------------------------------------------------------------- build, save, load

@@ -59,6 +59,7 @@ from deepmot.train.distributed import (
     setup,
     zero_term,
 )
+from deepmot.train.prefetch import StepClipFrames, prefetching, step_loader
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 from deepmot.train.sot import single_object_step
 
@@ -377,6 +378,7 @@ def train_tracker(
     progress: bool = True,
     backend: str | None = None,
     amp: str | None = None,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Train ``config.tracker`` on ``sequences``; write the run into ``out``.
 
@@ -395,10 +397,15 @@ def train_tracker(
         backend: the process group's backend under torchrun (None: ``nccl`` on CUDA, else
             ``gloo``).
         amp: ``"bf16"`` or ``"fp16"``: mixed precision on CUDA (None: float32).
+        workers: for trackers that read frames, DataLoader processes reading (decoding,
+            rendering) the next steps' frames while the model trains
+            (:mod:`deepmot.train.prefetch`; 0: read in the rollout).
 
     Returns:
         ``{"iterations", "weights", "last": {field: value}}``.
     """
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
     run = TrainingRun(out, LOG_FIELDS, resume)
     if run.stored_config is not None:
         stored = TrackerTrainConfig.from_dict(run.stored_config)
@@ -414,7 +421,9 @@ def train_tracker(
     _check_inputs(sequences, trainable, model_config)
     dist = setup(config.device, backend)
     try:
-        return _train(sequences, out, config, run, trainable, model_config, dist, progress, amp)
+        return _train(
+            sequences, out, config, run, trainable, model_config, dist, progress, amp, workers
+        )
     finally:
         dist.close()
 
@@ -429,6 +438,7 @@ def _train(
     dist: Distributed,
     progress: bool,
     amp: str | None,
+    workers: int,
 ) -> dict[str, Any]:
     dist.check_batch(config.batch_size)
     device = dist.device
@@ -455,9 +465,27 @@ def _train(
     predictor = trainable.predictor(trained)
 
     history_len = max(2, int(predictor.history_len))
+    prefetch = workers > 0 and trainable.needs_images(model_config)
+    if workers > 0 and not prefetch and dist.rank == 0:
+        log.warning(
+            "workers=%d: tracker %r reads no frames, so none are read ahead",
+            workers,
+            config.tracker,
+        )
     sampler = ClipSampler(
-        sequences, config.frames_per_sample, history_len, config.train_fraction, config.augment
+        prefetching(sequences) if prefetch else sequences,
+        config.frames_per_sample,
+        history_len,
+        config.train_fraction,
+        config.augment,
     )
+    if prefetch:  # workers read each step's frames ahead (the steps' clips are seeded)
+        read_ahead = step_loader(
+            StepClipFrames(sampler, config.batch_size, config.seed, dist.rank, dist.world_size),
+            iteration,
+            config.iterations,
+            workers,
+        )
     if config.loss == "deepmot":
         loss_fn: DeepMOTLoss | SmoothL1Loss = DeepMOTLoss(
             build_matcher(config.matcher).to(device), config.deepmot
@@ -488,6 +516,10 @@ def _train(
             while iteration < config.iterations and run.stop_requested is None:
                 if isinstance(loss_fn, DeepMOTLoss):
                     loss_fn.config = replace(loss_fn.config, scale=config.scale_at(iteration))
+                if prefetch:
+                    frames = next(read_ahead)
+                    for index, sequence in enumerate(sampler.sequences):
+                        sequence.frame_source.frames = frames.get(index, {})
                 rng = np.random.default_rng([config.seed, iteration])
                 starts = sampler.sample(rng, config.batch_size)
                 # one generator per clip: a clip rolls out the same in whichever process

@@ -1,0 +1,99 @@
+"""Reading a tracker's training frames ahead, in ``torch.utils.data.DataLoader`` workers.
+
+The trackers that regress from pixels read every frame of their clips (decoding a JPEG of
+``img1/``, or rendering a synthetic scene) in the middle of the rollout. Every step's clips
+are drawn from a generator seeded by (seed, step), so which frames a step needs is known
+before it runs: :class:`StepClipFrames` (item ``step``: the frames of this process's clips)
+lets DataLoader workers read the next steps' frames while the model trains, and
+:class:`PrefetchedFrames`, wrapped around each sequence's frame source, serves them to the
+rollout (any other frame is read as before).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from deepmot.data.frames import FrameSource
+from deepmot.data.sequence import Sequence
+from deepmot.train.clips import ClipSampler
+
+__all__ = ["PrefetchedFrames", "StepClipFrames", "prefetching", "step_loader"]
+
+
+class PrefetchedFrames:
+    """A frame source serving the frames read ahead for the current step (:attr:`frames`,
+    ``{frame: (H, W, 3) uint8}``), and reading any other frame from ``source``."""
+
+    def __init__(self, source: FrameSource) -> None:
+        self.source = source
+        self.frames: dict[int, np.ndarray] = {}
+
+    def read(self, frame: int) -> np.ndarray:
+        image = self.frames.get(frame)
+        return image if image is not None else self.source.read(frame)
+
+
+def prefetching(sequences: list[Sequence]) -> list[Sequence]:
+    """Shallow copies of ``sequences`` (same ground truth and detections) whose frames come
+    through a :class:`PrefetchedFrames`; the given sequences are left as they are."""
+    copies = []
+    for sequence in sequences:
+        twin = copy.copy(sequence)
+        if sequence.frame_source is not None:
+            twin.frame_source = PrefetchedFrames(sequence.frame_source)
+        copies.append(twin)
+    return copies
+
+
+class StepClipFrames:
+    """A map-style dataset of training steps: item ``step`` is ``{sequence index: {frame:
+    image}}``, every frame of this process's clips of ``step`` (the clips
+    ``rank, rank + world_size, ...`` of ``sampler.sample(default_rng([seed, step]),
+    batch_size)``, as the trainer draws them), read from the sequences' own frame sources."""
+
+    def __init__(
+        self, sampler: ClipSampler, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+
+    def __getitem__(self, step: int) -> dict[int, dict[int, np.ndarray]]:
+        rng = np.random.default_rng([self.seed, step])
+        starts = self.sampler.sample(rng, self.batch_size)[self.rank :: self.world_size]
+        index = {id(s): i for i, s in enumerate(self.sampler.sequences)}
+        frames: dict[int, dict[int, np.ndarray]] = {}
+        for start in starts:
+            source = start.sequence.frame_source
+            source = source.source if isinstance(source, PrefetchedFrames) else source
+            read = frames.setdefault(index[id(start.sequence)], {})
+            for frame in range(start.start, start.start + start.length):
+                if frame not in read:
+                    read[frame] = source.read(frame)
+        return frames
+
+
+def _unchanged(item: Any) -> Any:
+    """The DataLoader's collate function: a step's item is its batch already."""
+    return item
+
+
+def step_loader(dataset: Any, start: int, stop: int, workers: int) -> Iterator[Any]:
+    """``dataset[start], ..., dataset[stop - 1]`` (a dataset of training steps), read ahead
+    by ``workers`` ``torch.utils.data.DataLoader`` processes (in this process with 0)."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=range(start, stop),
+        num_workers=workers,
+        collate_fn=_unchanged,
+    )
+    return iter(loader)
