@@ -186,7 +186,8 @@ def existing_path(text: str) -> Path:
 
 
 def key_value(text: str) -> tuple[str, object]:
-    """``KEY=VALUE``; VALUE is read as JSON (``30``, ``0.5``, ``true``, ``null``, ``[0, 1]``)."""
+    """``KEY=VALUE``; VALUE is read as JSON (``30``, ``0.5``, ``true``, ``null``, ``[0, 1]``,
+    ``"dhn:seq_gru"``: text in double quotes)."""
     import json
 
     key, sep, value = text.partition("=")
@@ -196,5 +197,6 @@ def key_value(text: str) -> tuple[str, object]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: VALUE must be JSON: a number, true, false, null or a list"
+            f"{text!r}: VALUE must be JSON: a number, true, false, null, a list or text in "
+            "double quotes (in a shell: 'KEY=\"text\"')"
         ) from None
