@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -198,18 +199,21 @@ def test_sot_table_rows_are_the_evaluators(tmp_path: Path) -> None:
     settings = {**spec.scales["cpu"], **tiny}
     result = spec.run(TableContext(tmp_path / "run", settings, tmp_path, False))
     names = [r["row"] for r in result.rows]
-    assert names[-1] == "Kalman" and set(names[:-1]) <= set(spec.paper) and len(names) == 7
+    assert names[-1] == "Kalman" and len(names) == 8
+    assert set(names[:-1]) - set(spec.paper) == {"SiamRPN DeepMOT+focal"}
     seed0 = tmp_path / "run" / "seed0"
-    config = json.loads((seed0 / "siamrpn_deepmot" / "config.json").read_text())
-    assert config["init_weights"] == str(seed0 / "siamrpn_vanilla" / "siamrpn.safetensors")
-    assert config["deepmot"]["scale"] == 10.0 and config["deepmot"]["delta"] == 0.7
+    for folder, focal in (("siamrpn_deepmot", 0.0), ("siamrpn_deepmot_focal", 10.0)):
+        config = json.loads((seed0 / folder / "config.json").read_text())
+        assert config["init_weights"] == str(seed0 / "siamrpn_vanilla" / "siamrpn.safetensors")
+        assert config["deepmot"]["scale"] == 10.0 and config["deepmot"]["delta"] == 0.7
+        assert config["focal_weight"] == focal and config["focal_gamma"] == 2.0
     test = _scenes(settings, 1, settings["test_seed"], "TEST")
     for row in result.rows:
         if row["row"] == "Kalman":
             tracker = create_tracker("kalman")
         else:
             name = row["row"].split()[0].lower()
-            folder = seed0 / row["row"].lower().replace(" ", "_")
+            folder = seed0 / re.sub(r"[^a-z0-9]+", "_", row["row"].lower())
             tracker = create_tracker(name, weights=folder / f"{name}.safetensors")
         slug = row["row"].replace(" ", "_")
         _same_row(row, _rescored(row["row"], tracker, test, tmp_path / slug))

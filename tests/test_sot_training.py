@@ -3,6 +3,7 @@ its weights, and `deepmot train/track/eval` on a rendered synthetic sequence."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -116,3 +117,33 @@ def test_init_weights_of_other_settings_is_one_clear_error(tmp_path, sequence):
     )
     with pytest.raises(DeepMOTError, match="small.safetensors: weights do not fit"):
         train_tracker([sequence], tmp_path / "run", config, progress=False)
+
+
+def test_cli_alexnet_focal_and_frozen_layers(tmp_path: Path, capsys) -> None:
+    from deepmot.trackers.siamrpn import SiamRPNConfig, SiamRPNModel, load_siamrpn
+
+    root = tmp_path / "data"
+    synth = ["synth", str(root), "--sequences", "1", "--frames", "8", "--width", "320"]
+    assert main([*synth, "--height", "240", "--people", "3", "--no-progress", "--no-preview"]) == 0
+    run = tmp_path / "run"
+    train = ["train", str(root), "--out", str(run), "--tracker", "siamrpn", "--det-file",
+             "det.txt", "--matcher", "sinkhorn", "--iterations", "1", "--batch-size", "1",
+             "--no-progress"]  # fmt: skip
+    assert main([*train, "--backbone", "alexnet", "--focal-weight", "10", "--freeze",
+                 "features.0"]) == 0  # fmt: skip
+    stored = json.loads((run / "config.json").read_text())
+    assert SiamRPNConfig.from_dict(stored["model"]) == SiamRPNConfig.alexnet()
+    assert stored["focal_weight"] == 10.0 and stored["freeze"] == ["features.0"]
+    (row,) = csv.DictReader((run / "log.csv").open())
+    assert float(row["focal"]) > 0
+    torch.manual_seed(0)  # the run's seed: the model it started from
+    start = SiamRPNModel(SiamRPNConfig.alexnet()).state_dict()
+    end = load_siamrpn(run / "siamrpn.safetensors").state_dict()
+    torch.testing.assert_close(end["features.0.weight"], start["features.0.weight"])
+    assert not torch.equal(end["cls.head.2.weight"], start["cls.head.2.weight"])
+    # mistakes: a tracker without backbones, a prefix that names no parameter
+    other = ["--out", str(tmp_path / "other")]
+    assert main([*train, *other, "--tracker", "motion", "--backbone", "alexnet"]) == 2
+    assert "tracker 'motion' has no backbone to choose" in capsys.readouterr().err
+    assert main([*train, *other, "--overwrite", "--freeze", "feature"]) == 2
+    assert "freeze 'feature': the model has no such parameters" in capsys.readouterr().err

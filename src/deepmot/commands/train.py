@@ -205,6 +205,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="start from these trained weights of the same tracker (fine-tuning, e.g. "
         "Smooth-L1 or DeepMOT from a Vanilla single-object model)",
     )
+    parser.add_argument(
+        "--backbone",
+        choices=["light", "alexnet"],
+        default=None,
+        help="goturn, siamrpn: the light CPU-scale backbone (their default) or the paper's "
+        "AlexNet-style one with its crop sizes (untrained: no downloadable weights here)",
+    )
+    sot = parser.add_argument_group("SiamRPN as the authors trained it")
+    sot.add_argument(
+        "--focal-weight",
+        type=float_at_least(0),
+        default=_TRAIN.focal_weight,
+        help="weight of the focal classification term on the anchors' scores (the authors' "
+        "released SiamRPN training: 10; default: off)",
+    )
+    sot.add_argument(
+        "--focal-gamma",
+        type=float_at_least(0),
+        default=_TRAIN.focal_gamma,
+        help="the focal term's exponent",
+    )
+    sot.add_argument(
+        "--freeze",
+        nargs="+",
+        default=list(_TRAIN.freeze),
+        metavar="PREFIX",
+        help="keep these parameters fixed, by name prefix (e.g. features.0 features.2: the "
+        "backbone's first two convolutions)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--workers",
@@ -247,6 +276,10 @@ _SETTINGS = {
     "detector": "model",
     "seed": "seed",
     "init_weights": "init_weights",
+    "backbone": "model",
+    "focal_weight": "focal_weight",
+    "focal_gamma": "focal_gamma",
+    "freeze": "freeze",
 }
 _DEFAULTS: dict = {}
 
@@ -375,6 +408,7 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
         return TrackerTrainConfig(
             tracker=args.tracker,
             model={
+                **_backbone(args.tracker, args.backbone),
                 **({"use_detections": False} if args.no_detections else {}),
                 **({"detector": str(args.detector)} if args.detector else {}),
             },
@@ -409,9 +443,31 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
             seed=args.seed,
             device=args.device or _TRAIN.device,
             init_weights=str(args.init_weights) if args.init_weights is not None else None,
+            focal_weight=args.focal_weight,
+            focal_gamma=args.focal_gamma,
+            freeze=tuple(args.freeze),
         )
     except ValueError as error:  # the parser's types catch most; this names the rest
         raise DeepMOTError(str(error)) from None
+
+
+def _backbone(tracker: str, backbone: str | None) -> dict:
+    """The model settings of ``--backbone``: none for the tracker's default; ``alexnet``:
+    its config class's ``alexnet()`` preset (GOTURN's and SiamRPN's: the paper's sizes)."""
+    if backbone is None:
+        return {}
+    from deepmot.trackers import get_trainable
+
+    try:
+        config = get_trainable(tracker).config
+    except ValueError as error:
+        raise DeepMOTError(f"--tracker {tracker}: {error}") from None
+    if not hasattr(config, "alexnet"):
+        raise DeepMOTError(
+            f"--backbone {backbone}: tracker {tracker!r} has no backbone to choose (goturn and "
+            "siamrpn have light and alexnet)"
+        )
+    return (config.alexnet() if backbone == "alexnet" else config()).to_dict()
 
 
 RUN_FILES = ("config.json", "checkpoint.pt", "log.csv")

@@ -44,6 +44,7 @@ __all__ = [
     "MotionPredictor",
     "Prediction",
     "Predictor",
+    "Proposals",
     "TrackBatch",
     "stack_histories",
 ]
@@ -152,13 +153,26 @@ class TrackBatch:
 
 
 @dataclass
+class Proposals:
+    """What a region-proposal predictor (SiamRPN) scored around each track, for a training
+    loss on its classification branch: ``logits (T, A, 2)`` (background, target) of the ``A``
+    anchors of each track's search region, differentiable, and the anchors ``(T, A, 4)`` xyxy
+    in image pixels."""
+
+    logits: Tensor
+    anchors: Tensor
+
+
+@dataclass
 class Prediction:
     """What a predictor returns: ``boxes (T, 4)`` xyxy at t, differentiable where learned;
-    ``scores (T,)`` in [0, 1] or None (no opinion); ``embeddings (T, E)`` or None."""
+    ``scores (T,)`` in [0, 1] or None (no opinion); ``embeddings (T, E)`` or None;
+    ``proposals`` (:class:`Proposals`) where the predictor scores anchors, else None."""
 
     boxes: Tensor
     scores: Tensor | None = None
     embeddings: Tensor | None = None
+    proposals: Proposals | None = None
 
 
 @runtime_checkable

@@ -28,7 +28,7 @@ from deepmot.boxes import box_iou
 from deepmot.io.weights import load_state, read_weights, save_weights
 from deepmot.trackers.crops import crop, siamese_regions
 from deepmot.trackers.management import TrackManagementConfig
-from deepmot.trackers.predictor import Frame, Prediction, TrackBatch, module_device
+from deepmot.trackers.predictor import Frame, Prediction, Proposals, TrackBatch, module_device
 from deepmot.trackers.registry import Trainable, register_trainable
 from deepmot.trackers.sot import as_image, backbone, config_from_dict, config_to_dict
 
@@ -294,12 +294,24 @@ class SiamRPNPredictor:
         detections: Tensor | None,
         image_size: tuple[int, int] | None,
     ) -> Prediction:
-        """Boxes ``(T, 4)`` at t (differentiable through the chosen anchor's regression) and
-        the chosen anchors' target scores ``(T,)``."""
+        """Boxes ``(T, 4)`` at t (differentiable through the chosen anchor's regression),
+        the chosen anchors' target scores ``(T,)``, and every anchor's logits with the anchors
+        in image pixels (``proposals``, for the focal term of the authors' training)."""
         if len(tracks) == 0:
             return Prediction(tracks.last.detach(), tracks.last.new_zeros(0))
-        score, boxes, regions, _, _ = self.heads(frame, tracks)
-        return self._choose(score, boxes, regions, tracks.last.detach().to(regions))
+        score, boxes, regions, cls, _ = self.heads(frame, tracks)
+        prediction = self._choose(score, boxes, regions, tracks.last.detach().to(regions))
+        logits = cls.reshape(len(tracks), 2, -1).transpose(1, 2)  # (T, A, 2), anchors' order
+        prediction.proposals = Proposals(logits, self._anchors_in_image(regions))
+        return prediction
+
+    def _anchors_in_image(self, regions: Tensor) -> Tensor:
+        """The anchors ``(T, A, 4)`` xyxy in image pixels of the search ``regions (T, 4)``."""
+        to_crop = (self.config.search_size / (regions[:, 2:3] - regions[:, 0:1]))[:, None]
+        anchors = self.inner.anchors[None]  # (1, A, 4) cx, cy, w, h relative to the centre
+        centre = ((regions[:, :2] + regions[:, 2:]) / 2)[:, None] + anchors[..., :2] / to_crop
+        half = anchors[..., 2:] / to_crop / 2
+        return torch.cat([centre - half, centre + half], dim=2)
 
     def _choose(self, score: Tensor, boxes: Tensor, regions: Tensor, last: Tensor) -> Prediction:
         """The selected proposal of each track, in image pixels."""

@@ -130,6 +130,14 @@ class TrackerTrainConfig:
         device: where the model trains.
         init_weights: trained weights of the same tracker to start from (fine-tuning, e.g.
             Smooth-L1 or DeepMOT from the Vanilla SOT model); None: a fresh model.
+        focal_weight: weight of the focal classification term added to the loss of every
+            frame (:mod:`deepmot.train.focal`), for trackers that score anchors (SiamRPN); the
+            authors' released SiamRPN training used 10 (``utils/loss.py``, ``focaLoss``); 0
+            leaves it out.
+        focal_gamma: its focal exponent (the authors': 2, ``weighted_binary_focal_entropy``).
+        freeze: parameters to keep fixed, by name prefix in the model's ``named_parameters``
+            (e.g. ``features.0`` for a backbone's first layer; the authors froze SiamRPN's
+            early layers); empty: all train.
     """
 
     tracker: str = "motion"
@@ -152,6 +160,9 @@ class TrackerTrainConfig:
     seed: int = 0
     device: str = "cpu"
     init_weights: str | None = None
+    focal_weight: float = 0.0
+    focal_gamma: float = 2.0
+    freeze: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.loss not in ("deepmot", "smoothl1", "vanilla"):
@@ -170,6 +181,11 @@ class TrackerTrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.scale_start is not None and not self.scale_start > 0:
             raise ValueError(f"scale_start must be > 0, got {self.scale_start}")
+        for name in ("focal_weight", "focal_gamma"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.focal_weight > 0 and self.loss == "vanilla":
+            raise ValueError("focal_weight adds to the deepmot or smoothl1 loss, not to vanilla")
         if self.refine_iou is not None and not 0 <= self.refine_iou <= 1:
             raise ValueError(f"refine_iou must lie in [0, 1], got {self.refine_iou}")
 
@@ -202,6 +218,7 @@ class TrackerTrainConfig:
         values["deepmot"] = DeepMOTLossConfig.from_dict(values.get("deepmot", {}))
         values["augment"] = AugmentationConfig.from_dict(values.get("augment", {}))
         values["model"] = dict(values.get("model", {}))
+        values["freeze"] = tuple(values.get("freeze", ()))
         return cls(**values)
 
 

@@ -46,7 +46,7 @@ from deepmot.boxes import box_iou, distance_matrix
 from deepmot.data.sequence import Sequence
 from deepmot.errors import DeepMOTError
 from deepmot.loss import DeepMOTLoss, SmoothL1Loss
-from deepmot.trackers.predictor import Predictor, TrackBatch
+from deepmot.trackers.predictor import Prediction, Predictor, TrackBatch
 from deepmot.trackers.registry import Trainable, get_trainable
 from deepmot.train.clips import ClipSampler, ClipStart, clear_matches, perturb_some
 from deepmot.train.config import TrackerTrainConfig
@@ -59,6 +59,7 @@ from deepmot.train.distributed import (
     setup,
     zero_term,
 )
+from deepmot.train.focal import anchor_labels, focal_classification_loss
 from deepmot.train.prefetch import StepClipFrames, prefetching, step_loader
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 from deepmot.train.sot import single_object_step
@@ -68,8 +69,9 @@ __all__ = ["LOG_FIELDS", "StepResult", "build_matcher", "run_clips", "train_trac
 log = logging.getLogger(__name__)
 
 SOFT_TERMS = ("fp", "fn", "ids", "dmota", "dmotp", "active_share")
+TERMS = (*SOFT_TERMS, "focal")  # the logged means: the soft terms, the focal term
 LOG_FIELDS = (
-    "iteration", "loss", *SOFT_TERMS, *(f"grad_{t}" for t in GRADIENT_TERMS), "true_mota",
+    "iteration", "loss", *TERMS, *(f"grad_{t}" for t in GRADIENT_TERMS), "true_mota",
     "true_motp", "scale", "seconds",
 )  # fmt: skip
 _COUNTS = ("tp", "fp", "fn", "idsw", "objects", "iou_sum")
@@ -133,7 +135,8 @@ class _ClipState:
 @dataclass
 class StepResult:
     """What :func:`run_clips` returns: the mean loss over the clips' frames (a scalar tensor),
-    the soft terms' means (NaN for Smooth-L1) and the evaluator's counts summed."""
+    the soft terms' means (NaN for Smooth-L1) and the focal term's (NaN without it), and the
+    evaluator's counts summed."""
 
     loss: Tensor
     soft: dict[str, float]
@@ -159,12 +162,13 @@ def _detections(seq: Sequence, frame: int, device: torch.device) -> Tensor | Non
 
 def _predict(
     predictor: Predictor, state: _ClipState, frame: int, history_len: int, device: torch.device
-) -> Tensor:
-    """The predictor's boxes ``(T, 4)`` at ``frame`` for the clip's live tracks (its
-    ``on_birth`` hook, where it has one, first sees the tracks new since the last frame)."""
+) -> Prediction:
+    """The predictor's prediction (boxes ``(T, 4)``) at ``frame`` for the clip's live tracks
+    (its ``on_birth`` hook, where it has one, first sees the tracks new since the last
+    frame)."""
     seq = state.start.sequence
     if not state.histories:
-        return torch.zeros((0, 4), device=device)
+        return Prediction(torch.zeros((0, 4), device=device))
     batch = TrackBatch.from_histories(
         state.histories,
         history_len,
@@ -190,7 +194,28 @@ def _predict(
     state.born.update(state.track_ids)
     image = seq.read_image(frame) if predictor.needs_images else None
     dets = _detections(seq, frame, device)
-    return predictor.predict(image, batch, dets, (seq.im_width, seq.im_height)).boxes
+    return predictor.predict(image, batch, dets, (seq.im_width, seq.im_height))
+
+
+def _focal(prediction: Prediction, state: _ClipState, gt: Any, gamma: float) -> Tensor:
+    """The focal classification term (:mod:`deepmot.train.focal`) of one clip's frame: the
+    mean over its tracks, each against the box of the object it follows (0 without tracks)."""
+    boxes = prediction.boxes
+    if len(boxes) == 0:
+        return boxes.new_zeros(())
+    if prediction.proposals is None:
+        raise DeepMOTError(
+            "--focal-weight: this tracker scores no anchors (the focal term trains SiamRPN's "
+            "classification branch)"
+        )
+    where = {int(g): j for j, g in enumerate(gt.ids)}
+    targets = torch.full((len(boxes), 4), float("nan"))
+    for i, target in enumerate(state.targets):
+        if target in where:
+            targets[i] = torch.from_numpy(gt.boxes[where[target]])
+    proposals = prediction.proposals
+    labels = anchor_labels(proposals.anchors, targets.to(boxes))
+    return focal_classification_loss(proposals.logits, labels, gamma).mean()
 
 
 def _refine(boxes: Tensor, detections: Tensor | None, refine_iou: float | None) -> Tensor:
@@ -288,15 +313,25 @@ def run_clips(
     length = min(s.length for s in starts)
     losses: list[Tensor] = []
     records: list[FrameRecord] = []
-    soft = dict.fromkeys(SOFT_TERMS, 0.0)
+    soft = dict.fromkeys(TERMS, 0.0)
     counts = dict.fromkeys(_COUNTS, 0.0)
     for step in range(1, length):
-        predictions, gts = [], []
+        outputs, gts = [], []
         for state in states:
             frame = state.start.start + step
-            predictions.append(_predict(predictor, state, frame, history_len, device))
+            outputs.append(_predict(predictor, state, frame, history_len, device))
             gts.append(state.start.sequence.gt_at(frame).active_pedestrians())
+        predictions = [o.boxes for o in outputs]
         gt_tensors = [torch.from_numpy(g.boxes).to(device) for g in gts]
+        focal = None
+        if config.focal_weight > 0:
+            focal = torch.stack(
+                [
+                    _focal(o, s, g, config.focal_gamma)
+                    for o, s, g in zip(outputs, states, gts, strict=True)
+                ]
+            )
+            soft["focal"] += float(focal.detach().sum())
         if isinstance(loss_fn, DeepMOTLoss):
             distances = [
                 distance_matrix(p, g, s.start.sequence.im_width, s.start.sequence.im_height)
@@ -315,26 +350,26 @@ def run_clips(
                 )
             for state, memory in zip(states, memories, strict=True):
                 state.loss_memory = memory
-            losses.append(out.loss)
+            losses.append(out.loss if focal is None else out.loss + config.focal_weight * focal)
             for name in SOFT_TERMS:
                 soft[name] += float(getattr(out, name).detach().sum())
         else:
-            losses.append(
-                torch.stack(
-                    [
-                        loss_fn(p, g, np.asarray(s.targets, np.int64), gt.ids)
-                        for p, g, s, gt in zip(predictions, gt_tensors, states, gts, strict=True)
-                    ]
-                )
+            smooth = torch.stack(
+                [
+                    loss_fn(p, g, np.asarray(s.targets, np.int64), gt.ids)
+                    for p, g, s, gt in zip(predictions, gt_tensors, states, gts, strict=True)
+                ]
             )
+            losses.append(smooth if focal is None else smooth + config.focal_weight * focal)
         for state, pred, gt in zip(states, predictions, gts, strict=True):
             dets = _detections(state.start.sequence, state.start.start + step, device)
             _advance(state, pred, gt.boxes, gt.ids, config, history_len, counts, dets)
     frames = max(1, (length - 1) * len(states))
-    if isinstance(loss_fn, DeepMOTLoss):
-        soft = {k: v / frames for k, v in soft.items()}
-    else:
-        soft = dict.fromkeys(SOFT_TERMS, float("nan"))
+    soft = {k: v / frames for k, v in soft.items()}
+    if not isinstance(loss_fn, DeepMOTLoss):
+        soft.update(dict.fromkeys(SOFT_TERMS, float("nan")))
+    if config.focal_weight == 0:
+        soft["focal"] = float("nan")
     return StepResult(torch.cat(losses).mean(), soft, counts, records)
 
 
@@ -367,7 +402,7 @@ def _placeholder_loss(
         start, histories=[box], track_ids=np.ones(1, np.int64), targets=-np.ones(1, np.int64)
     )
     state = _ClipState.begin(fake, np.random.default_rng(0))
-    return 0.0 * _predict(predictor, state, start.start + 1, history_len, device).sum()
+    return 0.0 * _predict(predictor, state, start.start + 1, history_len, device).boxes.sum()
 
 
 def train_tracker(
@@ -428,6 +463,26 @@ def train_tracker(
         dist.close()
 
 
+def _freeze(model: torch.nn.Module, prefixes: tuple[str, ...]) -> None:
+    """Stop the gradient of the parameters named by ``prefixes`` (a module path such as
+    ``features.0``, or a parameter's full name).
+
+    Raises:
+        DeepMOTError: a prefix that names no parameter.
+    """
+    named = dict(model.named_parameters())
+    for prefix in prefixes:
+        chosen = [n for n in named if n == prefix or n.startswith(prefix + ".")]
+        if not chosen:
+            modules = sorted({n.rsplit(".", 1)[0] for n in named})
+            raise DeepMOTError(
+                f"freeze {prefix!r}: the model has no such parameters (its modules: "
+                f"{', '.join(modules)})"
+            )
+        for name in chosen:
+            named[name].requires_grad_(False)
+
+
 def _train(
     sequences: list[Sequence],
     out: str | Path,
@@ -454,6 +509,7 @@ def _train(
             raise DeepMOTError(
                 f"{config.init_weights}: weights do not fit the model's settings ({error})"
             ) from None
+    _freeze(model, config.freeze)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     iteration = run.start_iteration
     if run.state is not None:
@@ -532,7 +588,7 @@ def _train(
                 with precision:
                     if config.loss == "vanilla":
                         loss, counts = single_object_step([s for s, _ in mine], predictor, device)
-                        result = StepResult(loss, dict.fromkeys(SOFT_TERMS, float("nan")), counts)
+                        result = StepResult(loss, dict.fromkeys(TERMS, float("nan")), counts)
                     else:
                         result = run_clips(
                             [s for s, _ in mine],
@@ -567,7 +623,7 @@ def _train(
                         float(learns),
                         float(run.stop_requested is not None),
                         float(result.loss.detach()),
-                        *(result.soft[k] for k in SOFT_TERMS),
+                        *(result.soft[k] for k in TERMS),
                         # norms of gradients of means over all clips: squares add up
                         *(grads[k] ** 2 / dist.world_size**2 for k in GRADIENT_TERMS),
                         *(result.counts[k] for k in _COUNTS),
@@ -578,8 +634,8 @@ def _train(
                     scaler.update()
                 if sums[1] > 0 and run.stop_requested is None:
                     run.stop_requested = "a signal to another process"
-                means = [v / dist.world_size for v in sums[2 : 3 + len(SOFT_TERMS)]]
-                k = 3 + len(SOFT_TERMS)
+                means = [v / dist.world_size for v in sums[2 : 3 + len(TERMS)]]
+                k = 3 + len(TERMS)
                 if dist.enabled:
                     grads = {
                         g: math.sqrt(v)
@@ -592,7 +648,7 @@ def _train(
                 iteration += 1
                 last = {
                     "loss": means[0],
-                    **dict(zip(SOFT_TERMS, means[1:], strict=True)),
+                    **dict(zip(TERMS, means[1:], strict=True)),
                     **{f"grad_{k}": v for k, v in grads.items()},
                     "true_mota": totals.true_mota,
                     "true_motp": totals.true_motp,
