@@ -35,7 +35,7 @@ __all__ = [
     "register_table",
 ]
 
-_TABLE_MODULES = ("motion", "correlation", "dhn", "tracktor", "sot")
+_TABLE_MODULES = ("motion", "correlation", "dhn", "tracktor", "sot", "ablation")
 
 for _module in _TABLE_MODULES:
     importlib.import_module(f"deepmot.reproduce.tables.{_module}")
