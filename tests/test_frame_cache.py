@@ -174,3 +174,9 @@ def test_tune_tracktor_with_the_cache_finds_what_it_finds_without(
     assert plain["cache"] is None
     for key in ("train", "val", "best", "best_trial"):
         assert cached[key] == plain[key], key
+
+
+def test_negative_cache_bound_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    args = ["tune", str(tmp_path), *TUNE, "--cache-mib", "-1", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert "--cache-mib -1: must be >= 0" in capsys.readouterr().err

@@ -31,7 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "defaults. Prints the defaults and the best settings scored on the last 25%% (the "
             "validation split) and writes OUT/best_config.json for 'deepmot track --config'. "
             "The study is stored in OUT/study.db: run the same command again to resume it, "
-            "with a larger --trials to search further."
+            "with a larger --trials to search further. A trainable tracker's model is built "
+            "once; what its predictor computes from the frames alone (Tracktor's backbone "
+            "features, ECC warps, re-scored detections) is cached for all trials "
+            "(--cache-mib)."
         ),
         formatter_class=HelpFormatter,
     )
