@@ -58,8 +58,9 @@ OBJECTIVES = {"hota": "HOTA", "mota": "MOTA", "idf1": "IDF1"}
 #: the metrics reported for baseline and best
 REPORTED = ("HOTA", "MOTA", "IDF1", "IDSW", "CLR_FP", "CLR_FN")
 STUDY_NAME = "deepmot-tune"
-#: The frame cache's default bound: about 6,000 frames of the shipped light Tracktor's
-#: features (0.31 MiB a frame at 640x480), or 25 of a ResNet-50-FPN's at 800 px (measured).
+#: The frame cache's default bound: about 6,600 frames of the shipped light Tracktor's
+#: features (0.31 MiB a frame of 640x480, resized to 320x426), or 29 of a ResNet-50-FPN's
+#: (70.8 MiB a frame, resized to 800x1066); both measured.
 DEFAULT_CACHE_MIB = 2048
 
 
