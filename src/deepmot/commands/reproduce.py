@@ -14,7 +14,17 @@ log = logging.getLogger(__name__)
 
 #: The registered tables, for the help text (the registry's table modules are imported only
 #: when the command runs; a test keeps this equal to :func:`deepmot.reproduce.list_tables`).
-TABLES = ("comparison", "correlation", "dhn", "loss-ablation", "sot", "tracktor")
+TABLES = (
+    "comparison",
+    "correlation",
+    "dhn",
+    "loss-ablation",
+    "loss-ablation-goturn",
+    "loss-ablation-siamrpn",
+    "loss-ablation-tracktor",
+    "sot",
+    "tracktor",
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +52,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="MOT_ROOT",
         help="folder of MOTChallenge sequences (MOT17 with the DeepMOT authors' cleaned "
-        "detections, det/deepmot_clean_FRCNN.txt; tracktor and sot make their own scenes); "
+        "detections, det/deepmot_clean_FRCNN.txt; tracktor, sot and loss-ablation-<tracker> "
+        "make their own scenes); "
         "default: ../shared/data/mot",
     )
     parser.add_argument(

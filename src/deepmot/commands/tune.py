@@ -31,7 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "defaults. Prints the defaults and the best settings scored on the last 25%% (the "
             "validation split) and writes OUT/best_config.json for 'deepmot track --config'. "
             "The study is stored in OUT/study.db: run the same command again to resume it, "
-            "with a larger --trials to search further."
+            "with a larger --trials to search further. A trainable tracker's model is built "
+            "once; what its predictor computes from the frames alone (Tracktor's backbone "
+            "features, ECC warps, re-scored detections) is cached for all trials "
+            "(--cache-mib)."
         ),
         formatter_class=HelpFormatter,
     )
@@ -69,6 +72,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sequences", nargs="+", metavar="PREFIX", help="only sequences whose names start so"
     )
+    parser.add_argument(
+        "--cache-mib",
+        type=float,
+        default=2048,  # deepmot.tune.DEFAULT_CACHE_MIB (not imported: it imports torch)
+        metavar="MIB",
+        help="memory bound of the per-frame cache the trials share (Tracktor's backbone "
+        "features, ECC warps, re-scored detections); once full, later frames are recomputed "
+        "each trial; 0: no cache",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -80,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from deepmot.tune import tune_tracker
 
     torch.set_num_threads(1)
+    if args.cache_mib < 0:
+        raise DeepMOTError(f"--cache-mib {args.cache_mib:g}: must be >= 0")
     fixed = dict(args.fix)
     if len(fixed) != len(args.fix):
         raise DeepMOTError("--fix: a key is given twice")
@@ -95,8 +109,19 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         storage=args.storage,
         progress=not args.no_progress,
+        cache_mib=args.cache_mib,
     )
     print((args.out / "table.md").read_text(), end="")
+    if result.ran:
+        rate = 60 * result.ran / result.seconds
+        print(f"{result.ran} trials in {result.seconds:.1f} s ({rate:.2f} trials/min)", end="")
+        cache = result.cache
+        print(
+            f"; frame cache: {cache['hits']} hits, {cache['misses']} misses, {cache['mib']} "
+            f"of {cache['max_mib']} MiB"
+            if cache and cache["hits"] + cache["misses"]
+            else ""
+        )
     weights = f" --weights {args.weights}" if args.weights else ""
     print(
         f"best settings: {result.config_path}; track with them: deepmot track "

@@ -6,7 +6,9 @@
 Registered tables: ``comparison`` (Table 3 layout), ``loss-ablation`` (Table 2 layout),
 ``correlation`` (dMOTA vs MOTA), ``dhn`` (Tables 5/6 and the Fig. 8 size study, around
 ``train.dhn_eval.run_ablation``), ``tracktor`` (Table 3 layout, Tracktor on synthetic scenes),
-``sot`` (Table 3 layout, GOTURN and SiamRPN on synthetic scenes). A table module is imported
+``sot`` (Table 3 layout, GOTURN and SiamRPN on synthetic scenes), ``loss-ablation-tracktor``,
+``loss-ablation-goturn``, ``loss-ablation-siamrpn`` (Table 2 layout for the image trackers, on
+synthetic scenes). A table module is imported
 here so that it registers: a new table is ``tables/<name>.py`` plus one entry in
 ``_TABLE_MODULES``.
 """
@@ -35,7 +37,7 @@ __all__ = [
     "register_table",
 ]
 
-_TABLE_MODULES = ("motion", "correlation", "dhn", "tracktor", "sot")
+_TABLE_MODULES = ("motion", "correlation", "dhn", "tracktor", "sot", "ablation")
 
 for _module in _TABLE_MODULES:
     importlib.import_module(f"deepmot.reproduce.tables.{_module}")

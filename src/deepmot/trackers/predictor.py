@@ -23,7 +23,10 @@ Optional hooks, looked up with ``getattr``:
   used, with IoU, to re-activate invisible tracks (ReID revival);
 * ``prepare_detections(frame, dets (K, 5|6), image_size) -> (K', 5)``: called first in every
   frame, replaces the frame's detections (Tracktor re-scores and refines the public ones with
-  its box head, or detects on its own).
+  its box head, or detects on its own);
+* ``use_frame_cache(cache: FrameCache) -> None``: read and keep what depends on the frames
+  alone in a :class:`~deepmot.trackers.frame_cache.FrameCache` shared with other predictors
+  of the same model (the trials of ``deepmot tune``; Tracktor's backbone features).
 
 :class:`MotionPredictor` adapts a history-only :class:`MotionModel` (constant velocity, the
 learned motion model) to this contract without changing it.

@@ -47,6 +47,7 @@ from deepmot.detection.model import (
 from deepmot.errors import DeepMOTError
 from deepmot.io.weights import read_weights, save_weights
 from deepmot.trackers.camera_motion import ecc_warp, warp_boxes
+from deepmot.trackers.frame_cache import FrameCache
 from deepmot.trackers.management import TrackManagementConfig
 from deepmot.trackers.motion import ConstantVelocityConfig, ConstantVelocityModel
 from deepmot.trackers.predictor import Frame, Prediction, TrackBatch, module_device
@@ -235,7 +236,9 @@ class TracktorPredictor:
 
     It keeps per-sequence memos only: the last frames' backbone features (keyed by the frame
     object, held so that its id stays its own) and the previous frame for ECC; both are
-    correct whatever the call order, as they depend on the frame alone.
+    correct whatever the call order, as they depend on the frame alone. With
+    :meth:`use_frame_cache`, what depends on the frames alone is also shared with other
+    predictors of the same model through a :class:`~deepmot.trackers.frame_cache.FrameCache`.
     """
 
     needs_images = True
@@ -248,6 +251,14 @@ class TracktorPredictor:
         self._previous: Frame = None
         self._align: tuple[Frame, Frame] | None = None
         self._warp: tuple[Frame, np.ndarray] | None = None
+        self._shared: FrameCache | None = None
+
+    def use_frame_cache(self, cache: FrameCache) -> None:
+        """Read and keep in ``cache`` what depends on the frames alone: the backbone
+        features, the ECC warps and the birth material (re-scored detections). Predictors of
+        the same model may share one cache (the trials of ``deepmot tune``)."""
+        cache.claim(self.model)
+        self._shared = cache
 
     @property
     def history_len(self) -> int:
@@ -266,7 +277,11 @@ class TracktorPredictor:
         if image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] != 3:
             image = image.permute(2, 0, 1).float() / 255.0  # an (H, W, 3) tensor
         image = image.to(module_device(self.model))
-        features, resized = self.inner.features(image)
+        if self._shared is None:
+            features, resized = self.inner.features(image)
+        else:
+            digest = ("features", self._shared.digest(frame))
+            features, resized = self._shared.lookup(digest, lambda: self.inner.features(image))
         self._features[key] = (frame, (features, resized, image))
         while len(self._features) > max(1, self.config.feature_cache):
             self._features.popitem(last=False)
@@ -282,7 +297,14 @@ class TracktorPredictor:
             current = np.asarray(frame)
             if previous.shape != current.shape:
                 return None
-            warp = ecc_warp(previous, current, self.config.ecc_iterations, self.config.ecc_eps)
+            iterations, eps = self.config.ecc_iterations, self.config.ecc_eps
+            if self._shared is None:
+                warp = ecc_warp(previous, current, iterations, eps)
+            else:
+                key = ("ecc", self._shared.digest(self._align[0]), self._shared.digest(frame))
+                warp = self._shared.lookup(
+                    key, lambda: ecc_warp(previous, current, iterations, eps)
+                )
             self._warp = (frame, warp)
         return self._warp[1]
 
@@ -294,6 +316,13 @@ class TracktorPredictor:
         ``detection_thresh`` are dropped. ``(K, 5|6)`` -> ``(K', 5)`` xyxy + score."""
         self._align = (self._previous, frame) if self._previous is not None else None
         self._previous = frame
+        if self._shared is None:
+            return self._birth_material(frame, dets)
+        key = ("detections", self._shared.digest(frame), self._shared.digest(dets))
+        return self._shared.lookup(key, lambda: self._birth_material(frame, dets)).clone()
+
+    def _birth_material(self, frame: Frame, dets: Tensor) -> Tensor:
+        """:meth:`prepare_detections` without the cache."""
         features, resized, image = self.frame_features(frame)
         original = tuple(image.shape[-2:])
         if self.config.private:
