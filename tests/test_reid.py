@@ -189,3 +189,51 @@ def test_triplet_training_improves_rank1_on_held_out_identities():
     after = evaluate_reid(model, held_crops, held_labels)
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     assert after["rank1"] > before["rank1"] and after["mAP"] > before["mAP"] + 2
+
+
+@pytest.mark.slow
+def test_deepmot_training_of_the_reid_head_separates_held_out_identities(tmp_path):
+    """30 steps of 2 four-frame clips with the appearance branch: the head's rank-1 and mAP
+    on the held-out last quarter of the scenes (people embedded from their ground-truth
+    boxes, every 5th frame) rise above the untrained head's (measured for seeds 0, 1, 2:
+    rank-1 63.9 -> 67.0 / 66.0 / 65.5, mAP 45.4 -> 45.9 / 45.9 / 46.1)."""
+    from deepmot.trackers.tracktor import load_tracktor
+    from deepmot.tracktor_demo import demo_sequences, tracktor_train_config
+    from deepmot.tracktor_reid import reid_head_config
+    from deepmot.train.reid import box_embeddings, retrieval_scores
+    from deepmot.train.tracker import train_tracker
+
+    torch.set_num_threads(1)
+    train, val = demo_sequences(2, 200, 0)
+    config = replace(reid_head_config(tracktor_train_config(30, 0), 30, clip_length=4), lr=1e-3)
+
+    def scores(model) -> dict:
+        return retrieval_scores(*box_embeddings(TracktorPredictor(model).embed, val, stride=5))
+
+    torch.manual_seed(config.seed)
+    before = scores(build_tracktor(TracktorConfig.from_dict(config.model)))
+    weights = train_tracker(train, tmp_path / "run", config, progress=False)["weights"]
+    after = scores(load_tracktor(weights))
+    assert before["same_distance"] < before["other_distance"]  # the untrained head already
+    assert after["same_distance"] < after["other_distance"]
+    assert after["rank1"] > before["rank1"] and after["mAP"] > before["mAP"]
+
+
+def test_reid_commands_train_and_evaluate(tmp_path, capsys):
+    import json
+
+    from deepmot.cli import main
+
+    scenes = ["--sequences", "1", "--frames", "12"]
+    argv = ["reid", "train", *scenes, "--out", str(tmp_path), "--steps", "2", "--no-progress"]
+    assert main(argv) == 0
+    assert (tmp_path / "reid.safetensors").is_file() and (tmp_path / "reid.json").is_file()
+    capsys.readouterr()
+    weights = str(tmp_path / "reid.safetensors")
+    assert main(["reid", "eval", weights, *scenes, "--stride", "3", "--baseline"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0 <= report["rank1"] <= 100 and 0 <= report["untrained"]["mAP"] <= 100
+    assert report["identities"] >= 2
+    (tmp_path / "other.safetensors").write_bytes(b"not weights")
+    assert main(["reid", "eval", str(tmp_path / "other.safetensors"), *scenes]) == 2
+    assert "not a safetensors file" in capsys.readouterr().err
