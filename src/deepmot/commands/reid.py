@@ -29,7 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="A ResNet embedding trained with a batch-hard triplet loss on identity "
         "crops; Tracktor uses it with reid=external:PATH.",
     )
-    sub = parser.add_subparsers(dest="reid_command", metavar="STEP", required=True)
+    sub = parser.add_subparsers(
+        dest="reid_command", metavar="STEP", required=True, help="train or eval"
+    )
 
     train = sub.add_parser(
         "train",
@@ -43,7 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     _data_options(train, TRAIN_SEED, 2)
     train.add_argument("--out", type=output_dir, required=True, help="folder for the weights")
-    train.add_argument("--arch", choices=("resnet18", "resnet34", "resnet50"), default="resnet18")
+    train.add_argument(
+        "--arch",
+        choices=("resnet18", "resnet34", "resnet50"),
+        default="resnet18",
+        help="the torchvision ResNet (untrained start; the paper's external ReID is a ResNet-50)",
+    )
     train.add_argument("--steps", type=int_at_least(1), default=100, help="optimisation steps")
     train.add_argument("--identities", type=int_at_least(2), default=8, help="P per batch")
     train.add_argument("--per-identity", type=int_at_least(2), default=4, help="K per batch")
