@@ -253,6 +253,10 @@ class TracktorPredictor:
         self._align: tuple[Frame, Frame] | None = None
         self._warp: tuple[Frame, np.ndarray] | None = None
         self._external: nn.Module | None = None
+        if self.config.reid == "none":
+            # no appearance hook: the management revives invisible tracks by IoU matching
+            # alone (an all-ones similarity would leave its assignment arbitrary)
+            self.appearance_similarity = None
 
     @property
     def history_len(self) -> int:
@@ -423,9 +427,7 @@ class TracktorPredictor:
     def appearance_similarity(self, frame: Frame, tracks: TrackBatch, boxes: Tensor) -> Tensor:
         """``(T, K)``: cosine similarity, clamped to [0, 1], between each track's mean stored
         embedding and the embedding of each box in ``frame`` (Tracktor compares the mean of
-        its stored features too); all ones with ``reid="none"`` (IoU decides alone)."""
-        if self.config.reid == "none":
-            return torch.ones((len(tracks), len(boxes)))
+        its stored features too). Absent (None) with ``reid="none"``."""
         found = self.embed(frame, boxes)
         means = self.track_embeddings(tracks)
         similarity = F.normalize(means, dim=1) @ F.normalize(found, dim=1).T
