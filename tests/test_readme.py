@@ -45,6 +45,13 @@ SMALL = {
         *("--set", "pairs=10", "--set", 'matchers=["exact"]'),
     ],
     ("dhn", "ablation"): ["--max-iters", "1", "--no-progress"],
+    ("reid", "train"): ["--sequences", "1", "--frames", "12", "--steps", "2", "--no-progress"],
+    ("reid", "eval"): ["--sequences", "1", "--frames", "12", "--stride", "3"],
+    ("reproduce", "tracktor"): [
+        *("--seeds", "0", "--no-progress", "--set", "sequences=1", "--set", "frames=16"),
+        *("--set", "iterations=1", "--set", "head_iterations=1", "--set", "head_clip_length=3"),
+        *("--set", "reid_steps=2"),
+    ],
     ("reproduce", "dhn"): [
         *("--data", "MOT17/train", "--seeds", "0", "--no-progress"),
         *("--set", "max_iters=1", "--set", 'variants=["conv1d"]', "--set", "uniform_max_side=8"),

@@ -167,22 +167,40 @@ def _same_row(ours: dict, oracle: dict) -> None:
 
 
 def test_tracktor_table_rows_are_the_evaluators(tmp_path: Path) -> None:
-    """Tiny run (1 scene of 16 frames, 1 step): each row equals tracking its saved weights
-    again with require_verification and scoring the written files (on this scene the
-    unverified Vanilla scores MOTA 52.50 instead of 48.75, so ignoring ``verified`` fails)."""
+    """Tiny run (1 scene of 16 frames, 1 step): the nine rows, and rows equal to tracking
+    again with require_verification and scoring the written files: Vanilla without ReID (on
+    this scene the unverified Vanilla scores MOTA 52.50 instead of 48.75, so ignoring
+    ``verified`` fails) and DeepMOT+ReIDhead (its saved, jointly trained weights)."""
     from deepmot.trackers import create_tracker
     from deepmot.tracktor_demo import demo_sequences
 
     spec = get_table("tracktor")
-    settings = {**spec.scales["cpu"], "sequences": 1, "frames": 16, "iterations": 1, "seeds": [0]}
+    tiny = {"sequences": 1, "frames": 16, "iterations": 1, "seeds": [0], "head_iterations": 1,
+            "head_clip_length": 3, "reid_steps": 2}  # fmt: skip
+    settings = {**spec.scales["cpu"], **tiny}
     result = spec.run(TableContext(tmp_path / "run", settings, tmp_path, False))
-    assert [r["row"] for r in result.rows] == ["Vanilla", "Smooth L1", "DeepMOT"]
+    assert [r["row"] for r in result.rows] == [
+        base + suffix
+        for base in ("Vanilla", "Smooth L1", "DeepMOT")
+        for suffix in ("", "+ReIDhead", "+ReIDext")
+    ]
+    assert set(spec.paper) <= {r["row"] for r in result.rows}
     _, val = demo_sequences(1, 16, 0)
-    for row, folder in zip(result.rows, (None, "smooth_l1", "deepmot"), strict=True):
-        weights = folder and tmp_path / "run" / "seed0" / folder / "tracktor.safetensors"
-        tracker = create_tracker("tracktor", weights=weights, require_verification=True)
-        _same_row(row, _rescored(row["row"], tracker, val, tmp_path / str(folder)))
-        assert row["MOTA_std"] == 0.0  # one seed
+    rows = {r["row"]: r for r in result.rows}
+    again = {
+        "Vanilla": create_tracker("tracktor", reid="none", require_verification=True),
+        "DeepMOT+ReIDhead": create_tracker(
+            "tracktor",
+            weights=tmp_path / "run" / "seed0" / "reid_head" / "tracktor.safetensors",
+            require_verification=True,
+        ),
+    }
+    for name, tracker in again.items():
+        _same_row(rows[name], _rescored(name, tracker, val, tmp_path / name))
+        assert rows[name]["MOTA_std"] == 0.0  # one seed
+    config = json.loads((tmp_path / "run" / "seed0" / "reid_head" / "config.json").read_text())
+    assert config["appearance"] == "branch" and config["model"]["reid"] == "head"
+    assert (tmp_path / "run" / "seed0" / "reid_ext" / "reid.safetensors").is_file()
 
 
 def test_sot_table_rows_are_the_evaluators(tmp_path: Path) -> None:

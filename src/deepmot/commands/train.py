@@ -176,6 +176,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train', or a Faster R-CNN state dict; default: the shipped light detector)",
     )
     parser.add_argument(
+        "--appearance",
+        choices=("none", "joint", "branch"),
+        default=_TRAIN.appearance,
+        help="tracktor: train its ReID head through an appearance term (the cosine distance "
+        "of each track's mean embedding to each object's): 'joint' in D with the box terms, "
+        "'branch' as a second DeepMOT loss (the authors' code); use with --sampling clips",
+    )
+    parser.add_argument(
         "--sequences", nargs="+", metavar="PREFIX", help="only sequences whose names start so"
     )
     parser.add_argument(
@@ -446,6 +454,7 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
             focal_weight=args.focal_weight,
             focal_gamma=args.focal_gamma,
             freeze=tuple(args.freeze),
+            appearance=args.appearance,
         )
     except ValueError as error:  # the parser's types catch most; this names the rest
         raise DeepMOTError(str(error)) from None

@@ -14,7 +14,12 @@ The ReID head (a fully connected layer from the box head's representation to a 1
 embedding; 131K parameters on the 1024-wide head of ResNet-50-FPN, as in the paper's
 supplementary) gives each regressed box an embedding; a track keeps its last
 ``max_features`` ones and ``appearance_similarity`` (cosine, clamped to [0, 1]) lets the
-management revive invisible tracks with their old id.
+management revive invisible tracks with their old id. ``reid`` picks where embeddings come
+from: the head (``"head"``), an external network (``"external:PATH"``, the paper's +ReIDext,
+:mod:`deepmot.trackers.reid`) or nowhere (``"none"``: revival by IoU alone). DeepMOT trains the
+head through the appearance term of D (:func:`~deepmot.train.tracker.run_clips`, with the
+trainer's ``appearance``), using :meth:`TracktorPredictor.embed` and
+:meth:`TracktorPredictor.track_embeddings`.
 
 DeepMOT trains the box regression layer (``box_predictor.bbox_pred``) and the ReID head; the
 backbone and the rest of the detector are frozen (``requires_grad`` off, BatchNorm frozen as
@@ -99,6 +104,10 @@ class TracktorConfig:
             (``max_features_num: 10``).
         feature_cache: frames whose backbone features are kept (a training speed-up when
             frames repeat; 0 keeps only the current frame's).
+        reid: the embeddings revival compares: ``"head"`` (the ReID head, the paper's
+            +ReIDhead), ``"external:PATH"`` (a network :func:`deepmot.trackers.reid.save_reid`
+            wrote, the paper's +ReIDext) or ``"none"`` (revival by IoU alone: Tracktor with
+            ``do_reid: False``).
     """
 
     detector: str = "shipped"
@@ -113,8 +122,16 @@ class TracktorConfig:
     reid_dim: int = 128
     max_features: int = 10
     feature_cache: int = 0
+    reid: str = "head"
 
     def __post_init__(self) -> None:
+        kind, colon, path = self.reid.partition(":")
+        if (
+            kind not in ("head", "external", "none")
+            or bool(colon) != (kind == "external")
+            or (colon and not path)
+        ):
+            raise ValueError(f"reid must be 'head', 'none' or 'external:PATH', got {self.reid!r}")
         if not 0.0 <= self.detection_thresh <= 1.0:
             raise ValueError(f"detection_thresh must be in [0, 1], got {self.detection_thresh}")
         for name in ("ecc_iterations", "velocity_steps", "reid_dim", "max_features"):
@@ -251,6 +268,11 @@ class TracktorPredictor:
         self._previous: Frame = None
         self._align: tuple[Frame, Frame] | None = None
         self._warp: tuple[Frame, np.ndarray] | None = None
+        self._external: nn.Module | None = None
+        if self.config.reid == "none":
+            # no appearance hook: the management revives invisible tracks by IoU matching
+            # alone (an all-ones similarity would leave its assignment arbitrary)
+            self.appearance_similarity = None
         self._shared: FrameCache | None = None
 
     def use_frame_cache(self, cache: FrameCache) -> None:
@@ -372,41 +394,82 @@ class TracktorPredictor:
         if bool(moved.any()):
             regressed = torch.where(moved[:, None], boxes, regressed)
             scores = torch.where(moved, torch.ones_like(scores), scores)
-        for extra, embedding, hidden in zip(
-            tracks.extras, embeddings.detach(), moved.tolist(), strict=True
-        ):
+        if self.config.reid == "head":
+            # kept with their gradient: in a training clip, later frames compare against them
+            self._store(tracks, embeddings, moved)
+        elif self.external is not None:
+            self._store(tracks, self._external_embed(image, regressed), moved)
+        return Prediction(regressed, scores, embeddings)
+
+    # ------------------------------------------------------------------ appearance
+
+    @property
+    def external(self) -> nn.Module | None:
+        """The external ReID network of ``reid="external:PATH"`` (loaded on first use)."""
+        kind, _, path = self.config.reid.partition(":")
+        if kind != "external":
+            return None
+        if self._external is None:
+            from deepmot.trackers.reid import load_reid
+
+            self._external = load_reid(path, map_location=module_device(self.model))
+        return self._external
+
+    @torch.no_grad()
+    def _external_embed(self, image: Tensor, boxes: Tensor) -> Tensor:
+        """``(K, E)`` embeddings of the external network for ``boxes (K, 4)`` of ``image``."""
+        from deepmot.trackers.reid import crop_boxes
+
+        net = self.external
+        return net(crop_boxes(image, boxes.detach(), net.config.crop_size))
+
+    def _store(self, tracks: TrackBatch, embeddings: Tensor, skip: Tensor) -> None:
+        """Append each track's embedding (``(T, E)``) to its last ``max_features``."""
+        for extra, embedding, hidden in zip(tracks.extras, embeddings, skip.tolist(), strict=True):
             if not hidden:
                 stored = extra.setdefault("reid", [])
                 stored.append(embedding)
                 del stored[: -self.config.max_features]
-        return Prediction(regressed, scores, embeddings)
+
+    def embed(self, frame: Frame, boxes: Tensor) -> Tensor:
+        """``(K, E)`` embeddings of ``boxes (K, 4)`` xyxy in ``frame``: the ReID head on their
+        RoI features (differentiable in the head), or the external network's."""
+        features, resized, image = self.frame_features(frame)
+        boxes = boxes[:, :4].float().to(image.device)
+        if self.external is not None:
+            return self._external_embed(image, boxes)
+        _, _, found = self.inner.regress(features, resized, tuple(image.shape[-2:]), boxes)
+        return found
+
+    def track_embeddings(self, tracks: TrackBatch) -> Tensor:
+        """``(T, E)``: the mean of each track's stored embeddings (Tracktor averages its last
+        ``max_features``; the paper's supp. A.2 trains on that mean); zeros for a track
+        without any (cosine distance 0.5 to everything)."""
+        device = module_device(self.model)
+        external = self.external
+        width = external.config.embedding if external is not None else self.config.reid_dim
+        means = [
+            torch.stack(e["reid"]).mean(0) if e.get("reid") else torch.zeros(width, device=device)
+            for e in tracks.extras
+        ]
+        return torch.stack(means) if means else torch.zeros((0, width), device=device)
 
     # ------------------------------------------------------------------ hooks
 
-    @torch.no_grad()
     def on_birth(self, frame: Frame, tracks: TrackBatch) -> None:
-        """Store the first embedding of each new track."""
-        features, resized, image = self.frame_features(frame)
-        _, _, embeddings = self.inner.regress(
-            features, resized, tuple(image.shape[-2:]), tracks.last.to(image.device)
-        )
-        for extra, embedding in zip(tracks.extras, embeddings, strict=True):
+        """Store the first embedding of each new track (with its gradient when training)."""
+        if self.config.reid == "none":
+            return
+        for extra, embedding in zip(tracks.extras, self.embed(frame, tracks.last), strict=True):
             extra["reid"] = [embedding]
 
     @torch.no_grad()
     def appearance_similarity(self, frame: Frame, tracks: TrackBatch, boxes: Tensor) -> Tensor:
         """``(T, K)``: cosine similarity, clamped to [0, 1], between each track's mean stored
         embedding and the embedding of each box in ``frame`` (Tracktor compares the mean of
-        its stored features too)."""
-        features, resized, image = self.frame_features(frame)
-        _, _, found = self.inner.regress(
-            features, resized, tuple(image.shape[-2:]), boxes[:, :4].float().to(image.device)
-        )
-        stored = []
-        for extra in tracks.extras:
-            kept = extra.get("reid")
-            stored.append(torch.stack(kept).mean(0) if kept else found.new_zeros(found.shape[1]))
-        means = torch.stack(stored) if stored else found.new_zeros((0, found.shape[1]))
+        its stored features too). Absent (None) with ``reid="none"``."""
+        found = self.embed(frame, boxes)
+        means = self.track_embeddings(tracks)
         similarity = F.normalize(means, dim=1) @ F.normalize(found, dim=1).T
         return similarity.clamp(0, 1).cpu()
 

@@ -138,6 +138,15 @@ class TrackerTrainConfig:
         freeze: parameters to keep fixed, by name prefix in the model's ``named_parameters``
             (e.g. ``features.0`` for a backbone's first layer; the authors froze SiamRPN's
             early layers); empty: all train.
+        appearance: how the ReID head's appearance term enters the loss (the paper's
+            +ReIDhead, Sec. 5.2 and supp. A.2 "Training with the ReIDhead"): the cosine
+            distance between each track's mean embedding over the clip's earlier frames and the
+            embedding of each ground-truth object's RoI. ``"joint"``: averaged with the two box
+            terms into one D (eq. 3 with a third term); ``"branch"``: a second DeepMOT loss on
+            the matrix of cosine distances alone, added to the boxes' (the authors' released
+            code); ``"none"``: boxes only. FP~, FN~, IDS~ and dMOTP then train the predictor's
+            ReID head (Tracktor with ``reid="head"``). DeepMOT loss only; the paper trains it
+            on ten-frame clips (``sampling="clips"``, ``clip_length=10``).
     """
 
     tracker: str = "motion"
@@ -163,8 +172,15 @@ class TrackerTrainConfig:
     focal_weight: float = 0.0
     focal_gamma: float = 2.0
     freeze: tuple[str, ...] = ()
+    appearance: Literal["none", "joint", "branch"] = "none"
 
     def __post_init__(self) -> None:
+        if self.appearance not in ("none", "joint", "branch"):
+            raise ValueError(
+                f"appearance must be 'none', 'joint' or 'branch', got {self.appearance!r}"
+            )
+        if self.appearance != "none" and self.loss != "deepmot":
+            raise ValueError("appearance (the ReID head's term in D) needs loss 'deepmot'")
         if self.loss not in ("deepmot", "smoothl1", "vanilla"):
             raise ValueError(f"loss must be 'deepmot', 'smoothl1' or 'vanilla', got {self.loss!r}")
         if self.sampling not in ("pairs", "clips"):

@@ -42,7 +42,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from deepmot.boxes import box_iou, distance_matrix
+from deepmot.boxes import box_iou, cosine_distance, distance_matrix
 from deepmot.data.sequence import Sequence
 from deepmot.errors import DeepMOTError
 from deepmot.loss import DeepMOTLoss, SmoothL1Loss
@@ -114,6 +114,7 @@ class _ClipState:
     loss_memory: dict[int, int]
     true_memory: dict[int, int]
     next_id: int
+    appearance_memory: dict[int, int] = field(default_factory=dict)
     born: set[int] = field(default_factory=set)  # ids the predictor's on_birth has seen
 
     @classmethod
@@ -129,6 +130,7 @@ class _ClipState:
             dict(start.memory),
             dict(start.memory),
             max(ids, default=0) + 1,
+            dict(start.memory),
         )
 
 
@@ -161,14 +163,24 @@ def _detections(seq: Sequence, frame: int, device: torch.device) -> Tensor | Non
 
 
 def _predict(
-    predictor: Predictor, state: _ClipState, frame: int, history_len: int, device: torch.device
-) -> Prediction:
+    predictor: Predictor,
+    state: _ClipState,
+    frame: int,
+    history_len: int,
+    device: torch.device,
+    appearance: bool = False,
+) -> tuple[Prediction, Tensor | None, Any]:
     """The predictor's prediction (boxes ``(T, 4)``) at ``frame`` for the clip's live tracks
-    (its ``on_birth`` hook, where it has one, first sees the tracks new since the last
-    frame)."""
+    (its ``on_birth`` hook, where it has one, first sees the tracks new since the last frame).
+
+    Also returns, with ``appearance``, each track's embedding ``(T, E)`` from the frames
+    before ``frame`` (the predictor's ``track_embeddings``, read before ``predict`` stores this
+    frame's), else None; and the frame's image (None for a predictor without images).
+    """
     seq = state.start.sequence
+    image = seq.read_image(frame) if predictor.needs_images else None
     if not state.histories:
-        return Prediction(torch.zeros((0, 4), device=device))
+        return Prediction(torch.zeros((0, 4), device=device)), None, image
     batch = TrackBatch.from_histories(
         state.histories,
         history_len,
@@ -192,9 +204,10 @@ def _predict(
             ).to(device),
         )
     state.born.update(state.track_ids)
-    image = seq.read_image(frame) if predictor.needs_images else None
+    memory = predictor.track_embeddings(batch) if appearance else None
     dets = _detections(seq, frame, device)
-    return predictor.predict(image, batch, dets, (seq.im_width, seq.im_height))
+    prediction = predictor.predict(image, batch, dets, (seq.im_width, seq.im_height))
+    return prediction, memory, image
 
 
 def _focal(prediction: Prediction, state: _ClipState, gt: Any, gamma: float) -> Tensor:
@@ -216,6 +229,45 @@ def _focal(prediction: Prediction, state: _ClipState, gt: Any, gamma: float) -> 
     proposals = prediction.proposals
     labels = anchor_labels(proposals.anchors, targets.to(boxes))
     return focal_classification_loss(proposals.logits, labels, gamma).mean()
+
+
+def _distance(
+    predicted: Tensor,
+    objects: Tensor,
+    seq: Sequence,
+    appearance: tuple[Tensor | None, Tensor] | None,
+) -> Tensor:
+    """D of one frame (eqs. 3–4): boxes only, or with ``appearance = (track embeddings (T, E),
+    object embeddings (M, E))`` the cosine distance as a third term (supp. A.2, "Training with
+    the ReIDhead"). A frame without tracks has no embeddings to compare."""
+    tracks, found = appearance if appearance is not None else (None, None)
+    if tracks is None:
+        return distance_matrix(predicted, objects, seq.im_width, seq.im_height)
+    return distance_matrix(predicted, objects, seq.im_width, seq.im_height, tracks, found)
+
+
+def _appearance_branch(
+    loss_fn: DeepMOTLoss,
+    states: list[_ClipState],
+    appearances: list[tuple[Tensor | None, Tensor]],
+    track_ids: list[np.ndarray],
+    gts: list[Any],
+    out: Any,
+) -> Any:
+    """``out`` with the DeepMOT loss of the cosine-distance matrices ``(T, M)`` (the track
+    embeddings against the objects', with its own track-to-object memory) added to its loss,
+    as the authors' code trained the ReID head; the logged soft terms stay the boxes'."""
+    matrices = [
+        cosine_distance(memory, found)
+        if memory is not None
+        else found.new_zeros((len(ids), len(found)))
+        for (memory, found), ids in zip(appearances, track_ids, strict=True)
+    ]
+    before = [s.appearance_memory for s in states]
+    branch, memories = loss_fn.forward_batch(matrices, track_ids, [g.ids for g in gts], before)
+    for state, memory in zip(states, memories, strict=True):
+        state.appearance_memory = memory
+    return replace(out, loss=out.loss + branch.loss)
 
 
 def _refine(boxes: Tensor, detections: Tensor | None, refine_iou: float | None) -> Tensor:
@@ -315,12 +367,19 @@ def run_clips(
     records: list[FrameRecord] = []
     soft = dict.fromkeys(TERMS, 0.0)
     counts = dict.fromkeys(_COUNTS, 0.0)
+    appearance = config.appearance != "none" and isinstance(loss_fn, DeepMOTLoss)
     for step in range(1, length):
-        outputs, gts = [], []
+        outputs, gts, appearances = [], [], []
         for state in states:
             frame = state.start.start + step
-            outputs.append(_predict(predictor, state, frame, history_len, device))
+            prediction, memory, image = _predict(
+                predictor, state, frame, history_len, device, appearance
+            )
+            outputs.append(prediction)
             gts.append(state.start.sequence.gt_at(frame).active_pedestrians())
+            if appearance:
+                found = predictor.embed(image, torch.from_numpy(gts[-1].boxes).to(device))
+                appearances.append((memory, found))
         predictions = [o.boxes for o in outputs]
         gt_tensors = [torch.from_numpy(g.boxes).to(device) for g in gts]
         focal = None
@@ -333,9 +392,10 @@ def run_clips(
             )
             soft["focal"] += float(focal.detach().sum())
         if isinstance(loss_fn, DeepMOTLoss):
+            pairs = appearances if config.appearance == "joint" else [None] * len(states)
             distances = [
-                distance_matrix(p, g, s.start.sequence.im_width, s.start.sequence.im_height)
-                for p, g, s in zip(predictions, gt_tensors, states, strict=True)
+                _distance(p, g, s.start.sequence, a)
+                for p, g, s, a in zip(predictions, gt_tensors, states, pairs, strict=True)
             ]
             track_ids = [np.asarray(s.track_ids, np.int64) for s in states]
             before = [s.loss_memory for s in states]
@@ -350,6 +410,8 @@ def run_clips(
                 )
             for state, memory in zip(states, memories, strict=True):
                 state.loss_memory = memory
+            if config.appearance == "branch":
+                out = _appearance_branch(loss_fn, states, appearances, track_ids, gts, out)
             losses.append(out.loss if focal is None else out.loss + config.focal_weight * focal)
             for name in SOFT_TERMS:
                 soft[name] += float(getattr(out, name).detach().sum())
@@ -402,7 +464,7 @@ def _placeholder_loss(
         start, histories=[box], track_ids=np.ones(1, np.int64), targets=-np.ones(1, np.int64)
     )
     state = _ClipState.begin(fake, np.random.default_rng(0))
-    return 0.0 * _predict(predictor, state, start.start + 1, history_len, device).boxes.sum()
+    return 0.0 * _predict(predictor, state, start.start + 1, history_len, device)[0].boxes.sum()
 
 
 def train_tracker(
@@ -519,6 +581,14 @@ def _train(
             scaler.load_state_dict(run.state["scaler"])
     trained = dist.wrap(model)  # DDP with several processes; the frozen matcher stays out
     predictor = trainable.predictor(trained)
+    if config.appearance != "none" and not (
+        hasattr(predictor, "embed") and getattr(model_config, "reid", None) == "head"
+    ):
+        raise DeepMOTError(
+            f"appearance training needs a tracker with a ReID head (tracktor with reid 'head'), "
+            f"not {config.tracker!r}"
+            + (f" with reid {model_config.reid!r}" if hasattr(model_config, "reid") else "")
+        )
 
     history_len = max(2, int(predictor.history_len))
     prefetch = workers > 0 and trainable.needs_images(model_config)
