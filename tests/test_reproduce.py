@@ -384,6 +384,23 @@ def test_goturn_loss_ablation_rows_and_results_page(tmp_path: Path) -> None:
     assert (tmp_path / "docs" / "results" / "loss-ablation-goturn" / "plot.png").is_file()
 
 
+def test_siamrpn_loss_ablation_runs_its_rows_without_the_focal_term(tmp_path: Path) -> None:
+    """The SiamRPN ablation takes sot's Vanilla and DeepMOT rows (sot adds DeepMOT+focal for
+    SiamRPN): Table 2's rows, none of them trained with the focal term."""
+    tiny = {"train_sequences": 1, "test_sequences": 1, "frames": 8, "width": 160,
+            "height": 120, "people": 2, "batch_size": 2, "vanilla_iterations": 1,
+            "finetune_iterations": 1}  # fmt: skip
+    folder = reproduce_table(
+        "loss-ablation-siamrpn", tmp_path / "runs", tmp_path, seeds=[0], progress=False,
+        overrides=tiny,
+    )  # fmt: skip
+    record = json.loads((folder / "results.json").read_text())
+    assert [r["row"] for r in record["rows"]] == ABLATION_ROWS
+    for slug in ("smooth_l1", "dmotp", "dmota", "dmota_dmotp_ids", "dmota_dmotp"):
+        config = json.loads((folder / "seed0" / slug / "config.json").read_text())
+        assert config["focal_weight"] == 0.0
+
+
 @pytest.mark.slow
 def test_tracktor_loss_ablation_rows_are_the_evaluators(tmp_path: Path) -> None:
     """Tiny Tracktor ablation: Table 2's rows; each trained row equals its saved weights

@@ -198,3 +198,11 @@ def test_the_tracktor_demo_writes_its_table(tmp_path):
     assert [r["variant"] for r in rows] == ["Vanilla", "Smooth L1", "DeepMOT"]
     assert (tmp_path / "table.md").is_file() and (tmp_path / "training_curves.png").is_file()
     assert (tmp_path / "deepmot" / "tracktor.safetensors").is_file()
+
+
+def test_an_untrained_reid_head_is_the_same_in_every_build():
+    torch.manual_seed(1)
+    first = build_tracktor(TracktorConfig(**UNTRAINED)).reid.weight
+    torch.manual_seed(2)
+    second = build_tracktor(TracktorConfig(**UNTRAINED)).reid.weight
+    assert torch.equal(first, second)

@@ -74,6 +74,11 @@ SHIPPED_DETECTOR = WEIGHTS_DIR / "detector_light.safetensors"
 """The light detector shipped with the package (trained on synthetic scenes; see its card)."""
 
 
+REID_INIT_SEED = 0
+"""Seed of the ReID head's initialisation: Tracktor without trained ReID weights (the shipped
+detector alone) revives tracks with the same embeddings in every run."""
+
+
 @dataclass(frozen=True)
 class TracktorConfig:
     """Settings of the Tracktor predictor; defaults from Tracktor's ``cfgs/tracktor.yaml``.
@@ -179,7 +184,9 @@ class TracktorModel(nn.Module):
         self.config = config
         self.detector_config = detector_config
         self.detector = detector
-        self.reid = nn.Linear(detector_config.representation, config.reid_dim)
+        with torch.random.fork_rng(devices=[]):  # an untrained head is the same in every build
+            torch.manual_seed(REID_INIT_SEED)
+            self.reid = nn.Linear(detector_config.representation, config.reid_dim)
         for name, parameter in self.detector.named_parameters():
             parameter.requires_grad_(name.startswith("roi_heads.box_predictor.bbox_pred."))
         self.detector.eval()
