@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,17 @@ __all__ = ["atomic_torch_save", "trim_log"]
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename: a crash mid-write
-    leaves the previous checkpoint intact."""
+    leaves the previous checkpoint intact.
+
+    Raises:
+        OSError: the write failed (torch's zip writer reports a full disk as a RuntimeError);
+            it names ``path``.
+    """
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as error:
+            raise OSError(errno.EIO, f"writing failed ({error})", str(path)) from error
 
 
 def trim_log(path: str | Path, iteration: int) -> None:
