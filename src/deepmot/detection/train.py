@@ -38,6 +38,7 @@ from deepmot.detection.config import DetectorTrainConfig
 from deepmot.detection.data import StepFrames
 from deepmot.detection.model import build_detector, save_detector
 from deepmot.errors import DeepMOTError
+from deepmot.train.checkpoint import restore_training_state, training_state
 from deepmot.train.distributed import Distributed, autocast, grad_scaler, setup
 from deepmot.train.prefetch import step_loader
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
@@ -198,10 +199,7 @@ def _train(
     )
     iteration = run.start_iteration
     if run.state is not None:
-        model.load_state_dict(run.state["model"])
-        optimizer.load_state_dict(run.state["optimizer"])
-        if scaler.is_enabled() and run.state.get("scaler"):
-            scaler.load_state_dict(run.state["scaler"])
+        restore_training_state(run.state, model, optimizer, scaler)
     trained = dist.wrap(model)
     if dist.enabled and config.norm == "batch" and not synced and dist.rank == 0:
         log.warning(
@@ -221,15 +219,7 @@ def _train(
     )
 
     def checkpoint() -> None:
-        run.save_checkpoint(
-            {
-                "config": config.to_dict(),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "iteration": iteration,
-                **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
-            }
-        )
+        run.save_checkpoint(training_state(config, model, optimizer, iteration, scaler))
 
     run.start(config.to_dict())
     start = time.monotonic()

@@ -32,6 +32,7 @@ from deepmot.data.dhn_dataset import (
     uniform_training_matrices,
 )
 from deepmot.errors import DeepMOTError
+from deepmot.train.checkpoint import restore_training_state, training_state
 from deepmot.train.distributed import Distributed, autocast, grad_scaler, setup, zero_term
 from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 
@@ -286,25 +287,23 @@ def _train(
     iteration = run.start_iteration
     if run.state is not None:
         state = run.state
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler.is_enabled() and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+        restore_training_state(state, model, optimizer, scaler)
         torch.set_rng_state(state["torch_rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
 
     def checkpoint() -> None:
+        cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
         run.save_checkpoint(
-            {
-                "config": config.to_dict(),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "iteration": iteration,
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
-            }
+            training_state(
+                config,
+                model,
+                optimizer,
+                iteration,
+                scaler,
+                torch_rng=torch.get_rng_state(),
+                cuda_rng=cuda_rng,
+            )
         )
 
     trained = dist.wrap(model, "logits")  # DDP with several processes

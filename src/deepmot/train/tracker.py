@@ -48,6 +48,7 @@ from deepmot.errors import DeepMOTError
 from deepmot.loss import DeepMOTLoss, SmoothL1Loss
 from deepmot.trackers.predictor import Prediction, Predictor, TrackBatch
 from deepmot.trackers.registry import Trainable, get_trainable
+from deepmot.train.checkpoint import restore_training_state, training_state
 from deepmot.train.clips import ClipSampler, ClipStart, clear_matches, perturb_some
 from deepmot.train.config import TrackerTrainConfig
 from deepmot.train.diagnostics import GRADIENT_TERMS, FrameRecord, gradient_norms
@@ -575,10 +576,7 @@ def _train(
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     iteration = run.start_iteration
     if run.state is not None:
-        model.load_state_dict(run.state["model"])
-        optimizer.load_state_dict(run.state["optimizer"])
-        if scaler.is_enabled() and run.state.get("scaler"):
-            scaler.load_state_dict(run.state["scaler"])
+        restore_training_state(run.state, model, optimizer, scaler)
     trained = dist.wrap(model)  # DDP with several processes; the frozen matcher stays out
     predictor = trainable.predictor(trained)
     if config.appearance != "none" and not (
@@ -620,15 +618,7 @@ def _train(
         loss_fn = SmoothL1Loss()
 
     def checkpoint() -> None:
-        run.save_checkpoint(
-            {
-                "config": config.to_dict(),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "iteration": iteration,
-                **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
-            }
-        )
+        run.save_checkpoint(training_state(config, model, optimizer, iteration, scaler))
 
     run.start(config.to_dict())
     start = time.monotonic()
