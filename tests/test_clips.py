@@ -211,6 +211,8 @@ def test_augmentation_config_checks():
     with pytest.raises(ValueError, match="clip_length"):
         TrackerTrainConfig(clip_length=1)
     assert TrackerTrainConfig(matcher="dhn:w.safetensors").matcher_path.name == "w.safetensors"
+    assert TrackerTrainConfig(matcher="dhn:seq_gru").matcher_path is None  # a shipped DHN
+    assert TrackerTrainConfig(matcher="dhn:no_such_dhn").matcher_path.name == "no_such_dhn"
     config = TrackerTrainConfig(sampling="clips", augment=AugmentationConfig(swap=0.3))
     assert TrackerTrainConfig.from_dict(config.to_dict()) == config
 

@@ -143,6 +143,10 @@ def test_train_and_track_commands(tmp_path: Path) -> None:
     args = ["train", str(root), "--out", str(run), "--matcher", "sinkhorn", "--iterations", "3"]
     assert main([*args, "--batch-size", "2", "--det-file", "det.txt", "--no-progress"]) == 0
     assert (run / "motion.safetensors").is_file() and (run / "config.json").is_file()
+    by_name = ["train", str(root), "--out", str(tmp_path / "run2"), "--iterations", "1"]
+    by_name += ["--batch-size", "2", "--det-file", "det.txt", "--no-progress"]
+    assert main([*by_name, "--matcher", "dhn:bipartite_sk"]) == 0  # a shipped DHN by name
+    assert main([*by_name, "--overwrite", "--matcher", "dhn:missing.safetensors"]) == 2
     results = tmp_path / "results"
     track = [
         "track",

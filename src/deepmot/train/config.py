@@ -221,9 +221,15 @@ class TrackerTrainConfig:
 
     @property
     def matcher_path(self) -> Path | None:
-        """The DHN weights file of a ``"dhn:PATH"`` matcher."""
+        """The DHN weights file of a ``"dhn:PATH"`` matcher; None for ``"dhn"``, Sinkhorn and a
+        shipped DHN named ``"dhn:NAME"`` (no file of that name, shipped weights of it)."""
+        from deepmot import WEIGHTS_DIR
+
         path = parse_matcher(self.matcher)[1]
-        return Path(path) if path else None
+        if not path:
+            return None
+        shipped = (WEIGHTS_DIR / f"dhn_{path}.safetensors").is_file()
+        return None if shipped and not Path(path).is_file() else Path(path)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
