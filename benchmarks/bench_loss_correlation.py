@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--dhn", action="store_true", help="also the default DHN and bipartite_sk (shipped weights)"
+        "--dhn", action="store_true", help="also the default DHN and seq_gru (shipped weights)"
     )
     parser.add_argument("--dhn-weights", nargs="*", default=[], help="more DHN weights files")
     args = parser.parse_args()
@@ -63,7 +63,7 @@ def main() -> None:
     if args.dhn:
         from deepmot.assign.dhn import DEFAULT_DHN, create_dhn
 
-        for name in dict.fromkeys((DEFAULT_DHN, "bipartite_sk")):
+        for name in dict.fromkeys((DEFAULT_DHN, "seq_gru", "bipartite_sk")):
             matchers[f"dhn {name}"] = create_dhn(name, pretrained=True)
     if args.dhn_weights:
         from deepmot.assign.dhn import load_dhn

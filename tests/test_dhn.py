@@ -328,7 +328,13 @@ def test_gated_ramp_by_hand():
 
 
 def test_a_frozen_detached_dhn_passes_gradient_only_through_the_ramp():
-    model = create_dhn("bipartite_sk", pretrained=True)
+    from dataclasses import replace
+
+    from deepmot.assign.dhn import build_dhn
+
+    shipped = create_dhn("bipartite_sk", pretrained=True)
+    model = build_dhn(replace(shipped.config, gradient_epsilon=0.0)).eval()
+    model.load_state_dict(shipped.state_dict())
     d = torch.tensor([[0.1, 1.5, 2.0], [0.8, 0.2, 1.2]], requires_grad=True)
     (trainable,) = torch.autograd.grad(model(d).sum(), d)
     assert trainable[d <= 1].abs().sum() > 0  # parameters that train: the network's gradient
@@ -336,6 +342,37 @@ def test_a_frozen_detached_dhn_passes_gradient_only_through_the_ramp():
     (frozen,) = torch.autograd.grad(model(d).sum(), d)
     expected = torch.where(d > 1, -model.config.gated_slope, 0.0).detach()
     torch.testing.assert_close(frozen, expected)
+
+
+def test_gradient_epsilon_adds_a_sinkhorn_gradient_and_keeps_the_values():
+    """Straight-through: Â's values are the network's; D's gradient is the ramp's plus that of
+    a Sinkhorn plan at ``gradient_epsilon`` (the oracle: the Sinkhorn matcher itself)."""
+    from dataclasses import replace
+
+    from deepmot.assign.dhn import GRADIENT_SWEEPS, build_dhn
+    from deepmot.assign.sinkhorn import Sinkhorn, SinkhornConfig
+
+    model = create_dhn("bipartite_sk", pretrained=True)
+    assert model.config.gradient_epsilon == pytest.approx(0.1)
+    plain = build_dhn(replace(model.config, gradient_epsilon=0.0)).eval()
+    plain.load_state_dict(model.state_dict())
+    model.requires_grad_(False)
+    plain.requires_grad_(False)
+    torch.manual_seed(13)
+    d = torch.rand(4, 5) * 1.2
+    d[0, 3] = 2.0
+    d.requires_grad_(True)
+    weights = torch.randn(4, 5)
+    a = model(d)
+    torch.testing.assert_close(a, plain(d), atol=1e-6, rtol=0)
+    (got,) = torch.autograd.grad((a * weights).sum(), d)
+    smooth = Sinkhorn(SinkhornConfig(epsilon=0.1, iterations=GRADIENT_SWEEPS))(d)
+    (expected,) = torch.autograd.grad((smooth * weights).sum(), d)
+    expected = expected + torch.where(d > 1, -0.1 * weights, 0.0).detach()  # the ramp
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert got[d <= 1].abs().sum() > 0  # without it the frozen network passes nothing there
+    with pytest.raises(ValueError, match="gradient_epsilon"):
+        replace(model.config, gradient_epsilon=-1.0)
 
 
 def test_mixed_sizes_run_in_groups_and_empty_matrices_stay_zero():

@@ -139,8 +139,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "weights",
         metavar="WEIGHTS",
         help=f"a .safetensors file from 'deepmot dhn train', a run's checkpoint.pt, or a "
-        f"shipped name ({', '.join(VARIANTS)}; weights ship for seq_gru, the loss's default, "
-        "and bipartite_sk)",
+        f"shipped name ({', '.join(VARIANTS)}; weights ship for bipartite_sk, the loss's default, "
+        "and seq_gru)",
     )
     ev.add_argument("data", type=existing_path, metavar="DATA", help="folder from 'dhn data'")
     ev.add_argument(

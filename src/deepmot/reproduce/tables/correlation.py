@@ -110,12 +110,14 @@ def _matchers(names: list[str]) -> dict[str, Any]:
             from deepmot.assign.dhn import default_dhn
 
             out[name] = default_dhn()
-        elif name == "bipartite_sk":
-            from deepmot.assign.dhn import create_dhn
-
-            out[name] = create_dhn("bipartite_sk", pretrained=True)
         else:
-            raise ValueError(f"unknown matcher {name!r}; valid: exact, sinkhorn, dhn, bipartite_sk")
+            from deepmot.assign.dhn import create_dhn, list_dhns
+
+            if name not in list_dhns():
+                raise ValueError(
+                    f"unknown matcher {name!r}; valid: exact, sinkhorn, dhn, a shipped DHN's name"
+                )
+            out[name] = create_dhn(name, pretrained=True)
     return out
 
 
@@ -182,12 +184,12 @@ register_table(
         scales={
             "cpu": {
                 "pairs": 500,
-                "matchers": ["exact", "sinkhorn", "dhn", "bipartite_sk"],
+                "matchers": ["exact", "sinkhorn", "dhn", "seq_gru"],
                 "seeds": [0, 1, 2],
             },
             "full": {
                 "pairs": 5000,
-                "matchers": ["exact", "sinkhorn", "dhn", "bipartite_sk"],
+                "matchers": ["exact", "sinkhorn", "dhn", "seq_gru"],
                 "seeds": [0, 1, 2],
             },
         },
