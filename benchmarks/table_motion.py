@@ -66,6 +66,11 @@ def main() -> None:
         "--no-detections", action="store_true", help="a motion model without detection inputs"
     )
     parser.add_argument(
+        "--base-for-invisible",
+        action="store_true",
+        help="invisible tracks move by constant velocity, not the learned correction",
+    )
+    parser.add_argument(
         "--variants",
         nargs="+",
         metavar="NAME",
@@ -84,7 +89,8 @@ def main() -> None:
     held_out = tuning_clips(sequences) if args.tune else validation_clips(sequences)
     base = TrackerTrainConfig(
         iterations=args.iterations,
-        model={"use_detections": False} if args.no_detections else {},
+        model=({"use_detections": False} if args.no_detections else {})
+        | ({"correct_unverified": False} if args.base_for_invisible else {}),
         matcher=args.matcher,
         det_file=det_file,
         sampling=args.sampling,
