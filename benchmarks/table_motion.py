@@ -66,9 +66,9 @@ def main() -> None:
         "--no-detections", action="store_true", help="a motion model without detection inputs"
     )
     parser.add_argument(
-        "--base-for-invisible",
+        "--correct-invisible",
         action="store_true",
-        help="invisible tracks move by constant velocity, not the learned correction",
+        help="invisible tracks move by the learned correction too (default: constant velocity)",
     )
     parser.add_argument(
         "--variants",
@@ -90,7 +90,7 @@ def main() -> None:
     base = TrackerTrainConfig(
         iterations=args.iterations,
         model=({"use_detections": False} if args.no_detections else {})
-        | ({"correct_unverified": False} if args.base_for_invisible else {}),
+        | ({"correct_unverified": True} if args.correct_invisible else {}),
         matcher=args.matcher,
         det_file=det_file,
         sampling=args.sampling,
