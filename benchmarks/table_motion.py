@@ -60,6 +60,17 @@ def main() -> None:
     parser.add_argument("--swap", type=float, default=0.0)
     parser.add_argument("--refine-iou", type=float, default=None)
     parser.add_argument(
+        "--score-refined", action="store_true", help="the loss scores the refined boxes"
+    )
+    parser.add_argument(
+        "--no-detections", action="store_true", help="a motion model without detection inputs"
+    )
+    parser.add_argument(
+        "--correct-invisible",
+        action="store_true",
+        help="invisible tracks move by the learned correction too (default: constant velocity)",
+    )
+    parser.add_argument(
         "--variants",
         nargs="+",
         metavar="NAME",
@@ -78,6 +89,8 @@ def main() -> None:
     held_out = tuning_clips(sequences) if args.tune else validation_clips(sequences)
     base = TrackerTrainConfig(
         iterations=args.iterations,
+        model=({"use_detections": False} if args.no_detections else {})
+        | ({"correct_unverified": True} if args.correct_invisible else {}),
         matcher=args.matcher,
         det_file=det_file,
         sampling=args.sampling,
@@ -86,6 +99,7 @@ def main() -> None:
         lr=args.lr,
         scale_start=args.scale_start,
         refine_iou=args.refine_iou,
+        score_refined=args.score_refined,
         train_fraction=0.35 if args.tune else 0.5,
         deepmot=replace(DeepMOTLossConfig(), scale=args.scale),
         augment=AugmentationConfig(

@@ -80,6 +80,7 @@ MISTAKES = [
     ("train {data} --out {root}/r --lr nan", ["argument --lr", "finite"]),
     ("train {data} --out {root}/r --clip-length 1", ["argument --clip-length", ">= 2"]),
     ("train {data} --out {root}/r --perturb 2", ["argument --perturb", "[0, 1]"]),
+    ("train {data} --out {root}/r --score-refined", ["score_refined", "refine_iou"]),
     ("train {data} --out {root}/r --seed -1", ["argument --seed", ">= 0"]),
     ("train {data} --out {root}/r --matcher foo", ["argument --matcher", "sinkhorn"]),
     ("train {data} --out {root}/r --device foo", ["argument --device", "cuda:N"]),

@@ -228,3 +228,52 @@ def test_jitter_moves_every_box_of_the_history_a_little():
         assert np.all(np.abs(a - b) < 5 * 0.05 * size)  # by a few standard deviations at most
     with pytest.raises(ValueError, match="jitter"):
         AugmentationConfig(jitter=-0.1)
+
+
+class Offset:
+    """Constant velocity moved right by ``dx`` pixels: the box the refinement reports for an
+    exact prediction averaged with a detection ``2 dx`` to its right."""
+
+    history_len = 2
+    needs_images = False
+
+    def __init__(self, dx: float) -> None:
+        self.cv, self.dx = MotionPredictor(ConstantVelocityModel()), dx
+
+    def predict(self, frame, tracks: TrackBatch, detections, image_size) -> Prediction:
+        boxes = self.cv.predict(frame, tracks, detections, image_size).boxes
+        return Prediction(boxes + torch.tensor([self.dx, 0.0, self.dx, 0.0]))
+
+
+def with_detections(seq: Sequence, dx: float) -> Sequence:
+    """``seq`` with one detection per object, its ground-truth box moved right by ``dx``."""
+    gt = seq.gt
+    shifted = gt.boxes_xywh + np.array([dx, 0.0, 0.0, 0.0])
+    dets = mot.Detections(gt.frames, shifted, -np.ones(len(gt.frames)))
+    return Sequence(seq.name, seq.seq_length, seq.im_width, seq.im_height, 30.0, gt, dets)
+
+
+@pytest.mark.parametrize("loss", [SmoothL1Loss(), DeepMOTLoss(Sinkhorn())], ids=["l1", "deepmot"])
+def test_score_refined_scores_the_average_with_the_detection(loss):
+    name = "smoothl1" if isinstance(loss, SmoothL1Loss) else "deepmot"
+    exact = MotionPredictor(ConstantVelocityModel())  # predicts the walkers exactly
+
+    def loss_of(predictor, dx: float, **settings) -> float:
+        seq = with_detections(walkers(), dx)
+        start = ClipSampler([seq], 2, 2, 1.0, NO_AUG)._start(0, 2, np.random.default_rng(0))
+        config = TrackerTrainConfig(loss=name, augment=NO_AUG, **settings)
+        return float(run([start], predictor, loss, config).loss)
+
+    refined = {"refine_iou": 0.6, "score_refined": True}
+    # detections 4 px right of 20 px wide boxes: IoU 0.67 > 0.6, refined to 2 px right
+    assert loss_of(exact, 4.0, **refined) == pytest.approx(loss_of(Offset(2.0), 4.0))
+    assert loss_of(exact, 4.0, **refined) > loss_of(exact, 4.0) + 1e-4
+    # the raw prediction is scored without score_refined, refinement or not
+    assert loss_of(exact, 4.0, refine_iou=0.6) == pytest.approx(loss_of(exact, 4.0))
+    # 8 px: IoU 0.43 <= 0.6, nothing is refined
+    assert loss_of(exact, 8.0, **refined) == pytest.approx(loss_of(exact, 8.0))
+
+
+def test_score_refined_needs_refine_iou():
+    with pytest.raises(ValueError, match="refine_iou"):
+        TrackerTrainConfig(score_refined=True)

@@ -255,3 +255,20 @@ def test_motion_predictor_is_the_differentiable_path():
     torch.testing.assert_close(out.boxes, track[-1:])  # untrained: constant velocity
     out.boxes.sum().backward()
     assert batch.history.grad is not None and batch.history.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("correct_unverified", [True, False])
+def test_unverified_tracks_move_by_constant_velocity_unless_corrected(correct_unverified):
+    tracker = create_tracker("motion", correct_unverified=correct_unverified)
+    model = tracker.predictor.model
+    torch.nn.init.normal_(model.head.weight, std=0.5, generator=torch.Generator().manual_seed(0))
+    # two tracks moving right by 2 px a frame: constant velocity puts both at x + 2 next
+    tracks = [linear_track([0.0, 0.0, 10.0, 20.0], [2.0, 0.0, 2.0, 0.0], 3)] * 2
+    batch = TrackBatch.from_histories(tracks, model.config.history_len, verified=[True, False])
+    dets = torch.tensor([[5.0, 1.0, 15.0, 21.0, 1.0]])
+    out = tracker.predictor.predict(None, batch, dets, (100, 100)).boxes
+    learned = model(batch.history, batch.mask, dets, (100, 100))
+    torch.testing.assert_close(out[0], learned[0])  # verified: the trained model
+    assert not torch.allclose(learned[1], torch.tensor([6.0, 0.0, 16.0, 20.0]))
+    expected = learned[1] if correct_unverified else torch.tensor([6.0, 0.0, 16.0, 20.0])
+    torch.testing.assert_close(out[1], expected)

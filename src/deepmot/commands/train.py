@@ -145,6 +145,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "this, as tracking does (default: keep the raw prediction)",
     )
     parser.add_argument(
+        "--score-refined",
+        action="store_true",
+        help="the loss scores each box after that refinement (what tracking reports) instead "
+        "of the raw prediction; needs --refine-iou",
+    )
+    parser.add_argument(
         "--scale-start",
         type=positive_float,
         default=None,
@@ -277,6 +283,7 @@ _SETTINGS = {
     "swap": "augment.swap",
     "jitter": "augment.jitter",
     "refine_iou": "refine_iou",
+    "score_refined": "score_refined",
     "scale_start": "scale_start",
     "diagnose_every": "diagnose_every",
     "det_file": "det_file",
@@ -442,6 +449,7 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
                 jitter=args.jitter,
             ),
             refine_iou=args.refine_iou,
+            score_refined=args.score_refined,
             scale_start=args.scale_start,
             diagnose_every=args.diagnose_every,
             lr=args.lr,

@@ -113,6 +113,10 @@ class TrackerTrainConfig:
             than this is averaged with it before the next frame, as the track management does
             at test time (supp. A.2: "higher than 0.6, we output their average"); None keeps
             the raw prediction.
+        score_refined: the loss (DeepMOT or Smooth-L1) scores each predicted box after that
+            refinement (the average with its detection, what tracking reports) instead of the
+            raw prediction, so that a model which copies the detections gains nothing; needs
+            ``refine_iou``. False: the paper's loss on the regressor's output.
         augment: :class:`AugmentationConfig`.
         lr: Adam's learning rate (A.2: 1e-4; 1e-3 measured better for the motion tracker).
         scale_start: a softmax scale to start from, moved geometrically to ``deepmot.scale``
@@ -157,6 +161,7 @@ class TrackerTrainConfig:
     sampling: Literal["pairs", "clips"] = "pairs"
     clip_length: int = 10
     refine_iou: float | None = None
+    score_refined: bool = False
     augment: AugmentationConfig = field(default_factory=AugmentationConfig)
     lr: float = 1e-3  # Adam; A.2's 1e-4 left the motion model where it started in 200 steps
     scale_start: float | None = None
@@ -204,6 +209,8 @@ class TrackerTrainConfig:
             raise ValueError("focal_weight adds to the deepmot or smoothl1 loss, not to vanilla")
         if self.refine_iou is not None and not 0 <= self.refine_iou <= 1:
             raise ValueError(f"refine_iou must lie in [0, 1], got {self.refine_iou}")
+        if self.score_refined and self.refine_iou is None:
+            raise ValueError("score_refined scores the refined boxes: it needs refine_iou")
 
     def scale_at(self, iteration: int) -> float:
         """The softmax scale of step ``iteration`` (0-based): ``scale_start`` moved

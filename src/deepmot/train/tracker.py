@@ -22,10 +22,11 @@ sharp over the run), every ``diagnose_every`` steps the gradient each term sends
 (:mod:`deepmot.train.diagnostics`), and the true MOTA and MOTP of the same clips from the
 evaluator's matching, so that one can see the proxy and the real measure move together. With
 ``refine_iou`` the rollout refines each kept box with its detection, as the track management
-does at test time. The run folder (:class:`~deepmot.train.run.TrainingRun`)
-holds ``config.json``, ``checkpoint.pt``, ``log.csv`` and the trained weights; every step draws
-its samples from a generator seeded by (seed, step), so a resumed run continues exactly as an
-uninterrupted one.
+does at test time, after the loss has scored the raw prediction; with ``score_refined`` the
+loss scores the refined box instead (what tracking reports). The run folder
+(:class:`~deepmot.train.run.TrainingRun`) holds ``config.json``, ``checkpoint.pt``, ``log.csv``
+and the trained weights; every step draws its samples from a generator seeded by (seed, step),
+so a resumed run continues exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -381,7 +382,12 @@ def run_clips(
             if appearance:
                 found = predictor.embed(image, torch.from_numpy(gts[-1].boxes).to(device))
                 appearances.append((memory, found))
+        dets = [_detections(s.start.sequence, s.start.start + step, device) for s in states]
         predictions = [o.boxes for o in outputs]
+        if config.score_refined:  # the loss scores what tracking reports
+            predictions = [
+                _refine(p, d, config.refine_iou) for p, d in zip(predictions, dets, strict=True)
+            ]
         gt_tensors = [torch.from_numpy(g.boxes).to(device) for g in gts]
         focal = None
         if config.focal_weight > 0:
@@ -424,9 +430,10 @@ def run_clips(
                 ]
             )
             losses.append(smooth if focal is None else smooth + config.focal_weight * focal)
-        for state, pred, gt in zip(states, predictions, gts, strict=True):
-            dets = _detections(state.start.sequence, state.start.start + step, device)
-            _advance(state, pred, gt.boxes, gt.ids, config, history_len, counts, dets)
+        for state, pred, gt, det in zip(states, predictions, gts, dets, strict=True):
+            # boxes scored after refinement are not refined a second time
+            det = None if config.score_refined else det
+            _advance(state, pred, gt.boxes, gt.ids, config, history_len, counts, det)
     frames = max(1, (length - 1) * len(states))
     soft = {k: v / frames for k, v in soft.items()}
     if not isinstance(loss_fn, DeepMOTLoss):
