@@ -98,27 +98,17 @@ def loss_mota_correlation(
 
 
 def _matchers(names: list[str]) -> dict[str, Any]:
-    from deepmot.assign.sinkhorn import Sinkhorn
+    """``exact`` (SciPy's Hungarian, gated), or a training matcher by its ``--matcher`` name
+    (``dhn``, ``sinkhorn``), or a shipped DHN by name (``seq_gru``): the row's label -> matcher."""
+    from deepmot.train.config import MATCHERS
+    from deepmot.train.tracker import build_matcher
 
-    out: dict[str, Any] = {}
-    for name in names:
-        if name == "exact":
-            out[name] = exact_matcher
-        elif name == "sinkhorn":
-            out[name] = Sinkhorn()
-        elif name == "dhn":
-            from deepmot.assign.dhn import default_dhn
-
-            out[name] = default_dhn()
-        else:
-            from deepmot.assign.dhn import create_dhn, list_dhns
-
-            if name not in list_dhns():
-                raise ValueError(
-                    f"unknown matcher {name!r}; valid: exact, sinkhorn, dhn, a shipped DHN's name"
-                )
-            out[name] = create_dhn(name, pretrained=True)
-    return out
+    return {
+        name: exact_matcher
+        if name == "exact"
+        else build_matcher(name if name in MATCHERS else f"dhn:{name}")
+        for name in names
+    }
 
 
 def run_correlation(context: TableContext) -> TableResult:
