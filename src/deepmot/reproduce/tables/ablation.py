@@ -93,7 +93,7 @@ def run_sot_ablation(context: TableContext, tracker: str) -> TableResult:
     """Table 2's rows for the MOT-by-SOT ``tracker`` (goturn or siamrpn): Vanilla trained
     with its own objective, the other rows fine-tuned from it; mean ± std over seeds."""
     from deepmot.reproduce.tables.motion import table_row
-    from deepmot.reproduce.tables.sot import _scenes, sot_variants
+    from deepmot.reproduce.tables.sot import seed_scenes, sot_variants
     from deepmot.train.compare import compare_variants, paper_variants
 
     settings = dict(context.settings)
@@ -105,9 +105,7 @@ def run_sot_ablation(context: TableContext, tracker: str) -> TableResult:
     }
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for seed in settings["seeds"]:
-        train_seed, test_seed = settings["train_seed"] + seed, settings["test_seed"] + seed
-        train = _scenes(settings, settings["train_sequences"], train_seed, "TRAIN")
-        test = _scenes(settings, settings["test_sequences"], test_seed, "TEST")
+        train, test = seed_scenes(settings, seed)
         out = context.out / f"seed{seed}"
         # sot's rows start Vanilla, Smooth-L1, DeepMOT (then DeepMOT+focal, Kalman)
         vanilla, _, deepmot = sot_variants(sot_settings, seed, out)[:3]

@@ -84,6 +84,14 @@ def sot_variants(settings: dict[str, Any], seed: int, out: Any) -> list:
     return [*rows, Variant("Kalman", None, "kalman")]
 
 
+def seed_scenes(settings: dict[str, Any], seed: int) -> tuple[list, list]:
+    """A table seed's training and held-out synthetic scenes (scene seeds ``train_seed + seed``
+    and ``test_seed + seed``): the data of ``sot`` and of the SOT loss ablations."""
+    train = _scenes(settings, settings["train_sequences"], settings["train_seed"] + seed, "TRAIN")
+    test = _scenes(settings, settings["test_sequences"], settings["test_seed"] + seed, "TEST")
+    return train, test
+
+
 def _scenes(settings: dict[str, Any], count: int, seed: int, prefix: str) -> list:
     from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
 
@@ -122,9 +130,7 @@ def run_sot_table(context: TableContext) -> TableResult:
     _check(settings)
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for seed in settings["seeds"]:
-        train_seed, test_seed = settings["train_seed"] + seed, settings["test_seed"] + seed
-        train = _scenes(settings, settings["train_sequences"], train_seed, "TRAIN")
-        test = _scenes(settings, settings["test_sequences"], test_seed, "TEST")
+        train, test = seed_scenes(settings, seed)
         out = context.out / f"seed{seed}"
         per_seed[str(seed)] = compare_variants(
             train, test, sot_variants(settings, seed, out), out, context.progress, row=table_row
