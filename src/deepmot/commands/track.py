@@ -14,7 +14,17 @@ log = logging.getLogger(__name__)
 
 #: The registered trackers, for the help text (the registry imports torch; a test keeps this
 #: list equal to :func:`deepmot.trackers.list_trackers`).
-TRACKERS = ("constant_velocity", "goturn", "kalman", "motion", "siamrpn", "tracktor")
+TRACKERS = (
+    "bytetrack",
+    "constant_velocity",
+    "goturn",
+    "kalman",
+    "motion",
+    "ocsort",
+    "siamrpn",
+    "sort",
+    "tracktor",
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
