@@ -137,7 +137,15 @@ def test_comparison_table_runs(tmp_path: Path, mot_root: Path) -> None:
     spec = get_table("comparison")
     settings = {**spec.scales["cpu"], "iterations": 2, "seeds": [0]}
     result = spec.run(TableContext(tmp_path, settings, mot_root, False))
-    assert [r["row"] for r in result.rows] == ["Vanilla", "Kalman", "Smooth L1", "DeepMOT"]
+    assert [r["row"] for r in result.rows] == [
+        "Vanilla",
+        "Kalman",
+        "SORT",
+        "ByteTrack",
+        "OC-SORT",
+        "Smooth L1",
+        "DeepMOT",
+    ]
     vanilla = result.rows[0]
     assert 0 < vanilla["MT"] < 100 and vanilla["FN"] > 0
 
