@@ -190,7 +190,7 @@ def test_reid_revives_a_track_after_a_short_occlusion_with_its_old_id():
 
 @pytest.mark.slow
 def test_the_tracktor_demo_writes_its_table(tmp_path):
-    from deepmot.tracktor_demo import run_tracktor_demo
+    from deepmot.demos.tracktor import run_tracktor_demo
 
     rows = run_tracktor_demo(
         tmp_path, iterations=2, sequences=1, frames=24, matcher="sinkhorn", progress=False
