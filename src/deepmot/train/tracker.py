@@ -42,6 +42,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from deepmot.assign.matcher import build_matcher
 from deepmot.boxes import box_iou, cosine_distance, distance_matrix
 from deepmot.data.sequence import Sequence
 from deepmot.engine.checkpoint import restore_training_state, training_state
@@ -58,15 +59,16 @@ from deepmot.engine.run import TrainingRun, resolve_resumed_config
 from deepmot.errors import DeepMOTError
 from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.loss.smooth_l1 import SmoothL1Loss
+from deepmot.metrics.clear import clear_matches
 from deepmot.trackers.predictor import Prediction, Predictor, TrackBatch
 from deepmot.trackers.registry import Trainable, get_trainable
-from deepmot.train.clips import ClipSampler, ClipStart, StepClipFrames, clear_matches, perturb_some
+from deepmot.train.clips import ClipSampler, ClipStart, StepClipFrames, perturb_some
 from deepmot.train.config import TrackerTrainConfig
 from deepmot.train.diagnostics import GRADIENT_TERMS, FrameRecord, gradient_norms
 from deepmot.train.focal import anchor_labels, focal_classification_loss
 from deepmot.train.sot import single_object_step
 
-__all__ = ["LOG_FIELDS", "StepResult", "build_matcher", "run_clips", "train_tracker"]
+__all__ = ["LOG_FIELDS", "StepResult", "run_clips", "train_tracker"]
 
 log = logging.getLogger(__name__)
 
@@ -77,30 +79,6 @@ LOG_FIELDS = (
     "true_motp", "scale", "seconds",
 )  # fmt: skip
 _COUNTS = ("tp", "fp", "fn", "idsw", "objects", "iou_sum")
-
-
-def build_matcher(spec: str) -> Any:
-    """The frozen matcher of a config's ``matcher``: the default shipped DHN (``dhn``), a
-    shipped DHN by name (``dhn:seq_gru``) or a DHN file (``dhn:PATH``), Sinkhorn."""
-    from deepmot.train.config import parse_matcher
-
-    kind, path = parse_matcher(spec)
-    if kind == "sinkhorn":
-        from deepmot.assign.sinkhorn import Sinkhorn
-
-        return Sinkhorn()
-    from deepmot.assign.dhn import create_dhn, default_dhn, list_dhns, load_dhn
-
-    if path is None:
-        return default_dhn()
-    if path in list_dhns() and not Path(path).is_file():
-        try:
-            return create_dhn(path, pretrained=True)
-        except ValueError as error:
-            raise DeepMOTError(f"matcher {spec!r}: {error}") from None
-    if not Path(path).is_file():
-        raise DeepMOTError(f"{path}: no such DHN weights file (matcher {spec!r})")
-    return load_dhn(path)
 
 
 @dataclass
