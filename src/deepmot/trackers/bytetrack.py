@@ -24,7 +24,9 @@ Each frame (``BYTETracker.update`` in ``ifzhang/ByteTrack``):
 
 Reported: the confirmed, tracked tracks, at their filter's corrected state. The filter, the
 assignment and the score convention are shared with :mod:`~deepmot.trackers.sort` (see there
-for the differences from the references); ids are given at confirmation, so they have no gaps.
+for the differences from the references); ids are given at confirmation, so they have no gaps;
+tentative tracks are predicted with the others (the reference leaves them where they were
+born, which only changes their covariance: their velocity is zero).
 """
 
 from __future__ import annotations
@@ -135,7 +137,11 @@ class ByteTracker(Tracker):
         self.next_id = 1
         self.frame_count = 0
 
-    def _cost(self, rows: list[int], boxes: np.ndarray, scores: np.ndarray, fuse: bool):
+    def _cost(
+        self, rows: list[int], boxes: np.ndarray, scores: np.ndarray, fuse: bool
+    ) -> np.ndarray:
+        """``(len(rows), K)`` cost ``1 - IoU`` (``1 - IoU * score`` with ``fuse``) between the
+        tracks at ``rows`` and ``boxes (K, 4)`` xyxy scored ``scores (K,)``."""
         iou = iou_matrix(self.bank.boxes[rows], boxes)
         return 1.0 - (iou * scores[None] if fuse else iou)
 

@@ -64,7 +64,9 @@ def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """``(A, B)`` float64 IoU between ``boxes_a (A, 4)`` and ``boxes_b (B, 4)`` xyxy."""
     if len(boxes_a) == 0 or len(boxes_b) == 0:
         return np.zeros((len(boxes_a), len(boxes_b)))
-    iou = box_iou(torch.as_tensor(boxes_a, dtype=torch.float64), torch.as_tensor(boxes_b))
+    iou = box_iou(
+        torch.as_tensor(boxes_a, dtype=torch.float64), torch.as_tensor(boxes_b, dtype=torch.float64)
+    )
     return iou.numpy()
 
 
