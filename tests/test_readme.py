@@ -1,15 +1,16 @@
 """The README and the docs pages run as written: every Python block, and every ``deepmot``
 command of their shell blocks, so the docs cannot rot. Pages: the README and every
 ``docs/*.md`` but the generated ``docs/results.md``; a block right after a
-``<!-- not run: why -->`` line (a synopsis, an excerpt of a signature) is not run.
+``<!-- not run: why -->`` line (a synopsis, an excerpt of a signature) is not run, and a
+block or command that several pages repeat runs once, under the first page that has it.
 
-The blocks run in one folder laid out as the README assumes: ``MOT17/train`` (MOTChallenge
-sequence folders named as in the download, here small synthetic stand-ins with ``det/det.txt``
-and the shared data's ``deepmot_clean_FRCNN.txt``), a ``results/`` folder of result files,
-TrackEval's MOTChallenge and KITTI layouts under ``data/``. Commands run on that small data
-with tiny budgets (the options appended are in :data:`SMALL`); ``pip install`` and ``pytest``
-are skipped (CI runs that line itself). With the real MOTChallenge files present, the reading
-snippet also runs on them.
+The blocks run, page after page, in one folder laid out as the pages assume: ``MOT17/train``
+(MOTChallenge sequence folders named as in the download, here small synthetic stand-ins with
+``det/det.txt`` and the shared data's ``deepmot_clean_FRCNN.txt``), a ``results/`` folder of
+result files, TrackEval's MOTChallenge and KITTI layouts under ``data/``. Commands run on that
+small data with tiny budgets (the options appended are in :data:`SMALL`); ``pip install`` and
+``pytest`` are skipped (CI runs that line itself). With the real MOTChallenge files present,
+the reading snippet of ``docs/data.md`` also runs on them.
 """
 
 from __future__ import annotations
