@@ -2,8 +2,9 @@
 order, ``deepmot frames`` writes a sequence folder that reads back as the video, ``deepmot track
 VIDEO`` tracks a video as is, and a missing or broken video is a one-line error.
 
-The videos are written here with ``cv2.VideoWriter`` (MJPG in .avi, mp4v in .mp4); the real
-ones (MPEG-4 part 2, H.264) are checked where the shared data is.
+The videos are written here with ``cv2.VideoWriter`` (MJPG in .avi, mp4v in .mp4, VP9 in .mkv);
+the real ones (MS-MPEG-4 v3 in PETS09-S2L1.avi, mp4v in TUD-Campus.mp4) are checked where the
+shared data is.
 """
 
 from __future__ import annotations
@@ -22,17 +23,19 @@ from deepmot.data.sequence import Sequence
 from deepmot.errors import DeepMOTError, MOTFormatError
 from deepmot.io.mot import read_results, read_seqinfo
 
-FRAMES, WIDTH, HEIGHT, FPS = 9, 64, 48, 10.0
-CODECS = {".avi": "MJPG", ".mp4": "mp4v"}
+FRAMES, WIDTH, HEIGHT, FPS = 30, 64, 48, 10.0
+#: intra-frame (MJPG) and predicted-frame codecs, the latter with key frames every 12 frames
+#: (mp4v, FFmpeg's default) or fewer, so that seeking lands between key frames
+CODECS = {".avi": "MJPG", ".mp4": "mp4v", ".mkv": "VP90"}
 
 
 def known_frame(k: int) -> np.ndarray:
-    """Frame ``k`` (1-based) as written: a grey ramp and a white 12x12 square moving 4 px a
-    frame, RGB."""
+    """Frame ``k`` (1-based) as written: a grey ramp and a white 12x12 square moving 3 px a
+    frame (from the left again after 17 frames), RGB."""
     image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
     image[:] = np.linspace(30, 160, WIDTH, dtype=np.uint8)[None, :, None]
     image[..., 2] = 90  # some colour, so that an RGB/BGR mix-up shows
-    x = 4 * k
+    x = 3 * (k % 17)
     image[18:30, x : x + 12] = 255
     return image
 
@@ -61,7 +64,8 @@ def sequential_reads(path: Path) -> list[np.ndarray]:
 @pytest.fixture(scope="module", params=sorted(CODECS))
 def video(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("video")
-    return write_video(folder / f"clip{request.param}", [known_frame(k) for k in range(1, 10)])
+    frames = [known_frame(k) for k in range(1, FRAMES + 1)]
+    return write_video(folder / f"clip{request.param}", frames)
 
 
 def test_the_source_knows_the_video(video: Path) -> None:
@@ -74,7 +78,7 @@ def test_the_source_knows_the_video(video: Path) -> None:
     # the content written, within the codec's loss: the square is where frame 3 put it
     error = np.abs(image.astype(int) - known_frame(3).astype(int))
     assert error.mean() < 6, error.mean()
-    assert image[20:28, 14:22].min() > 200 and image[20:28, 30:40].max() < 200
+    assert image[20:28, 11:19].min() > 200 and image[20:28, 30:40].max() < 200
     with pytest.raises(IndexError):
         source.read(FRAMES + 1)
     with pytest.raises(IndexError):
@@ -87,7 +91,7 @@ def test_any_read_order_gives_the_sequential_pixels(video: Path, seek: bool) -> 
     assert len(oracle) == FRAMES
     source = VideoFrames(video, seek=seek, max_skip=2, cache_size=2)
     order = [*range(1, FRAMES + 1), *np.random.default_rng(0).integers(1, FRAMES + 1, 30)]
-    order += [9, 1, 5, 4, 4, 8, 2, 9]  # backwards, repeated, beyond max_skip
+    order += [29, 1, 17, 16, 16, 25, 2, 30, 13, 14]  # backwards, repeated, beyond max_skip
     for frame in order:
         assert np.array_equal(source.read(int(frame)), oracle[frame - 1]), frame
     assert [np.array_equal(a, b) for a, b in zip(source, oracle, strict=True)] == [True] * FRAMES
@@ -161,38 +165,62 @@ def test_extract_frames_refuses_a_sequence_folder(video: Path, tmp_path: Path) -
 
 def test_a_sequence_from_a_video_with_its_files(video: Path, tmp_path: Path) -> None:
     gt = tmp_path / "gt.txt"
-    gt.write_text("1,1,10,10,20,30,1,1,1\n9,1,14,10,20,30,1,1,1\n")
+    gt.write_text("1,1,10,10,20,30,1,1,1\n30,1,14,10,20,30,1,1,1\n")
     det = tmp_path / "det.txt"
     det.write_text("2,-1,10,10,20,30,0.9,-1,-1,-1\n")
     sequence = Sequence.from_video(video, gt=gt, det=det)
     assert (sequence.name, len(sequence), sequence.frame_rate) == ("clip", FRAMES, FPS)
-    assert sequence.gt_at(9).ids.tolist() == [1]
+    assert sequence.gt_at(30).ids.tolist() == [1]
     assert np.allclose(sequence.detections_at(2), [[10, 10, 30, 40, 0.9]])
     assert np.array_equal(sequence.read_image(5), sequential_reads(video)[4])
     clip = sequence.clip(range(4, 7))
     assert np.array_equal(clip.read_image(1), sequential_reads(video)[3])
     assert Sequence.from_video(video, name="x").detections is None
-    gt.write_text("10,1,10,10,20,30,1,1,1\n")
-    with pytest.raises(MOTFormatError, match="frame 10 is beyond the 9 frames"):
+    gt.write_text("31,1,10,10,20,30,1,1,1\n")
+    with pytest.raises(MOTFormatError, match="frame 31 is beyond the 30 frames"):
         Sequence.from_video(video, gt=gt)
 
 
 def broken_files(folder: Path, video: Path) -> dict[str, Path]:
-    """A missing file, a file that is no video, a video cut after its header, a folder."""
+    """A missing file, a file that is no video, a video cut after 400 bytes (it does not open),
+    and a VP9 video cut 40 bytes into its first cluster (it opens, no frame decodes)."""
     folder.mkdir(exist_ok=True)
     text = folder / "notes.mp4"
     text.write_text("not a video\n")
     cut = folder / f"cut{video.suffix}"
     cut.write_bytes(video.read_bytes()[:400])
-    return {"missing": folder / "missing.mp4", "text": text, "cut": cut}
+    vp9 = write_video(folder / "vp9.mkv", [known_frame(k) for k in range(1, FRAMES + 1)])
+    data = vp9.read_bytes()
+    empty = folder / "empty.mkv"
+    empty.write_bytes(data[: data.index(b"\x1f\x43\xb6\x75") + 40])  # Matroska's Cluster id
+    return {"missing": folder / "missing.mp4", "text": text, "cut": cut, "empty": empty}
 
 
 def test_broken_videos_are_errors_naming_the_file(video: Path, tmp_path: Path) -> None:
-    for path in broken_files(tmp_path, video).values():
+    broken = broken_files(tmp_path, video)
+    for path in broken.values():
         with pytest.raises(DeepMOTError, match=str(path)):
             VideoFrames(path)
+    with pytest.raises(DeepMOTError, match="no frame could be decoded"):
+        VideoFrames(broken["empty"])
     with pytest.raises(DeepMOTError, match="is a folder"):
         VideoFrames(tmp_path)
+
+
+def test_a_video_cut_short(tmp_path: Path) -> None:
+    """The header counts 30 frames, 3 decode: reading past them is an error naming the file;
+    ``deepmot frames`` writes the frames that decode."""
+    video = write_video(tmp_path / "v.avi", [known_frame(k) for k in range(1, FRAMES + 1)])
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
+    decoded = sequential_reads(cut)
+    source = VideoFrames(cut)
+    assert len(source) == FRAMES and 0 < len(decoded) < FRAMES
+    assert np.array_equal(source.read(len(decoded)), decoded[-1])
+    with pytest.raises(DeepMOTError, match=f"{cut}: frame {FRAMES} does not decode"):
+        source.read(FRAMES)
+    info = extract_frames(cut, tmp_path / "S", progress=False)
+    assert info.seq_length == len(decoded) == len(list((tmp_path / "S" / "img1").iterdir()))
 
 
 # --------------------------------------------------------------------------- the commands
@@ -258,18 +286,21 @@ def test_frames_command_imports_no_torch(video: Path, tmp_path: Path) -> None:
     assert "TORCH False" in done.stdout
 
 
-def test_a_broken_video_is_one_line_from_the_shell(video: Path, tmp_path: Path) -> None:
-    """FFmpeg's own messages (written by the C library, past Python's stderr) are silenced."""
+def test_a_broken_video_is_one_line_from_the_shell(tmp_path: Path) -> None:
+    """FFmpeg's and OpenCV's own messages (written by the C libraries, past Python's stderr)
+    are silenced: OpenCV's AVI reader complained about the cut MJPG file."""
     import subprocess
     import sys
 
-    cut = broken_files(tmp_path, video)["cut"]
-    argv = ["frames", str(cut), "--out", str(tmp_path / "S")]
-    done = subprocess.run(
-        [sys.executable, "-m", "deepmot", *argv], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and str(cut) in done.stderr, done.stderr
+    video = write_video(tmp_path / "v.avi", [known_frame(k) for k in range(1, FRAMES + 1)])
+    broken = broken_files(tmp_path, video)
+    for path in (broken["cut"], broken["empty"]):
+        argv = ["frames", str(path), "--out", str(tmp_path / "S")]
+        done = subprocess.run(
+            [sys.executable, "-m", "deepmot", *argv], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 2
+        assert done.stderr.strip().count("\n") == 0 and str(path) in done.stderr, done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -363,7 +394,7 @@ def real_video(name: str) -> Path:
 
 
 def test_tud_campus_video() -> None:
-    """H.264: 71 frames of 640x480, random reads (seeks) equal to the sequential ones."""
+    """mp4v: 71 frames of 640x480, random reads (seeks) equal to the sequential ones."""
     path = real_video("TUD-Campus.mp4")
     source = VideoFrames(path)
     assert (len(source), source.width, source.height) == (71, 640, 480)
@@ -385,7 +416,7 @@ def test_tud_campus_sequence_from_the_video(mot_root: Path) -> None:
 
 @pytest.mark.slow
 def test_pets09_video_seeks_exactly() -> None:
-    """MPEG-4 part 2 (4 s to decode on a 2-core CPU)."""
+    """MS-MPEG-4 v3 (4 s to decode on a 2-core CPU)."""
     path = real_video("PETS09-S2L1.avi")
     oracle = sequential_reads(path)
     source = VideoFrames(path)

@@ -116,10 +116,12 @@ class VideoFrames:
 
     The capture stays open and reads forward, so a sequential pass decodes every frame once.
     A read behind the capture's position, or more than ``max_skip`` frames ahead, seeks
-    (``CAP_PROP_POS_FRAMES``: FFmpeg seeks to the key frame before and decodes forward); the
-    tests check that it gives the pixels of a sequential read for MJPG, MPEG-4 part 2 and H.264.
-    ``seek=False`` never seeks (reopen and read forward instead), for codecs where it would not.
-    The last ``cache_size`` frames read are kept, so a frame read twice in a row is decoded once.
+    (``CAP_PROP_POS_FRAMES``: OpenCV's FFmpeg reader seeks to an earlier key frame and decodes
+    forward); the tests check that it gives the pixels of a sequential read for MJPG, mp4v
+    (MPEG-4 part 2, as ``TUD-Campus.mp4``), VP9 and MS-MPEG-4 v3 (``PETS09-S2L1.avi``); H.264
+    could not be checked (OpenCV's wheels do not write it). ``seek=False`` never seeks (reopens
+    and reads forward instead), for codecs where it would not be exact. The last ``cache_size``
+    frames read are kept, so a frame read twice in a row is decoded once.
 
     Args:
         path: the video file.
@@ -148,13 +150,10 @@ class VideoFrames:
         self._capture = self._open()
         import cv2
 
-        capture = self._capture
-        self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
-        self.width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        self.height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.fps = float(self._capture.get(cv2.CAP_PROP_FPS)) or 25.0
         self._next = 1  # the frame the capture decodes next
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         first = self._decode_next()
         if first is None:
             raise DeepMOTError(f"{self.path}: no frame could be decoded (a corrupt video?)")
