@@ -350,13 +350,19 @@ def test_tracktor_tracks_a_video_with_its_own_detector(
 ) -> None:
     from deepmot.commands import track
 
-    private = []
+    configs = []
     own = track._own_detector
-    monkeypatch.setattr(track, "_own_detector", lambda t: private.append(own(t)) or private[-1])
+
+    def spy(tracker, min_score):
+        configs.append((own(tracker, min_score), tracker.predictor.config))
+        return configs[-1][0]
+
+    monkeypatch.setattr(track, "_own_detector", spy)
     video, _ = street
     argv = ["track", str(video), "--tracker", "tracktor", "--out", str(tmp_path), "--no-progress"]
-    assert main(argv) == 0
-    assert private == [True]
+    assert main([*argv, "--min-score", "0.6"]) == 0
+    [(used, config)] = configs
+    assert used and config.private and config.detection_thresh == 0.6
     results = read_results(tmp_path / "street.txt")
     assert len(results) == 0 or results.frames.max() <= 5
 
@@ -371,6 +377,9 @@ def test_video_options_do_not_go_with_a_folder(
     argv = ["track", str(video), "--out", str(tmp_path / "r"), "--tracker", "kalman"]
     code, err = run_cli([*argv, "--sequences", "MOT17"], capsys)
     assert_one_line_error(code, err, "--sequences goes with MOT_ROOT")
+    argv = ["track", str(tmp_path), "--out", str(tmp_path / "r"), "--tracker", "kalman"]
+    code, err = run_cli([*argv, "--min-score", "0.3"], capsys)
+    assert_one_line_error(code, err, "--min-score goes with a video file")
 
 
 def test_the_parsers_constants_are_the_librarys() -> None:

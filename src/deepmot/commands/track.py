@@ -104,9 +104,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--min-score",
         type=probability,
-        default=MIN_DETECTION_SCORE,
-        help="VIDEO without --det: least score of the detector's detections (Tracktor's "
-        "detection threshold)",
+        help="VIDEO without --det: least score of the detector's detections (default: "
+        f"{MIN_DETECTION_SCORE}, Tracktor's detection threshold; for tracktor, its "
+        "detection_thresh)",
     )
     parser.add_argument(
         "--video",
@@ -206,6 +206,7 @@ def _check_options(args: argparse.Namespace, video: bool) -> None:
     """Options of the other kind of input are mistakes, not silently ignored."""
     wrong = (
         [("--det", args.det), ("--gt", args.gt), ("--name", args.name)]
+        + [("--min-score", args.min_score)]
         if not video
         else [("--det-file", args.det_file), ("--sequences", args.sequences)]
     )
@@ -215,15 +216,16 @@ def _check_options(args: argparse.Namespace, video: bool) -> None:
             raise DeepMOTError(f"{option} goes with {what}, not {args.mot_root}")
 
 
-def _own_detector(tracker) -> bool:
+def _own_detector(tracker, min_score: float | None) -> bool:
     """Let a tracker that has a detector of its own (Tracktor) start tracks from its detections
-    (``private``); False for a tracker without one."""
+    (``private``), scored at least ``min_score`` where given; False for a tracker without one."""
     from dataclasses import replace
 
     config = getattr(tracker.predictor, "config", None)
     if config is None or not hasattr(config, "private"):
         return False
-    tracker.predictor.config = replace(config, private=True)
+    threshold = config.detection_thresh if min_score is None else min_score
+    tracker.predictor.config = replace(config, private=True, detection_thresh=threshold)
     return True
 
 
@@ -236,7 +238,7 @@ def _with_detections(args: argparse.Namespace, sequence, tracker):
 
     if args.det is not None:
         return sequence
-    if _own_detector(tracker):
+    if _own_detector(tracker, args.min_score):
         log.info("tracker %r finds people with its own detector", args.tracker)
         empty = Detections(np.empty(0, np.int64), np.empty((0, 4)), np.empty(0))
         return sequence.with_detections(empty)
@@ -245,8 +247,9 @@ def _with_detections(args: argparse.Namespace, sequence, tracker):
     from deepmot.trackers.tracktor import SHIPPED_DETECTOR
 
     detector, _ = load_detector(SHIPPED_DETECTOR)
-    log.info("detections: the shipped detector %s, score >= %g", SHIPPED_DETECTOR, args.min_score)
-    found = detect_sequence(detector, sequence, args.min_score, progress=not args.no_progress)
+    min_score = MIN_DETECTION_SCORE if args.min_score is None else args.min_score
+    log.info("detections: the shipped detector %s, score >= %g", SHIPPED_DETECTOR, min_score)
+    found = detect_sequence(detector, sequence, min_score, progress=not args.no_progress)
     log.info("%d detections in %d frames", len(found), len(sequence))
     return sequence.with_detections(found)
 
