@@ -432,3 +432,19 @@ def test_pets09_video_seeks_exactly() -> None:
     assert (len(source), len(oracle), source.width, source.height) == (795, 795, 768, 576)
     for frame in [700, 300, 795, 1, 401, 598, 597, 100]:
         assert np.array_equal(source.read(frame), oracle[frame - 1]), frame
+
+
+def test_tracking_the_video_equals_tracking_the_sequence_folder(
+    mot_root: Path, tmp_path: Path
+) -> None:
+    """TUD-Campus with its public detections: the video and the sequence folder give the same
+    result file (the motion trackers see the boxes and the image size, both the same)."""
+    video = real_video("TUD-Campus.mp4")
+    det = mot_root / "TUD-Campus" / "det" / "det.txt"
+    common = ["--tracker", "kalman", "--no-progress"]
+    argv = ["track", str(mot_root), "--sequences", "TUD-Campus", "--out", str(tmp_path / "a")]
+    assert main([*argv, *common]) == 0
+    argv = ["track", str(video), "--det", str(det), "--out", str(tmp_path / "b")]
+    assert main([*argv, *common]) == 0
+    folder = (tmp_path / "a" / "TUD-Campus.txt").read_text()
+    assert folder and (tmp_path / "b" / "TUD-Campus.txt").read_text() == folder
