@@ -343,7 +343,7 @@ def check_distributed(args: argparse.Namespace, device: str) -> None:
 
 def _matcher(text: str) -> str:
     """``dhn``, ``sinkhorn`` or ``dhn:PATH`` (PATH checked when the command runs)."""
-    from deepmot.train.config import parse_matcher
+    from deepmot.assign.matcher import parse_matcher
 
     try:
         parse_matcher(text)
