@@ -170,7 +170,7 @@ class VideoFrames:
     def __len__(self) -> int:
         return self.frame_count
 
-    def _open(self):
+    def _open(self) -> Any:
         import cv2
 
         # A bad file must give our one-line error alone: FFmpeg's messages are silenced, and
@@ -202,6 +202,7 @@ class VideoFrames:
         return image
 
     def _remember(self, frame: int, image: np.ndarray) -> None:
+        """Keep ``image`` as ``frame`` in the cache (the oldest out when full)."""
         if self.cache_size:
             self._cache[frame] = image
             self._cache.move_to_end(frame)
@@ -209,6 +210,7 @@ class VideoFrames:
                 self._cache.popitem(last=False)
 
     def _count_by_decoding(self) -> int:
+        """The frames that decode (for a container that does not store their count)."""
         count = self._next - 1
         while self._capture.grab():
             count += 1
