@@ -59,6 +59,7 @@ from deepmot.trackers.predictor import Frame, Prediction, TrackBatch, module_dev
 from deepmot.trackers.registry import Trainable, register_trainable
 
 __all__ = [
+    "REAL_DETECTOR",
     "SHIPPED_DETECTOR",
     "TracktorConfig",
     "TracktorModel",
@@ -72,6 +73,10 @@ log = logging.getLogger(__name__)
 
 SHIPPED_DETECTOR = WEIGHTS_DIR / "detector_light.safetensors"
 """The light detector shipped with the package (trained on synthetic scenes; see its card)."""
+
+REAL_DETECTOR = WEIGHTS_DIR / "detector_real.safetensors"
+"""The detector fine-tuned on real frames from pretrained SSDLite MobileNetV2 weights (see its
+card and docs/detector.md)."""
 
 
 REID_INIT_SEED = 0
