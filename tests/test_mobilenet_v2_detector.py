@@ -321,4 +321,5 @@ def test_the_shipped_real_detector_finds_people_in_pets09_validation_frames(tmp_
     model, _ = load_detector(REAL_DETECTOR)
     result = evaluate_detector(model, [Sequence.from_dir(folder)], stride=1, progress=False)
     assert result["frames"] == 5 and result["objects"] > 20
-    assert result["ap50"] > 0.5  # measured 0.?? on these frames; the whole quarter in docs
+    # measured 0.955 on these 5 frames (36 people), 0.959 on the whole quarter (docs/detector.md)
+    assert result["ap50"] > 0.7

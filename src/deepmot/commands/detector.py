@@ -218,7 +218,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=existing_file,
         default=None,
         help="detector.safetensors, a torchvision or Tracktor Faster R-CNN state dict, or "
-        "tracktor.safetensors (default: the shipped light detector)",
+        "tracktor.safetensors (default: the shipped detector, Tracktor's default)",
     )
     evaluate.add_argument(
         "--stride", type=int_at_least(1), default=5, help="evaluate every N-th frame"
