@@ -15,7 +15,7 @@ from deepmot.cli import main
 from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.errors import DeepMOTError
 from deepmot.io.mot import read_results as mot_results
-from deepmot.loss import DeepMOTLoss
+from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.trackers import TrackBatch, create_tracker
 from deepmot.trackers.motion import LearnedMotionModel, load_motion_model
 from deepmot.trackers.predictor import MotionPredictor
@@ -54,7 +54,7 @@ def _held_out_loss(model: LearnedMotionModel, sequences, config: TrackerTrainCon
 
 def test_deepmot_training_reduces_the_loss(tmp_path: Path, sequences) -> None:
     # Without the supplementary's perturbation most tracks start inside the gate, where the
-    # DeepMOT loss has a gradient (see the issue note: with it, few do and learning is slow).
+    # DeepMOT loss has a gradient (with it, few do and learning is slow).
     config = TrackerTrainConfig(
         matcher="sinkhorn",
         iterations=80,
@@ -269,7 +269,7 @@ def test_track_and_eval_on_the_validation_frames_match_the_library(tmp_path: Pat
 
 def test_a_dhn_file_as_the_matcher(tmp_path: Path, sequences) -> None:
     from deepmot.assign.dhn import DHNConfig, build_dhn, save_dhn
-    from deepmot.train.tracker import build_matcher
+    from deepmot.assign.matcher import build_matcher
 
     path = tmp_path / "my_dhn.safetensors"
     save_dhn(build_dhn(DHNConfig(hidden=8, fc=(8,))), path)
@@ -283,7 +283,7 @@ def test_a_dhn_file_as_the_matcher(tmp_path: Path, sequences) -> None:
 
 def test_a_shipped_dhn_by_name_as_the_matcher() -> None:
     from deepmot.assign.dhn import DEFAULT_DHN, create_dhn, default_dhn
-    from deepmot.train.tracker import build_matcher
+    from deepmot.assign.matcher import build_matcher
 
     d = torch.rand(3, 4)
     by_name = build_matcher("dhn:seq_gru")

@@ -57,7 +57,7 @@ def part_frames(seq_length: int, part: str) -> range:
     return range(int(seq_length * start) + 1, int(seq_length * end) + 1)
 
 
-def _data_options(parser: argparse.ArgumentParser, seed: int, sequences: int) -> None:
+def data_options(parser: argparse.ArgumentParser, seed: int, sequences: int) -> None:
     parser.add_argument(
         "mot_root",
         nargs="*",
@@ -134,14 +134,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=HelpFormatter,
     )
-    _data_options(train, TRAIN_SEED, 4)
+    data_options(train, TRAIN_SEED, 4)
     train.add_argument("--out", type=output_dir, required=True, help="run folder (made)")
     train.add_argument(
         "--backbone",
         choices=BACKBONES,
         default="mobilenet_v3_fpn",
         help="resnet50_fpn is Tracktor's (box head 1024, images 800 px); mobilenet_v2_fpn "
-        "takes --init-backbone (box head 256, images 480 px); the others are light (box head "
+        "takes --init-backbone (box head 256, images 432 px); the others are light (box head "
         "256, images 320 px)",
     )
     train.add_argument(
@@ -212,7 +212,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=HelpFormatter,
     )
-    _data_options(evaluate, HELD_OUT_SEED, 2)
+    data_options(evaluate, HELD_OUT_SEED, 2)
     evaluate.add_argument(
         "--weights",
         type=existing_file,
@@ -282,7 +282,7 @@ def run_train(args: argparse.Namespace) -> int:
     from deepmot.commands._args import check_device
     from deepmot.detection.config import DetectorConfig, DetectorTrainConfig
     from deepmot.detection.train import WEIGHTS_FILE, train_detector
-    from deepmot.train.run import is_main_process
+    from deepmot.engine.run import is_main_process
 
     if args.resume and args.overwrite:
         raise DeepMOTError("--resume and --overwrite exclude each other: continue or replace")
@@ -360,7 +360,7 @@ def _stored(args: argparse.Namespace):
     if not args.resume:
         return None
     from deepmot.detection.config import DetectorTrainConfig
-    from deepmot.train.run import TrainingRun
+    from deepmot.engine.run import TrainingRun
 
     try:
         stored = TrainingRun(args.out, (), resume=True).stored_config

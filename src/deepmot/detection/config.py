@@ -11,10 +11,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["BACKBONES", "NORMS", "DetectorConfig", "DetectorTrainConfig"]
+__all__ = ["BACKBONES", "MIN_DETECTION_SCORE", "NORMS", "DetectorConfig", "DetectorTrainConfig"]
 
 BACKBONES = ("resnet50_fpn", "resnet18_fpn", "mobilenet_v3_fpn", "mobilenet_v2_fpn")
 """Backbones of :func:`deepmot.detection.model.build_detector` (the registry's names)."""
+
+MIN_DETECTION_SCORE = 0.5
+"""Least score of a detection the detector hands a tracker when it makes a video's detections
+(:func:`deepmot.detection.detect.detect_sequence`): Tracktor's ``detection_person_thresh: 0.5``
+(``cfgs/tracktor.yaml``), the score its own births need."""
 
 NORMS = ("batch", "frozen")
 """Normalisation of a detector in training (:attr:`DetectorTrainConfig.norm`)."""
@@ -78,13 +83,13 @@ class DetectorConfig:
     @classmethod
     def ssdlite(cls, **overrides: Any) -> DetectorConfig:
         """MobileNetV2-FPN (pretrained as an SSDLite person detector), a 256-wide box head,
-        images resized to 480 px (the shorter side; 864 px at most, so 1920x1080 frames become
-        853x480): PETS09-S2L1's people stay about 65 px high."""
+        images resized to 432 px (the shorter side; 768 px at most, so 1920x1080 frames become
+        768x432): PETS09-S2L1's people stay about 58 px high. The shipped ``detector_real``."""
         base = {
             "backbone": "mobilenet_v2_fpn",
             "representation": 256,
-            "min_size": 480,
-            "max_size": 864,
+            "min_size": 432,
+            "max_size": 768,
         }
         return cls(**{**base, **overrides})
 

@@ -78,16 +78,17 @@ def _mobilenet_v3(norm: type[nn.Module]) -> tuple[nn.Module, Any]:
 MOBILENET_V2_LEVELS = {"6": "0", "13": "1", "18": "2"}
 """``mobilenet_v2_fpn``'s pyramid inputs: the outputs of features 6, 13 and 18 (32, 96 and 1280
 channels at strides 8, 16 and 32), plus a max-pooled level at stride 64. Stride 8 is there for
-PETS09-S2L1's people, about 65 x 25 px at 480 px input."""
+PETS09-S2L1's people, about 58 x 22 px at 432 px input."""
 
 MOBILENET_V2_FPN_CHANNELS = 128
-"""Width of ``mobilenet_v2_fpn``'s pyramid (torchvision's FPNs: 256; half keeps the pyramid,
-the RPN and RoI pooling within a CPU's per-frame budget)."""
+"""Width of ``mobilenet_v2_fpn``'s pyramid (torchvision's FPNs: 256; 128 cuts the cost of the
+pyramid's and the RPN head's 3x3 convolutions about four-fold, and the box head's input
+two-fold)."""
 
 PEDESTRIAN_ANCHORS = (((16, 32), (48, 80), (128, 192), (256, 384)), ((1.0, 2.0, 3.0),) * 4)
 """``mobilenet_v2_fpn``'s anchors (sizes = sqrt(area) per pyramid level, height/width ratios):
 upright boxes (MOTChallenge people are about 2.5 times as high as wide; 1.0 for the partly
-occluded), two sizes per level from PETS09-S2L1's far people (about 16 x 45 px at 480 px
+occluded), two sizes per level from PETS09-S2L1's far people (about 15 x 40 px at 432 px
 input) to MOT17's near ones."""
 
 

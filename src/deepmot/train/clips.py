@@ -15,14 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from deepmot.data.samplers import perturb_boxes
 from deepmot.data.sequence import Sequence
+from deepmot.engine.prefetch import PrefetchedFrames
 from deepmot.errors import DeepMOTError
 from deepmot.train.config import AugmentationConfig
 
-__all__ = ["ClipSampler", "ClipStart", "clear_matches", "jitter_boxes", "perturb_some"]
+__all__ = [
+    "ClipSampler",
+    "ClipStart",
+    "StepClipFrames",
+    "jitter_boxes",
+    "perturb_some",
+]
 
 
 @dataclass
@@ -168,41 +174,31 @@ class ClipSampler:
         return ClipStart(seq, start, self.length, histories, track_ids, targets, memory)
 
 
-def clear_matches(
-    iou: np.ndarray,
-    track_ids: np.ndarray,
-    gt_ids: np.ndarray,
-    memory: dict[int, int],
-    threshold: float = 0.5,
-) -> tuple[np.ndarray, int]:
-    """The evaluator's matching of one frame (CLEAR MOT, as TrackEval and the devkit).
+class StepClipFrames:
+    """A map-style dataset of training steps: item ``step`` is ``{sequence index: {frame:
+    image}}``, every frame of this process's clips of ``step`` (the clips
+    ``rank, rank + world_size, ...`` of ``sampler.sample(default_rng([seed, step]),
+    batch_size)``, as the trainer draws them), read from the sequences' own frame sources."""
 
-    Pairs below ``threshold`` IoU are never matched; among the rest, pairs that continue an
-    object's previous match (``memory``) come first, then IoU (Hungarian).
+    def __init__(
+        self, sampler: ClipSampler, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
 
-    Args:
-        iou: ``(N, M)`` IoU of the tracks (rows) and the objects (columns).
-        track_ids: ``(N,)``; gt_ids: ``(M,)``.
-        memory: ``{gt_id: track_id}``, each object's last match (any frame before); updated in
-            place with this frame's matches.
-
-    Returns:
-        ``matches (K, 2)`` (row, column) and the number of ID switches (matched objects whose
-        last match was another track).
-    """
-    n, m = iou.shape
-    if n == 0 or m == 0:
-        return np.empty((0, 2), np.int64), 0
-    previous = np.array([memory.get(int(g), -(2**62)) for g in gt_ids], dtype=np.int64)
-    continuing = np.asarray(track_ids, np.int64)[:, None] == previous[None, :]
-    matchable = iou >= threshold - np.finfo(np.float64).eps
-    score = np.where(matchable, 1000.0 * continuing + iou, 0.0)
-    rows, cols = linear_sum_assignment(-score)
-    keep = matchable[rows, cols]
-    matches = np.stack([rows[keep], cols[keep]], axis=1).astype(np.int64)
-    switches = 0
-    for i, j in matches:
-        gid, tid = int(gt_ids[j]), int(track_ids[i])
-        switches += int(gid in memory and memory[gid] != tid)
-        memory[gid] = tid
-    return matches, switches
+    def __getitem__(self, step: int) -> dict[int, dict[int, np.ndarray]]:
+        rng = np.random.default_rng([self.seed, step])
+        starts = self.sampler.sample(rng, self.batch_size)[self.rank :: self.world_size]
+        index = {id(s): i for i, s in enumerate(self.sampler.sequences)}
+        frames: dict[int, dict[int, np.ndarray]] = {}
+        for start in starts:
+            source = start.sequence.frame_source
+            source = source.source if isinstance(source, PrefetchedFrames) else source
+            read = frames.setdefault(index[id(start.sequence)], {})
+            for frame in range(start.start, start.start + start.length):
+                if frame not in read:
+                    read[frame] = source.read(frame)
+        return frames

@@ -1,7 +1,7 @@
 """Settings of a tracker training run, importable without torch (the CLI takes its defaults here).
 
 :class:`TrackerTrainConfig` is the one source of truth: the tracker and its model settings, the
-loss (:class:`~deepmot.loss_config.DeepMOTLossConfig`, all of it), the matcher, the sampling
+loss (:class:`~deepmot.loss.config.DeepMOTLossConfig`, all of it), the matcher, the sampling
 (frame pairs or clips) with its :class:`AugmentationConfig`, and the optimisation. The CLI maps
 its flags onto these fields and writes the resolved config into the run folder.
 """
@@ -12,26 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from deepmot.loss_config import DeepMOTLossConfig
+from deepmot.assign.matcher import parse_matcher
+from deepmot.loss.config import DeepMOTLossConfig
 
-__all__ = ["MOTION_TRAINING", "AugmentationConfig", "TrackerTrainConfig", "parse_matcher"]
-
-MATCHERS = ("dhn", "sinkhorn")
-
-
-def parse_matcher(spec: str) -> tuple[str, str | None]:
-    """``"dhn"``, ``"sinkhorn"``, ``"dhn:PATH"`` (a DHN the user trained) or ``"dhn:NAME"`` (a
-    shipped DHN, e.g. ``dhn:seq_gru``) -> (kind, path or name).
-
-    Raises:
-        ValueError: any other spelling, or an empty path.
-    """
-    kind, colon, path = spec.partition(":")
-    if kind not in MATCHERS or (kind == "sinkhorn" and colon) or (colon and not path):
-        raise ValueError(
-            f"matcher must be 'dhn', 'sinkhorn' or 'dhn:PATH/TO/weights.safetensors', got {spec!r}"
-        )
-    return kind, path or None
+__all__ = ["MOTION_TRAINING", "AugmentationConfig", "TrackerTrainConfig"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +40,7 @@ class AugmentationConfig:
             moves only the last box, and by far more.
     """
 
-    # Defaults measured for the motion tracker (issue note, benchmarks/table_motion.py --tune):
+    # Defaults measured for the motion tracker (benchmarks/table_motion.py --tune):
     # the supplementary's perturbation of the last box (perturb=1, designed for Tracktor,
     # whose regressor sees the pixels) teaches a motion model to distrust an accurate last box;
     # on synthetic tuning frames DeepMOT went from MOTA 50.0 (perturb=1) to 57.3 (perturb=0,

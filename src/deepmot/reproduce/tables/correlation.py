@@ -100,8 +100,7 @@ def loss_mota_correlation(
 def _matchers(names: list[str]) -> dict[str, Any]:
     """``exact`` (SciPy's Hungarian, gated), or a training matcher by its ``--matcher`` name
     (``dhn``, ``sinkhorn``), or a shipped DHN by name (``seq_gru``): the row's label -> matcher."""
-    from deepmot.train.config import MATCHERS
-    from deepmot.train.tracker import build_matcher
+    from deepmot.assign.matcher import MATCHERS, build_matcher
 
     return {
         name: exact_matcher
@@ -121,7 +120,7 @@ def run_correlation(context: TableContext) -> TableResult:
     from deepmot.data.sequence import Sequence
     from deepmot.errors import DeepMOTError
     from deepmot.io.mot import find_sequences
-    from deepmot.loss import DeepMOTLoss
+    from deepmot.loss.deepmot import DeepMOTLoss
     from deepmot.reproduce.run import aggregate_seeds
 
     settings = context.settings

@@ -87,12 +87,12 @@ def sot_variants(settings: dict[str, Any], seed: int, out: Any) -> list:
 def seed_scenes(settings: dict[str, Any], seed: int) -> tuple[list, list]:
     """A table seed's training and held-out synthetic scenes (scene seeds ``train_seed + seed``
     and ``test_seed + seed``): the data of ``sot`` and of the SOT loss ablations."""
-    train = _scenes(settings, settings["train_sequences"], settings["train_seed"] + seed, "TRAIN")
-    test = _scenes(settings, settings["test_sequences"], settings["test_seed"] + seed, "TEST")
+    train = scenes(settings, settings["train_sequences"], settings["train_seed"] + seed, "TRAIN")
+    test = scenes(settings, settings["test_sequences"], settings["test_seed"] + seed, "TEST")
     return train, test
 
 
-def _scenes(settings: dict[str, Any], count: int, seed: int, prefix: str) -> list:
+def scenes(settings: dict[str, Any], count: int, seed: int, prefix: str) -> list:
     from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
 
     base = SceneConfig(
@@ -148,7 +148,7 @@ def run_sot_table(context: TableContext) -> TableResult:
     return TableResult(rows=rows, per_seed=per_seed, plot=plot, notes=notes)
 
 
-_COMMON = {
+SOT_SETTINGS = {
     "trackers": ["goturn", "siamrpn"],
     "train_seed": 1,
     "test_seed": 101,
@@ -169,19 +169,19 @@ register_table(
         run=run_sot_table,
         scales={
             "cpu": {
-                **_COMMON,
+                **SOT_SETTINGS,
                 "train_sequences": 2,
                 "test_sequences": 2,
                 "frames": 150,
                 "width": 640,
                 "height": 480,
                 "people": 10,
-                "vanilla_iterations": {"goturn": 250, "siamrpn": 150},  # the README's recipe
+                "vanilla_iterations": {"goturn": 250, "siamrpn": 150},  # docs/sot.md's recipe
                 "finetune_iterations": {"goturn": 100, "siamrpn": 60},
                 "seeds": [0, 1, 2],
             },
             "full": {
-                **_COMMON,
+                **SOT_SETTINGS,
                 "train_sequences": 3,
                 "test_sequences": 3,
                 "frames": 200,
@@ -211,7 +211,7 @@ register_table(
             "scale (100) only about 0.1% of GOTURN's softmax entries are unsaturated, so its "
             "DeepMOT loss acts as dMOTP; SiamRPN at the authors' scale 10 keeps about 19%. "
             "Fine-tuning variants measured on separate validation scenes "
-            "(benchmarks/sot_finetune_study.py, README) did not change that picture for "
+            "(benchmarks/sot_finetune_study.py, docs/sot.md) did not change that picture for "
             "SiamRPN (clips, frozen early layers, a lower scale); for GOTURN, DeepMOT beat "
             "Vanilla there in each of 3 seeds (+1.7 ± 0.6 MOTA, clips +2.4 ± 0.6). In "
             "Table 4 (MOT17 test) the paper's DeepMOT-GOTURN gains 9.8 MOTA over GOTURN and "
