@@ -150,7 +150,9 @@ def _tracker(name: str, weights: Path | None, settings: dict, config: Path | Non
         log.info("tracker %r: the shipped weights %s (--weights chooses others)", name, shipped)
         weights = shipped
     if name == "tracktor" and weights is None:
-        log.info("tracktor runs with the shipped light detector (no --weights)")
+        from deepmot.trackers.tracktor import SHIPPED_DETECTOR
+
+        log.info("tracktor runs with the shipped detector %s (no --weights)", SHIPPED_DETECTOR.name)
     elif entry.trainable is not None and weights is None:
         log.warning(
             "tracker %r runs untrained (no --weights): its untrained model tracks like "

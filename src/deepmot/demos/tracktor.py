@@ -34,7 +34,7 @@ SCENE_SEED_OFFSET = 2000
 
 
 def tracktor_train_config(
-    iterations: int, seed: int, detector: str = "shipped", matcher: str = "dhn"
+    iterations: int, seed: int, detector: str = "light", matcher: str = "dhn"
 ) -> TrackerTrainConfig:
     """DeepMOT fine-tuning of Tracktor as the authors' code did it: the box regression layer
     (and the ReID head) only, Adam 1e-4; frame pairs whose starting boxes are perturbed
@@ -89,7 +89,7 @@ def run_tracktor_demo(
     :func:`~deepmot.train.compare.compare_variants`)."""
     out = Path(out)
     train, val = demo_sequences(sequences, frames, seed)
-    variants = tracktor_variants(tracktor_train_config(iterations, seed, "shipped", matcher))
+    variants = tracktor_variants(tracktor_train_config(iterations, seed, "light", matcher))
     caption = (
         f"Tracktor (shipped light detector) on {sequences} synthetic scenes x {frames} frames "
         f"(scene seed {seed + SCENE_SEED_OFFSET}); fine-tuned {iterations} steps of 4 frame "

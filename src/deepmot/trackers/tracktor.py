@@ -59,6 +59,8 @@ from deepmot.trackers.predictor import Frame, Prediction, TrackBatch, module_dev
 from deepmot.trackers.registry import Trainable, register_trainable
 
 __all__ = [
+    "LIGHT_DETECTOR",
+    "REAL_DETECTOR",
     "SHIPPED_DETECTOR",
     "TracktorConfig",
     "TracktorModel",
@@ -70,8 +72,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SHIPPED_DETECTOR = WEIGHTS_DIR / "detector_light.safetensors"
-"""The light detector shipped with the package (trained on synthetic scenes; see its card)."""
+LIGHT_DETECTOR = WEIGHTS_DIR / "detector_light.safetensors"
+"""The light MobileNetV3-FPN detector trained from scratch on synthetic scenes (see its card);
+the synthetic-scene Tracktor tables use it (``detector="light"``)."""
+
+REAL_DETECTOR = WEIGHTS_DIR / "detector_real.safetensors"
+"""The MobileNetV2-FPN detector fine-tuned on real frames from the pretrained weights of an
+SSDLite person detector (see its card and docs/detector.md)."""
+
+SHIPPED_DETECTOR = REAL_DETECTOR
+"""Tracktor's default detector (``detector="shipped"``)."""
 
 
 REID_INIT_SEED = 0
@@ -89,9 +99,10 @@ class TracktorConfig:
     :data:`TRACKTOR_MANAGEMENT`).
 
     Attributes:
-        detector: ``"shipped"`` (the light detector in the package), ``"untrained"`` (a
-            random ``backbone``, for tests), or a path to detector weights (ours, or a
-            torchvision / Tracktor Faster R-CNN state dict).
+        detector: ``"shipped"`` (:data:`SHIPPED_DETECTOR`, the real-frame detector in the
+            package), ``"light"`` (:data:`LIGHT_DETECTOR`, trained on synthetic scenes),
+            ``"untrained"`` (a random ``backbone``, for tests), or a path to detector weights
+            (ours, or a torchvision / Tracktor Faster R-CNN state dict).
         backbone: the backbone of an ``"untrained"`` detector (light preset).
         private: births from the detector's own detections instead of the public ones
             (Tracktor's ``public_detections: True`` is the default).
@@ -505,8 +516,9 @@ def _detector_for(config: TracktorConfig) -> tuple[nn.Module, DetectorConfig]:
     if config.detector == "untrained":
         detector_config = DetectorConfig.light(backbone=config.backbone)
         return build_detector(detector_config), detector_config
-    path = SHIPPED_DETECTOR if config.detector == "shipped" else Path(config.detector)
-    if config.detector == "shipped" and not path.is_file():
+    named = {"shipped": SHIPPED_DETECTOR, "light": LIGHT_DETECTOR}
+    path = named.get(config.detector, Path(config.detector))
+    if config.detector in named and not path.is_file():
         raise DeepMOTError(
             f"no shipped detector ({path}); train one with 'deepmot detector train' and give "
             "its detector.safetensors as the Tracktor config's detector"

@@ -68,7 +68,7 @@ def run_tracktor_ablation(context: TableContext) -> TableResult:
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for seed in settings["seeds"]:
         train, val = demo_sequences(settings["sequences"], settings["frames"], seed)
-        config = tracktor_train_config(settings["iterations"], seed, "shipped", settings["matcher"])
+        config = tracktor_train_config(settings["iterations"], seed, "light", settings["matcher"])
         variants = [Variant("Vanilla", None, "tracktor"), *paper_variants(config)[1:]]
         per_seed[str(seed)] = compare_variants(
             train,

@@ -53,7 +53,7 @@ def run_tracktor_table(context: TableContext) -> TableResult:
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for seed in settings["seeds"]:
         train, val = demo_sequences(settings["sequences"], settings["frames"], seed)
-        config = tracktor_train_config(settings["iterations"], seed, "shipped", settings["matcher"])
+        config = tracktor_train_config(settings["iterations"], seed, "light", settings["matcher"])
         if settings.get("reid"):
             from deepmot.demos.tracktor_reid import run_reid_rows
 
