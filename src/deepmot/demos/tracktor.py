@@ -42,8 +42,9 @@ def tracktor_train_config(
     scale)."""
     return TrackerTrainConfig(
         tracker="tracktor",
-        # ECC at full size, as published (the synthetic-scene tables were measured so)
-        model={"detector": detector, "feature_cache": 256, "ecc_scale": 1.0},
+        # ECC at full size and no motion model, as published (the synthetic-scene tables were
+        # measured so)
+        model={"detector": detector, "feature_cache": 256, "ecc_scale": 1.0, "motion_model": False},
         loss="deepmot",
         matcher=matcher,
         sampling="pairs",
