@@ -196,13 +196,19 @@ def test_tracktor_table_rows_are_the_evaluators(tmp_path: Path) -> None:
     _, val = demo_sequences(1, 16, 0)
     rows = {r["row"]: r for r in result.rows}
     again = {
-        "Vanilla": create_tracker(  # the table's detector
-            "tracktor", detector="light", reid="none", require_verification=True
+        "Vanilla": create_tracker(  # the table's detector, threshold and full-size ECC
+            "tracktor",
+            detector="light",
+            reid="none",
+            ecc_scale=1.0,
+            require_verification=True,
+            min_track_score=0.5,
         ),
         "DeepMOT+ReIDhead": create_tracker(
             "tracktor",
             weights=tmp_path / "run" / "seed0" / "reid_head" / "tracktor.safetensors",
             require_verification=True,
+            min_track_score=0.5,
         ),
     }
     for name, tracker in again.items():
