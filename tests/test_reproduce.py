@@ -196,11 +196,12 @@ def test_tracktor_table_rows_are_the_evaluators(tmp_path: Path) -> None:
     _, val = demo_sequences(1, 16, 0)
     rows = {r["row"]: r for r in result.rows}
     again = {
-        "Vanilla": create_tracker(  # the table's detector, threshold and full-size ECC
+        "Vanilla": create_tracker(  # the table's detector, threshold, ECC and motion
             "tracktor",
             detector="light",
             reid="none",
             ecc_scale=1.0,
+            motion_model=False,
             require_verification=True,
             min_track_score=0.5,
         ),
