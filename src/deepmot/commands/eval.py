@@ -191,6 +191,11 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault(name, "1")
     from deepmot.metrics.evaluate import EvaluationError, default_workers, evaluate_trackers
 
+    if args.plots is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:  # said before the work, not after
+            raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
     workers = args.workers if args.workers is not None else default_workers()
     if workers < 1:
         raise EvaluationError(f"--workers must be >= 1, got {workers}")
