@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from deepmot.commands._args import output_file
+from deepmot.commands._args import SEQUENCES_HELP, output_file
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def add_parser(subparsers: Any) -> None:
         "--sequences",
         nargs="+",
         metavar="NAME",
-        help="evaluate only these sequences (default: all of GT_ROOT or its seqmap)",
+        help=f"{SEQUENCES_HELP} (default: all of GT_ROOT or its seqmap)",
     )
     parser.add_argument(
         "--trackers",

@@ -51,13 +51,14 @@ def run_tracktor_table(context: TableContext) -> TableResult:
     settings = context.settings
     options = {"require_verification": bool(settings["verified"])}
     per_seed: dict[str, list[dict[str, Any]]] = {}
-    for seed in settings["seeds"]:
+
+    def one_seed(seed: int) -> list[dict[str, Any]]:
         train, val = demo_sequences(settings["sequences"], settings["frames"], seed)
         config = tracktor_train_config(settings["iterations"], seed, "shipped", settings["matcher"])
         if settings.get("reid"):
             from deepmot.tracktor_reid import run_reid_rows
 
-            per_seed[str(seed)] = run_reid_rows(
+            return run_reid_rows(
                 train,
                 val,
                 context.out / f"seed{seed}",
@@ -70,8 +71,7 @@ def run_tracktor_table(context: TableContext) -> TableResult:
                 context.progress,
                 settings["head_clip_length"],
             )
-            continue
-        per_seed[str(seed)] = compare_variants(
+        return compare_variants(
             train,
             val,
             tracktor_variants(config),
@@ -80,6 +80,9 @@ def run_tracktor_table(context: TableContext) -> TableResult:
             row=table_row,
             tracker_options=options,
         )
+
+    for seed in settings["seeds"]:
+        per_seed[str(seed)] = context.seed_rows(seed, lambda seed=seed: one_seed(seed))
     rows = aggregate_seeds(per_seed, COLUMNS)
     columns = ("MOTA", "IDF1", "MOTP")
     paper = PAPER_TRACKTOR if settings.get("reid") else PAPER_TABLE3
