@@ -26,7 +26,7 @@ from deepmot.assign.sinkhorn import Sinkhorn
 from deepmot.data.samplers import sample_corrupted_pairs
 from deepmot.data.sequence import Sequence
 from deepmot.io.mot import find_sequences
-from deepmot.loss import DeepMOTLoss
+from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.reproduce.tables.correlation import (
     GATES,
     exact_matcher,

@@ -21,7 +21,7 @@ import torch
 
 from deepmot.commands.track import load_sequences
 from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene, write_sequence
-from deepmot.tune import STUDY_NAME, tune_tracker
+from deepmot.tune.study import STUDY_NAME, tune_tracker
 
 
 def after_first(storage: Path) -> float:

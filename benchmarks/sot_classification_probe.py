@@ -32,9 +32,9 @@ def main() -> None:
     import torch
 
     from deepmot.assign.sinkhorn import Sinkhorn
-    from deepmot.loss import DeepMOTLoss
+    from deepmot.loss.deepmot import DeepMOTLoss
     from deepmot.reproduce.registry import get_table
-    from deepmot.reproduce.tables.sot import _scenes
+    from deepmot.reproduce.tables.sot import scenes
     from deepmot.trackers.siamrpn import SiamRPNPredictor, load_siamrpn
     from deepmot.train.clips import ClipSampler
     from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
@@ -42,7 +42,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     settings = dict(get_table("sot").scales["cpu"])
-    val = _scenes(settings, settings["test_sequences"], VALIDATION_SEED + args.seed, "VAL")
+    val = scenes(settings, settings["test_sequences"], VALIDATION_SEED + args.seed, "VAL")
     # the training's perturbation of the starting boxes; the focal term only measured
     config = TrackerTrainConfig(
         tracker="siamrpn", augment=AugmentationConfig(perturb=settings["perturb"]), focal_weight=1

@@ -58,15 +58,15 @@ def main() -> None:
 
     from deepmot.reproduce.registry import get_table
     from deepmot.reproduce.tables.motion import table_row
-    from deepmot.reproduce.tables.sot import _scenes, sot_variants
+    from deepmot.reproduce.tables.sot import scenes, sot_variants
     from deepmot.trackers import create_tracker
     from deepmot.train.compare import Variant, compare_variants, evaluate_tracker
 
     torch.set_num_threads(1)
     settings = dict(get_table("sot").scales["cpu"])
     seed = args.seed
-    train = _scenes(settings, settings["train_sequences"], settings["train_seed"] + seed, "TRAIN")
-    val = _scenes(settings, settings["test_sequences"], VALIDATION_SEED + seed, "VAL")
+    train = scenes(settings, settings["train_sequences"], settings["train_seed"] + seed, "TRAIN")
+    val = scenes(settings, settings["test_sequences"], VALIDATION_SEED + seed, "VAL")
     table = {v.name: v.train for v in sot_variants(settings, seed, args.vanilla)}
     label = {"goturn": "GOTURN", "siamrpn": "SiamRPN"}[args.tracker]
     base = table[f"{label} DeepMOT"]

@@ -26,7 +26,7 @@ import torch
 
 from deepmot.data.sequence import Sequence
 from deepmot.io.mot import find_sequences
-from deepmot.loss_config import DeepMOTLossConfig
+from deepmot.loss.config import DeepMOTLossConfig
 from deepmot.reproduce.run import aggregate_seeds, format_rows
 from deepmot.reproduce.tables.motion import COLUMNS, table_row
 from deepmot.train.compare import (

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepmot.demos.tracktor import demo_sequences, run_tracktor_demo
 from deepmot.trackers import create_tracker
-from deepmot.tracktor_demo import demo_sequences, run_tracktor_demo
 from deepmot.train.compare import TABLE_COLUMNS, _row, evaluate_tracker
 
 

@@ -11,7 +11,8 @@ from deepmot.boxes import box_iou
 from deepmot.data.sequence import Sequence
 from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.io import mot
-from deepmot.loss import DeepMOTLoss, SmoothL1Loss
+from deepmot.loss.deepmot import DeepMOTLoss
+from deepmot.loss.smooth_l1 import SmoothL1Loss
 from deepmot.metrics.frame_pair import clear_frame_pair
 from deepmot.trackers import ConstantVelocityModel, MotionPredictor, Prediction, TrackBatch
 from deepmot.train.clips import ClipSampler, clear_matches

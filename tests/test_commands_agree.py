@@ -170,10 +170,10 @@ def test_the_printed_eval_command_scores_the_validation_frames(
 def test_sigint_during_tune_is_one_line(
     tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
-    import deepmot.tune
+    from deepmot.tune import study
 
     calls = []
-    real = deepmot.tune.score_tracker
+    real = study.score_tracker
 
     def interrupted_second_trial(tracker, sequences):  # noqa: ANN001, ANN202
         calls.append(1)
@@ -181,7 +181,7 @@ def test_sigint_during_tune_is_one_line(
             raise KeyboardInterrupt
         return real(tracker, sequences)
 
-    monkeypatch.setattr(deepmot.tune, "score_tracker", interrupted_second_trial)
+    monkeypatch.setattr(study, "score_tracker", interrupted_second_trial)
     out = tmp_path / "tune"
     argv = ["tune", str(root), "--tracker", "constant_velocity", "--trials", "4"]
     assert main([*argv, "--out", str(out), "--no-progress"]) == 130

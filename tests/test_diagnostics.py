@@ -9,7 +9,7 @@ import torch
 
 from deepmot.assign.sinkhorn import Sinkhorn, SinkhornConfig
 from deepmot.boxes import distance_matrix
-from deepmot.loss import DeepMOTLoss
+from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.train.config import TrackerTrainConfig
 from deepmot.train.diagnostics import FrameRecord, gradient_norms
 

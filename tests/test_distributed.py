@@ -21,9 +21,9 @@ from deepmot.assign.hungarian import hungarian
 from deepmot.data.dhn_dataset import DHNDataset
 from deepmot.data.synthetic import SceneConfig, generate_scene, write_sequence
 from deepmot.detection.config import DetectorConfig, DetectorTrainConfig
+from deepmot.engine.distributed import Distributed, autocast, setup
 from deepmot.errors import DeepMOTError
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
-from deepmot.train.distributed import Distributed, autocast, setup
 
 TINY = DHNConfig(hidden=4, num_layers=1, fc=(4,), flatten="lines", extra_channels=True)
 # 9 matrices in batches of 4: the epoch's last batch holds one, so one process has none
@@ -94,8 +94,8 @@ def _train(job: dict, results: Path, tag: str) -> None:
     """Run ``job`` (DHN and/or tracker runs) in this process; record the final model of each
     run and every file this process wrote into a run folder."""
     from deepmot.detection.train import train_detector
+    from deepmot.engine.run import TrainingRun
     from deepmot.train.dhn import DHNTrainConfig, train_dhn
-    from deepmot.train.run import TrainingRun
     from deepmot.train.tracker import train_tracker
 
     folders = [str(Path(r["out"]).resolve()) for r in job["runs"]]

@@ -14,7 +14,7 @@ import torch
 from deepmot.assign.sinkhorn import Sinkhorn
 from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.errors import DeepMOTError
-from deepmot.loss import DeepMOTLoss
+from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.trackers.goturn import GoturnModel, GoturnPredictor
 from deepmot.trackers.siamrpn import SiamRPNConfig, SiamRPNModel, SiamRPNPredictor
 from deepmot.train.clips import ClipSampler

@@ -17,7 +17,7 @@ import sys, torch
 torch.set_num_threads(1)
 from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.train.config import TrackerTrainConfig
-from deepmot.train.run import TrainingInterrupted
+from deepmot.engine.run import TrainingInterrupted
 from deepmot.train.tracker import train_tracker
 seqs = [generate_scene(SceneConfig(frames=60, people=6, seed=s)).to_sequence() for s in (1, 2)]
 config = TrackerTrainConfig(matcher="sinkhorn", iterations=int(sys.argv[2]), batch_size=2,

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from deepmot import boxes
 from deepmot.assign.hungarian import hungarian_batch
 from deepmot.assign.sinkhorn import Sinkhorn, SinkhornConfig
-from deepmot.loss import DeepMOTLoss, DeepMOTLossConfig, SmoothL1Loss, deepmot_terms
+from deepmot.loss.deepmot import DeepMOTLoss, DeepMOTLossConfig, deepmot_terms
+from deepmot.loss.smooth_l1 import SmoothL1Loss
 
 trackeval = pytest.importorskip(
     "trackeval", reason="the reference evaluator (dev extra) is the oracle"

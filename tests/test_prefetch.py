@@ -10,10 +10,10 @@ import torch
 
 from deepmot.data.frames import RenderedFrames
 from deepmot.data.synthetic import SceneConfig, generate_scene
+from deepmot.engine.prefetch import PrefetchedFrames, prefetching
 from deepmot.io.weights import read_weights
-from deepmot.train.clips import ClipSampler
+from deepmot.train.clips import ClipSampler, StepClipFrames
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
-from deepmot.train.prefetch import PrefetchedFrames, StepClipFrames, prefetching
 from deepmot.train.tracker import train_tracker
 
 

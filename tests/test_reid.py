@@ -120,7 +120,7 @@ def test_tracktor_compares_the_embeddings_its_reid_setting_names(tmp_path):
 @pytest.mark.parametrize("appearance", ["joint", "branch"])
 def test_gradients_reach_the_reid_head_only_through_the_appearance_term(appearance):
     from deepmot.assign.sinkhorn import Sinkhorn
-    from deepmot.loss import DeepMOTLoss
+    from deepmot.loss.deepmot import DeepMOTLoss
     from deepmot.train.clips import ClipSampler
     from deepmot.train.config import TrackerTrainConfig
     from deepmot.train.tracker import run_clips
@@ -197,9 +197,9 @@ def test_deepmot_training_of_the_reid_head_separates_held_out_identities(tmp_pat
     on the held-out last quarter of the scenes (people embedded from their ground-truth
     boxes, every 5th frame) rise above the untrained head's (measured for seeds 0, 1, 2:
     rank-1 63.9 -> 67.0 / 66.0 / 65.5, mAP 45.4 -> 45.9 / 45.9 / 46.1)."""
+    from deepmot.demos.tracktor import demo_sequences, tracktor_train_config
+    from deepmot.demos.tracktor_reid import reid_head_config
     from deepmot.trackers.tracktor import load_tracktor
-    from deepmot.tracktor_demo import demo_sequences, tracktor_train_config
-    from deepmot.tracktor_reid import reid_head_config
     from deepmot.train.reid import box_embeddings, retrieval_scores
     from deepmot.train.tracker import train_tracker
 

@@ -172,8 +172,8 @@ def test_tracktor_table_rows_are_the_evaluators(tmp_path: Path) -> None:
     again with require_verification and scoring the written files: Vanilla without ReID (on
     this scene the unverified Vanilla scores MOTA 52.50 instead of 48.75, so ignoring
     ``verified`` fails) and DeepMOT+ReIDhead (its saved, jointly trained weights)."""
+    from deepmot.demos.tracktor import demo_sequences
     from deepmot.trackers import create_tracker
-    from deepmot.tracktor_demo import demo_sequences
 
     spec = get_table("tracktor")
     tiny = {"sequences": 1, "frames": 16, "iterations": 1, "seeds": [0], "head_iterations": 1,
@@ -207,7 +207,7 @@ def test_tracktor_table_rows_are_the_evaluators(tmp_path: Path) -> None:
 def test_sot_table_rows_are_the_evaluators(tmp_path: Path) -> None:
     """Tiny run of both SOT trackers: the fine-tuned rows start from the Vanilla weights, and
     each row equals its saved weights tracked again and scored from files."""
-    from deepmot.reproduce.tables.sot import _scenes
+    from deepmot.reproduce.tables.sot import scenes
     from deepmot.trackers import create_tracker
 
     spec = get_table("sot")
@@ -226,7 +226,7 @@ def test_sot_table_rows_are_the_evaluators(tmp_path: Path) -> None:
         assert config["init_weights"] == str(seed0 / "siamrpn_vanilla" / "siamrpn.safetensors")
         assert config["deepmot"]["scale"] == 10.0 and config["deepmot"]["delta"] == 0.7
         assert config["focal_weight"] == focal and config["focal_gamma"] == 2.0
-    test = _scenes(settings, 1, settings["test_seed"], "TEST")
+    test = scenes(settings, 1, settings["test_seed"], "TEST")
     for row in result.rows:
         if row["row"] == "Kalman":
             tracker = create_tracker("kalman")
@@ -352,7 +352,7 @@ def test_goturn_loss_ablation_rows_and_results_page(tmp_path: Path) -> None:
     """Tiny run of the GOTURN ablation: Table 2's rows in order, each trained with its loss
     terms from the Vanilla weights, one row equal to its weights tracked again and scored
     from files, and the results page picks the table up from its results.json."""
-    from deepmot.reproduce.tables.sot import _scenes
+    from deepmot.reproduce.tables.sot import scenes
     from deepmot.trackers import create_tracker
 
     tiny = {"train_sequences": 1, "test_sequences": 1, "frames": 12, "width": 160,
@@ -377,7 +377,7 @@ def test_goturn_loss_ablation_rows_and_results_page(tmp_path: Path) -> None:
     assert losses["dmotp"][1] == {**full, "use_dmota": False}
     assert losses["dmota_dmotp_ids"][1] == {**full, "gamma": 0.0}
     settings = record["settings"]
-    test = _scenes(settings, 1, settings["test_seed"], "TEST")
+    test = scenes(settings, 1, settings["test_seed"], "TEST")
     tracker = create_tracker("goturn", weights=seed0 / "dmota" / "goturn.safetensors")
     dmota = record["per_seed"]["0"][ABLATION_ROWS.index("dMOTA")]
     _same_row(dmota, _rescored("dMOTA", tracker, test, tmp_path / "rescored"))
@@ -411,8 +411,8 @@ def test_siamrpn_loss_ablation_runs_its_rows_without_the_focal_term(tmp_path: Pa
 def test_tracktor_loss_ablation_rows_are_the_evaluators(tmp_path: Path) -> None:
     """Tiny Tracktor ablation: Table 2's rows; each trained row equals its saved weights
     tracked again (require_verification) and scored from files."""
+    from deepmot.demos.tracktor import demo_sequences
     from deepmot.trackers import create_tracker
-    from deepmot.tracktor_demo import demo_sequences
 
     spec = get_table("loss-ablation-tracktor")
     settings = {**spec.scales["cpu"], "sequences": 1, "frames": 16, "iterations": 1, "seeds": [0]}

@@ -49,6 +49,23 @@ def test_ecc_recovers_a_known_translation():
     np.testing.assert_array_equal(ecc_warp(flat, flat), np.eye(2, 3))  # no texture: identity
 
 
+@pytest.mark.parametrize("scale", [0.5, 0.25])
+def test_ecc_on_shrunk_frames_gives_the_full_size_warp(scale):
+    """A known rotation and shift, estimated on frames shrunk by ``scale``: the warp comes back
+    in full-size pixels (the shift is not shrunk with the frames)."""
+    previous = cv2.resize(_texture(1), (640, 480), interpolation=cv2.INTER_LINEAR)
+    angle = np.deg2rad(0.8)
+    rotation = np.float32([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    truth = np.hstack([rotation, np.float32([[9.0], [-6.0]])])
+    current = cv2.warpAffine(previous, truth, (640, 480), borderMode=cv2.BORDER_REFLECT)
+    warp = ecc_warp(previous, current, scale=scale)
+    corners = np.float32([[0, 0, 1], [639, 0, 1], [0, 479, 1], [639, 479, 1]])
+    moved, expected = corners @ warp.T, corners @ truth.T
+    assert np.abs(moved - expected).max() < 0.5, (warp, truth)  # within half a pixel
+    with pytest.raises(ValueError, match="scale"):
+        ecc_warp(previous, current, scale=0.0)
+
+
 def test_empty_frames_and_frames_without_detections(rendered):
     tracker = create_tracker(
         "tracktor", **UNTRAINED, detection_thresh=0.0, min_track_score=None, image_size=(320, 240)
@@ -190,7 +207,7 @@ def test_reid_revives_a_track_after_a_short_occlusion_with_its_old_id():
 
 @pytest.mark.slow
 def test_the_tracktor_demo_writes_its_table(tmp_path):
-    from deepmot.tracktor_demo import run_tracktor_demo
+    from deepmot.demos.tracktor import run_tracktor_demo
 
     rows = run_tracktor_demo(
         tmp_path, iterations=2, sequences=1, frames=24, matcher="sinkhorn", progress=False

@@ -15,7 +15,7 @@ from deepmot.cli import main
 from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.errors import DeepMOTError
 from deepmot.io.mot import read_results as mot_results
-from deepmot.loss import DeepMOTLoss
+from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.trackers import TrackBatch, create_tracker
 from deepmot.trackers.motion import LearnedMotionModel, load_motion_model
 from deepmot.trackers.predictor import MotionPredictor

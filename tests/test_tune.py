@@ -16,7 +16,7 @@ from deepmot.io.mot import read_results
 from deepmot.metrics.evaluate import evaluate_data, preprocess
 from deepmot.trackers import create_tracker, track_sequence
 from deepmot.trackers.settings_file import read_tracker_settings, write_tracker_settings
-from deepmot.tune import STUDY_NAME, tune_tracker
+from deepmot.tune.study import STUDY_NAME, tune_tracker
 
 
 def _scenes() -> list:

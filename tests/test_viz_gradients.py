@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from deepmot.assign.sinkhorn import Sinkhorn, SinkhornConfig
-from deepmot.loss import DeepMOTLoss
+from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.viz.gradients import plot_loss_gradients
 
 

@@ -238,3 +238,49 @@ def key_value(text: str) -> tuple[str, object]:
             f"{text!r}: VALUE must be JSON: a number, true, false, null, a list or text in "
             "double quotes (in a shell: 'KEY=\"text\"')"
         ) from None
+
+
+def check_resumed_options(
+    args: argparse.Namespace,
+    settings: dict[str, str],
+    defaults: dict[str, object],
+    new_values: Callable[[], dict],
+    stored_values: dict,
+    where: Path,
+    may_change: str,
+) -> None:
+    """A resumed run keeps its settings: an option given with ``--resume`` that would change
+    one is a :class:`DeepMOTError` naming it and the stored value (rather than silently
+    ignored).
+
+    Args:
+        settings: option dest -> dotted path of its value in the config's ``to_dict()``.
+        defaults: the parser's defaults; an option at its default was not given.
+        new_values: builds the config the given options describe, as a dict (called only when
+            some option was given).
+        stored_values: the stored config as a dict.
+        may_change: the options that may change, for the message.
+    """
+    given = [dest for dest in settings if getattr(args, dest) != defaults.get(dest)]
+    if not given:
+        return
+    new = new_values()
+
+    def get(values: dict, path: str) -> object:
+        for key in path.split("."):
+            values = values[key]
+        return list(values) if isinstance(values, tuple) else values
+
+    differ = []
+    for dest in given:
+        option, path = "--" + dest.replace("_", "-"), settings[dest]
+        if get(new, path) != get(stored_values, path):
+            value = getattr(args, dest)
+            shown = option if isinstance(value, bool) else f"{option} {value}"
+            differ.append(f"{shown} (stored: {get(stored_values, path)})")
+    if differ:
+        raise DeepMOTError(
+            f"--resume continues {where} with its stored settings; these options would change "
+            f"them: {'; '.join(differ)}. Only {may_change} may change (or start a new run with "
+            "another --out)"
+        )

@@ -64,12 +64,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from deepmot.demo import run_demo
+    from deepmot.demos.motion import run_demo
 
     torch.set_num_threads(1)  # tiny models: extra threads only contend (up to 60x slower here)
     if args.tracker == "tracktor":
+        from deepmot.demos.tracktor import run_tracktor_demo
         from deepmot.errors import DeepMOTError
-        from deepmot.tracktor_demo import run_tracktor_demo
 
         if args.data is not None:
             raise DeepMOTError("--data: the Tracktor demo runs on synthetic scenes only")

@@ -29,7 +29,7 @@ BACKBONES = ("resnet50_fpn", "resnet18_fpn", "mobilenet_v3_fpn")  # = detection.
 TRAIN_SEED, HELD_OUT_SEED = 0, 1000  # synthetic scenes: training and held-out ones differ
 
 
-def _data_options(parser: argparse.ArgumentParser, seed: int, sequences: int) -> None:
+def data_options(parser: argparse.ArgumentParser, seed: int, sequences: int) -> None:
     parser.add_argument(
         "mot_root",
         nargs="?",
@@ -90,7 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=HelpFormatter,
     )
-    _data_options(train, TRAIN_SEED, 4)
+    data_options(train, TRAIN_SEED, 4)
     train.add_argument("--out", type=output_dir, required=True, help="run folder (made)")
     train.add_argument(
         "--backbone",
@@ -143,7 +143,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=HelpFormatter,
     )
-    _data_options(evaluate, HELD_OUT_SEED, 2)
+    data_options(evaluate, HELD_OUT_SEED, 2)
     evaluate.add_argument(
         "--weights",
         type=existing_file,
@@ -192,7 +192,7 @@ def run_train(args: argparse.Namespace) -> int:
     from deepmot.commands._args import check_device
     from deepmot.detection.config import DetectorConfig, DetectorTrainConfig
     from deepmot.detection.train import WEIGHTS_FILE, train_detector
-    from deepmot.train.run import is_main_process
+    from deepmot.engine.run import is_main_process
 
     if args.resume and args.overwrite:
         raise DeepMOTError("--resume and --overwrite exclude each other: continue or replace")
@@ -251,7 +251,7 @@ def _stored(args: argparse.Namespace):
     if not args.resume:
         return None
     from deepmot.detection.config import DetectorTrainConfig
-    from deepmot.train.run import TrainingRun
+    from deepmot.engine.run import TrainingRun
 
     try:
         stored = TrainingRun(args.out, (), resume=True).stored_config

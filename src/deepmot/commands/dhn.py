@@ -12,6 +12,7 @@ from pathlib import Path
 
 from deepmot.commands._args import (
     HelpFormatter,
+    check_resumed_options,
     device,
     existing_dir,
     existing_path,
@@ -208,35 +209,22 @@ def _check_resumed_options(args: argparse.Namespace, stored, where: Path) -> Non
     """Options given with --resume that would change the stored settings are an error."""
     from deepmot.assign.dhn import create_dhn
 
-    given = [d for d in _SETTINGS if getattr(args, d) != _TRAIN_DEFAULTS.get(d)]
-    if not given:
-        return
-    try:
-        new = _train_config(
-            args, args.arch, create_dhn(args.arch, **_overrides(args, args.arch)).config
-        )
-    except ValueError as error:
-        raise DeepMOTError(f"model options: {error}") from None
-    new_values, old_values = new.to_dict(), stored.to_dict()
+    def new_values() -> dict:
+        try:
+            model = create_dhn(args.arch, **_overrides(args, args.arch)).config
+            return _train_config(args, args.arch, model).to_dict()
+        except ValueError as error:
+            raise DeepMOTError(f"model options: {error}") from None
 
-    def get(values: dict, path: str):
-        for key in path.split("."):
-            values = values[key]
-        return list(values) if isinstance(values, tuple) else values
-
-    differ = []
-    for dest in given:
-        option, path = "--" + dest.replace("_", "-"), _SETTINGS[dest]
-        if get(new_values, path) != get(old_values, path):
-            value = getattr(args, dest)
-            shown = option if isinstance(value, bool) else f"{option} {value}"
-            differ.append(f"{shown} (stored: {get(old_values, path)})")
-    if differ:
-        raise DeepMOTError(
-            f"--resume continues {where} with its stored settings; these options would change "
-            f"them: {'; '.join(differ)}. Only --max-iters, --max-minutes and --device may change "
-            "(or start a new run with another --out)"
-        )
+    check_resumed_options(
+        args,
+        _SETTINGS,
+        _TRAIN_DEFAULTS,
+        new_values,
+        stored.to_dict(),
+        where,
+        "--max-iters, --max-minutes and --device",
+    )
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -424,7 +412,7 @@ def _check_dhn_run(args: argparse.Namespace, name: str) -> None:
             f"--out {args.out} holds a training run already ({', '.join(found)}): --resume "
             "continues it, --overwrite replaces it, or choose another --out"
         )
-    from deepmot.train.run import is_main_process
+    from deepmot.engine.run import is_main_process
 
     if not is_main_process():  # under torchrun, rank 0 clears the folder
         return
@@ -453,8 +441,8 @@ def run_train(args: argparse.Namespace) -> int:
         # The stored settings rule; only the budget and the device come from the command line.
         from dataclasses import replace
 
+        from deepmot.engine.run import TrainingRun
         from deepmot.train.dhn import load_train_config
-        from deepmot.train.run import TrainingRun
 
         if args.overwrite:
             raise DeepMOTError("--resume and --overwrite exclude each other: continue or replace")
@@ -506,7 +494,7 @@ def run_train(args: argparse.Namespace) -> int:
         backend=args.dist_backend,
         amp=args.amp,
     )
-    from deepmot.train.run import is_main_process
+    from deepmot.engine.run import is_main_process
 
     if is_main_process():  # under torchrun, one summary
         print(json.dumps(summary, indent=2))

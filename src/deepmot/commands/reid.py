@@ -17,7 +17,7 @@ from deepmot.commands._args import (
     positive_float,
     probability,
 )
-from deepmot.commands.detector import HELD_OUT_SEED, TRAIN_SEED, _data_options, load_data
+from deepmot.commands.detector import HELD_OUT_SEED, TRAIN_SEED, data_options, load_data
 
 WEIGHTS_FILE = "reid.safetensors"
 
@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=HelpFormatter,
     )
-    _data_options(train, TRAIN_SEED, 2)
+    data_options(train, TRAIN_SEED, 2)
     train.add_argument("--out", type=output_dir, required=True, help="folder for the weights")
     train.add_argument(
         "--arch",
@@ -72,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=HelpFormatter,
     )
-    _data_options(evaluate, HELD_OUT_SEED, 2)
+    data_options(evaluate, HELD_OUT_SEED, 2)
     evaluate.add_argument("weights", type=existing_file, help=f"a {WEIGHTS_FILE}")
     evaluate.add_argument("--stride", type=int_at_least(1), default=10, help="every N-th frame")
     evaluate.add_argument(

@@ -1,7 +1,7 @@
 """``deepmot train MOT_ROOT --out RUN``: train a tracker with the DeepMOT loss (or Smooth-L1).
 
 Defaults come from :class:`~deepmot.train.config.TrackerTrainConfig` and
-:class:`~deepmot.loss_config.DeepMOTLossConfig` (both importable without torch).
+:class:`~deepmot.loss.config.DeepMOTLossConfig` (both importable without torch).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from deepmot.commands._args import (
     SEQUENCES_HELP,
     HelpFormatter,
     ListAction,
+    check_resumed_options,
     device,
     existing_dir,
     existing_file,
@@ -25,7 +26,7 @@ from deepmot.commands._args import (
     probability,
 )
 from deepmot.errors import DeepMOTError
-from deepmot.loss_config import DeepMOTLossConfig
+from deepmot.loss.config import DeepMOTLossConfig
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 
 log = logging.getLogger(__name__)
@@ -505,7 +506,7 @@ def check_new_run(out: Path, overwrite: bool, weights_files: list[str]) -> None:
             f"--out {out} holds a training run already ({', '.join(found)}{step}): --resume "
             "continues it, --overwrite replaces it, or choose another --out"
         )
-    from deepmot.train.run import is_main_process
+    from deepmot.engine.run import is_main_process
 
     if not is_main_process():  # under torchrun, rank 0 clears the folder
         return
@@ -532,7 +533,7 @@ def _stored_step(out: Path) -> str:
 
 
 def _resumed_config(args: argparse.Namespace) -> TrackerTrainConfig:
-    from deepmot.train.run import TrainingRun
+    from deepmot.engine.run import TrainingRun
 
     if not (args.out / "checkpoint.pt").is_file():
         raise DeepMOTError(
@@ -566,31 +567,16 @@ def _resumed_config(args: argparse.Namespace) -> TrackerTrainConfig:
 def _check_resumed_options(
     args: argparse.Namespace, stored: TrackerTrainConfig, where: Path
 ) -> None:
-    """A resumed run keeps its settings: an option given with --resume that would change one
-    is an error (rather than silently ignored)."""
-    given = [d for d in _SETTINGS if getattr(args, d) != _DEFAULTS.get(d)]
-    if not given:
-        return
-    new, old = _config(args).to_dict(), stored.to_dict()
-
-    def get(values: dict, path: str):
-        for key in path.split("."):
-            values = values[key]
-        return values
-
-    differ = []
-    for dest in given:
-        option = "--" + dest.replace("_", "-")
-        if get(new, _SETTINGS[dest]) != get(old, _SETTINGS[dest]):
-            value = getattr(args, dest)
-            shown = option if isinstance(value, bool) else f"{option} {value}"
-            differ.append(f"{shown} (stored: {get(old, _SETTINGS[dest])})")
-    if differ:
-        raise DeepMOTError(
-            f"--resume continues {where} with its stored settings; these options would change "
-            f"them: {'; '.join(differ)}. Only --iterations and --device may change (or start "
-            "a new run with another --out)"
-        )
+    """A resumed run keeps its settings (see :func:`check_resumed_options`)."""
+    check_resumed_options(
+        args,
+        _SETTINGS,
+        _DEFAULTS,
+        lambda: _config(args).to_dict(),
+        stored.to_dict(),
+        where,
+        "--iterations and --device",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -628,7 +614,7 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp,
         workers=args.workers,
     )
-    from deepmot.train.run import is_main_process
+    from deepmot.engine.run import is_main_process
 
     if not is_main_process():  # under torchrun, rank 0 reports
         return 0

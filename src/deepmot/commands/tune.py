@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from deepmot.commands.track import load_sequences
-    from deepmot.tune import tune_tracker
+    from deepmot.tune.study import tune_tracker
 
     torch.set_num_threads(1)
     if args.cache_mib < 0:

@@ -32,7 +32,7 @@ from deepmot.data.sequence import Sequence as MOTSequence
 from deepmot.errors import DeepMOTError
 from deepmot.io.atomic import atomic_write_bytes, atomic_write_text
 from deepmot.io.mot import find_sequences
-from deepmot.loss_config import LARGE_VALUE
+from deepmot.loss.config import LARGE_VALUE
 
 __all__ = [
     "DHNDataConfig",

@@ -12,7 +12,7 @@ from torch import nn
 from deepmot.data.frames import image_to_tensor
 from deepmot.data.sequence import Sequence
 from deepmot.detection.data import frame_targets
-from deepmot.train.run import progress_bar
+from deepmot.engine.run import progress_bar
 
 __all__ = ["evaluate_detector"]
 

@@ -7,10 +7,10 @@ box, classifier and box regression) with AdamW. The RPN's and the box head's sam
 (:class:`SeededSampler`) draw each frame's anchors and proposals from a seed of its own, so a
 resumed run continues exactly and a frame's samples do not depend on the rest of the batch.
 With ``norm="batch"`` BatchNorm trains (nothing is pretrained); the saved detector loads with
-frozen BatchNorm for tracking. The run folder (:class:`~deepmot.train.run.TrainingRun`) holds
+frozen BatchNorm for tracking. The run folder (:class:`~deepmot.engine.run.TrainingRun`) holds
 ``config.json``, ``checkpoint.pt``, ``log.csv`` and ``detector.safetensors`` with its card.
 
-Under torchrun (:mod:`deepmot.train.distributed`) each process trains on its share of the
+Under torchrun (:mod:`deepmot.engine.distributed`) each process trains on its share of the
 step's frames (``rank, rank + N, ...``) with the detector in DDP, and every loss term is
 weighted by the process's share of the samples it averages (the RPN's anchors, the box
 head's proposals), so the averaged gradient is the one of the whole batch's losses. BatchNorm
@@ -37,11 +37,11 @@ from deepmot.data.sequence import Sequence
 from deepmot.detection.config import DetectorTrainConfig
 from deepmot.detection.data import StepFrames
 from deepmot.detection.model import build_detector, save_detector
+from deepmot.engine.checkpoint import restore_training_state, training_state
+from deepmot.engine.distributed import Distributed, autocast, grad_scaler, setup
+from deepmot.engine.prefetch import step_loader
+from deepmot.engine.run import TrainingRun, progress_bar, resolve_resumed_config
 from deepmot.errors import DeepMOTError
-from deepmot.train.checkpoint import restore_training_state, training_state
-from deepmot.train.distributed import Distributed, autocast, grad_scaler, setup
-from deepmot.train.prefetch import step_loader
-from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 
 __all__ = [
     "LOG_FIELDS",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepmot.errors import DeepMOTError, MOTFormatError
-from deepmot.io.mot import find_sequences, read_seqinfo
+from deepmot.io.mot import find_sequences
 
 __all__ = [
     "GtLayout",
@@ -38,9 +38,6 @@ __all__ = [
     "read_mot_seqmap",
     "resolve_gt",
 ]
-
-#: Benchmarks whose files are MOTChallenge's (settings: see ``deepmot.metrics.evaluate``).
-MOT_STYLE = ("MOT15", "MOT16", "MOT17", "MOT20", "DanceTrack", "SportsMOT")
 
 
 class EvaluationError(DeepMOTError):
@@ -253,12 +250,3 @@ def find_trackers(
             f"{root}: no result files (<seq>.txt) and no tracker folders (<name>/{sub_folder}/)"
         )
     return found
-
-
-def sequence_length(source: SequenceSource) -> int | None:
-    """The length from a KITTI seqmap or the sequence's ``seqinfo.ini`` (None without one)."""
-    if source.num_frames is not None:
-        return source.num_frames
-    if source.seq_dir is not None and (source.seq_dir / "seqinfo.ini").is_file():
-        return read_seqinfo(source.seq_dir / "seqinfo.ini").seq_length
-    return None

@@ -100,6 +100,8 @@ class TracktorConfig:
         camera_motion: align tracks with the previous frame by ECC (``do_align: True``).
         ecc_iterations, ecc_eps: ECC's stopping rule (``number_of_iterations: 100``,
             ``termination_eps: 0.00001``).
+        ecc_scale: ECC runs on the frames shrunk by this factor (Tracktor: full size, 1.0),
+            the warp brought back to full size (see :mod:`deepmot.trackers.camera_motion`).
         motion_model: a constant-velocity step before regressing
             (``motion_model.enabled: False``).
         velocity_steps: its steps (``motion_model.n_steps: 1``; centre only, as
@@ -122,6 +124,7 @@ class TracktorConfig:
     camera_motion: bool = True
     ecc_iterations: int = 100
     ecc_eps: float = 1e-5
+    ecc_scale: float = 1.0
     motion_model: bool = False
     velocity_steps: int = 1
     reid_dim: int = 128
@@ -146,6 +149,8 @@ class TracktorConfig:
             raise ValueError(f"feature_cache must be >= 0, got {self.feature_cache}")
         if not self.ecc_eps > 0:
             raise ValueError(f"ecc_eps must be > 0, got {self.ecc_eps}")
+        if not 0.0 < self.ecc_scale <= 1.0:
+            raise ValueError(f"ecc_scale must be in (0, 1], got {self.ecc_scale}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -326,13 +331,13 @@ class TracktorPredictor:
             current = np.asarray(frame)
             if previous.shape != current.shape:
                 return None
-            iterations, eps = self.config.ecc_iterations, self.config.ecc_eps
+            settings = (self.config.ecc_iterations, self.config.ecc_eps, self.config.ecc_scale)
             if self._shared is None:
-                warp = ecc_warp(previous, current, iterations, eps)
+                warp = ecc_warp(previous, current, *settings)
             else:
-                key = ("ecc", self._shared.digest(self._align[0]), self._shared.digest(frame))
+                digests = (self._shared.digest(self._align[0]), self._shared.digest(frame))
                 warp = self._shared.lookup(
-                    key, lambda: ecc_warp(previous, current, iterations, eps)
+                    ("ecc", *digests, *settings), lambda: ecc_warp(previous, current, *settings)
                 )
             self._warp = (frame, warp)
         return self._warp[1]

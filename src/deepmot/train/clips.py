@@ -19,10 +19,18 @@ from scipy.optimize import linear_sum_assignment
 
 from deepmot.data.samplers import perturb_boxes
 from deepmot.data.sequence import Sequence
+from deepmot.engine.prefetch import PrefetchedFrames
 from deepmot.errors import DeepMOTError
 from deepmot.train.config import AugmentationConfig
 
-__all__ = ["ClipSampler", "ClipStart", "clear_matches", "jitter_boxes", "perturb_some"]
+__all__ = [
+    "ClipSampler",
+    "ClipStart",
+    "StepClipFrames",
+    "clear_matches",
+    "jitter_boxes",
+    "perturb_some",
+]
 
 
 @dataclass
@@ -206,3 +214,33 @@ def clear_matches(
         switches += int(gid in memory and memory[gid] != tid)
         memory[gid] = tid
     return matches, switches
+
+
+class StepClipFrames:
+    """A map-style dataset of training steps: item ``step`` is ``{sequence index: {frame:
+    image}}``, every frame of this process's clips of ``step`` (the clips
+    ``rank, rank + world_size, ...`` of ``sampler.sample(default_rng([seed, step]),
+    batch_size)``, as the trainer draws them), read from the sequences' own frame sources."""
+
+    def __init__(
+        self, sampler: ClipSampler, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+
+    def __getitem__(self, step: int) -> dict[int, dict[int, np.ndarray]]:
+        rng = np.random.default_rng([self.seed, step])
+        starts = self.sampler.sample(rng, self.batch_size)[self.rank :: self.world_size]
+        index = {id(s): i for i, s in enumerate(self.sampler.sequences)}
+        frames: dict[int, dict[int, np.ndarray]] = {}
+        for start in starts:
+            source = start.sequence.frame_source
+            source = source.source if isinstance(source, PrefetchedFrames) else source
+            read = frames.setdefault(index[id(start.sequence)], {})
+            for frame in range(start.start, start.start + start.length):
+                if frame not in read:
+                    read[frame] = source.read(frame)
+        return frames

@@ -1,7 +1,7 @@
 """Settings of a tracker training run, importable without torch (the CLI takes its defaults here).
 
 :class:`TrackerTrainConfig` is the one source of truth: the tracker and its model settings, the
-loss (:class:`~deepmot.loss_config.DeepMOTLossConfig`, all of it), the matcher, the sampling
+loss (:class:`~deepmot.loss.config.DeepMOTLossConfig`, all of it), the matcher, the sampling
 (frame pairs or clips) with its :class:`AugmentationConfig`, and the optimisation. The CLI maps
 its flags onto these fields and writes the resolved config into the run folder.
 """
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from deepmot.loss_config import DeepMOTLossConfig
+from deepmot.loss.config import DeepMOTLossConfig
 
 __all__ = ["MOTION_TRAINING", "AugmentationConfig", "TrackerTrainConfig", "parse_matcher"]
 

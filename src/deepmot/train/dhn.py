@@ -31,10 +31,10 @@ from deepmot.data.dhn_dataset import (
     size_grouped_batches,
     uniform_training_matrices,
 )
+from deepmot.engine.checkpoint import restore_training_state, training_state
+from deepmot.engine.distributed import Distributed, autocast, grad_scaler, setup, zero_term
+from deepmot.engine.run import TrainingRun, progress_bar, resolve_resumed_config
 from deepmot.errors import DeepMOTError
-from deepmot.train.checkpoint import restore_training_state, training_state
-from deepmot.train.distributed import Distributed, autocast, grad_scaler, setup, zero_term
-from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 
 __all__ = [
     "DHNTrainConfig",
@@ -214,7 +214,7 @@ def train_dhn(
     """Train a DHN on ``data/train.safetensors`` (or a given file), writing to ``out``.
 
     Under torchrun (``WORLD_SIZE`` > 1) each process takes its share of every global batch of
-    ``config.batch_size`` matrices (:mod:`deepmot.train.distributed`); the loss's class
+    ``config.batch_size`` matrices (:mod:`deepmot.engine.distributed`); the loss's class
     weights and normaliser are the whole batch's, so the processes take the same steps as one
     process (up to float rounding), the epoch's last, smaller batch included.
 

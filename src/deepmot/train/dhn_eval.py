@@ -21,6 +21,7 @@ from torch import Tensor
 from deepmot.assign.dhn import DHN, DHNConfig, build_dhn, create_dhn, load_dhn
 from deepmot.assign.dhn_metrics import MODES, evaluate, one_minus_d, summarize
 from deepmot.data.dhn_dataset import DHNDataset, collate, size_grouped_batches
+from deepmot.engine.checkpoint import load_checkpoint
 from deepmot.errors import DeepMOTError
 from deepmot.io.atomic import atomic_path, atomic_write_text
 
@@ -60,9 +61,7 @@ def load_model(path: str | Path, device: str = "cpu") -> DHN:
     path_str = str(path)
     p = Path(path_str)
     if p.suffix == ".pt":
-        if not p.is_file():
-            raise DeepMOTError(f"{p}: no such checkpoint")
-        state = torch.load(p, map_location="cpu", weights_only=False)
+        state = load_checkpoint(p)
         model = build_dhn(DHNConfig.from_dict(state["config"]["dhn"]))
         model.load_state_dict(state["model"])
         return model.to(device).eval()
@@ -344,12 +343,3 @@ def run_ablation(
         + "\n",
     )
     return rows, table
-
-
-def seconds_per_matrix(model: DHN, dataset: DHNDataset) -> float:
-    """Mean forward time per matrix over ``dataset`` (batched)."""
-    start = time.monotonic()
-    with torch.no_grad():
-        for d, _, mask in batches_of(dataset):
-            model(d, mask)
-    return (time.monotonic() - start) / max(len(dataset), 1)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from deepmot.loss import DeepMOTLoss, DeepMOTLossOutput
+from deepmot.loss.deepmot import DeepMOTLoss, DeepMOTLossOutput
 
 __all__ = ["GRADIENT_TERMS", "FrameRecord", "gradient_norms"]
 

@@ -20,9 +20,9 @@ from torch import Tensor
 
 from deepmot.data.frames import image_to_tensor
 from deepmot.data.sequence import Sequence
+from deepmot.engine.run import progress_bar
 from deepmot.errors import DeepMOTError
 from deepmot.trackers.reid import ReIDConfig, ReIDNet, batch_hard_triplet_loss, crop_boxes
-from deepmot.train.run import progress_bar
 
 __all__ = [
     "ReIDTrainConfig",

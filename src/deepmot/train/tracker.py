@@ -24,7 +24,7 @@ evaluator's matching, so that one can see the proxy and the real measure move to
 ``refine_iou`` the rollout refines each kept box with its detection, as the track management
 does at test time, after the loss has scored the raw prediction; with ``score_refined`` the
 loss scores the refined box instead (what tracking reports). The run folder
-(:class:`~deepmot.train.run.TrainingRun`) holds ``config.json``, ``checkpoint.pt``, ``log.csv``
+(:class:`~deepmot.engine.run.TrainingRun`) holds ``config.json``, ``checkpoint.pt``, ``log.csv``
 and the trained weights; every step draws its samples from a generator seeded by (seed, step),
 so a resumed run continues exactly as an uninterrupted one.
 """
@@ -45,15 +45,8 @@ from torch import Tensor
 
 from deepmot.boxes import box_iou, cosine_distance, distance_matrix
 from deepmot.data.sequence import Sequence
-from deepmot.errors import DeepMOTError
-from deepmot.loss import DeepMOTLoss, SmoothL1Loss
-from deepmot.trackers.predictor import Prediction, Predictor, TrackBatch
-from deepmot.trackers.registry import Trainable, get_trainable
-from deepmot.train.checkpoint import restore_training_state, training_state
-from deepmot.train.clips import ClipSampler, ClipStart, clear_matches, perturb_some
-from deepmot.train.config import TrackerTrainConfig
-from deepmot.train.diagnostics import GRADIENT_TERMS, FrameRecord, gradient_norms
-from deepmot.train.distributed import (
+from deepmot.engine.checkpoint import restore_training_state, training_state
+from deepmot.engine.distributed import (
     Distributed,
     DistributedModule,
     autocast,
@@ -61,9 +54,17 @@ from deepmot.train.distributed import (
     setup,
     zero_term,
 )
+from deepmot.engine.prefetch import prefetching, step_loader
+from deepmot.engine.run import TrainingRun, progress_bar, resolve_resumed_config
+from deepmot.errors import DeepMOTError
+from deepmot.loss.deepmot import DeepMOTLoss
+from deepmot.loss.smooth_l1 import SmoothL1Loss
+from deepmot.trackers.predictor import Prediction, Predictor, TrackBatch
+from deepmot.trackers.registry import Trainable, get_trainable
+from deepmot.train.clips import ClipSampler, ClipStart, StepClipFrames, clear_matches, perturb_some
+from deepmot.train.config import TrackerTrainConfig
+from deepmot.train.diagnostics import GRADIENT_TERMS, FrameRecord, gradient_norms
 from deepmot.train.focal import anchor_labels, focal_classification_loss
-from deepmot.train.prefetch import StepClipFrames, prefetching, step_loader
-from deepmot.train.run import TrainingRun, progress_bar, resolve_resumed_config
 from deepmot.train.sot import single_object_step
 
 __all__ = ["LOG_FIELDS", "StepResult", "build_matcher", "run_clips", "train_tracker"]
@@ -489,7 +490,7 @@ def train_tracker(
 
     Under torchrun (``WORLD_SIZE`` > 1) each process trains on its share of every step's
     global batch of ``config.batch_size`` clips, the model wrapped in DDP
-    (:mod:`deepmot.train.distributed`): the same steps as one process, up to float rounding.
+    (:mod:`deepmot.engine.distributed`): the same steps as one process, up to float rounding.
 
     Args:
         sequences: training sequences with ground truth (with frames for trackers that need
@@ -504,7 +505,7 @@ def train_tracker(
         amp: ``"bf16"`` or ``"fp16"``: mixed precision on CUDA (None: float32).
         workers: for trackers that read frames, DataLoader processes reading (decoding,
             rendering) the next steps' frames while the model trains
-            (:mod:`deepmot.train.prefetch`; 0: read in the rollout).
+            (:mod:`deepmot.engine.prefetch`; 0: read in the rollout).
 
     Returns:
         ``{"iterations", "weights", "last": {field: value}}``.

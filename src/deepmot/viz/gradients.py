@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from deepmot import boxes as box_ops
-from deepmot.loss import DeepMOTLoss
+from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.viz.figures import pyplot, save_figure
 
 __all__ = ["loss_gradients", "plot_loss_gradients"]

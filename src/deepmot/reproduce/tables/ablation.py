@@ -18,8 +18,7 @@ from typing import Any
 
 from deepmot.reproduce.registry import TableContext, TableResult, TableSpec, register_table
 from deepmot.reproduce.tables.motion import COLUMNS, PAPER_TABLE2
-from deepmot.reproduce.tables.sot import _COMMON as _SOT_COMMON
-from deepmot.reproduce.tables.sot import PAPER_SOT
+from deepmot.reproduce.tables.sot import PAPER_SOT, SOT_SETTINGS
 
 __all__ = ["PAPER_SOT_ABLATION", "run_sot_ablation", "run_tracktor_ablation"]
 
@@ -60,8 +59,8 @@ def _finish(
 
 def run_tracktor_ablation(context: TableContext) -> TableResult:
     """Table 2's rows for Tracktor, per seed on that seed's scenes; mean ± std over seeds."""
+    from deepmot.demos.tracktor import SCENE_SEED_OFFSET, demo_sequences, tracktor_train_config
     from deepmot.reproduce.tables.motion import table_row
-    from deepmot.tracktor_demo import SCENE_SEED_OFFSET, demo_sequences, tracktor_train_config
     from deepmot.train.compare import Variant, compare_variants, paper_variants
 
     settings = context.settings
@@ -192,7 +191,7 @@ register_table(
     )
 )
 
-_SOT = {k: v for k, v in _SOT_COMMON.items() if k not in ("trackers", "focal")}
+_SOT = {k: v for k, v in SOT_SETTINGS.items() if k not in ("trackers", "focal")}
 _SOT_CPU = {"train_sequences": 2, "test_sequences": 2, "frames": 150, "width": 640,
             "height": 480, "people": 10, "seeds": [0, 1]}  # fmt: skip
 _SOT_FULL = {**_SOT_CPU, "train_sequences": 3, "test_sequences": 3, "frames": 200,

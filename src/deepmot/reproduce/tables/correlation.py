@@ -121,7 +121,7 @@ def run_correlation(context: TableContext) -> TableResult:
     from deepmot.data.sequence import Sequence
     from deepmot.errors import DeepMOTError
     from deepmot.io.mot import find_sequences
-    from deepmot.loss import DeepMOTLoss
+    from deepmot.loss.deepmot import DeepMOTLoss
     from deepmot.reproduce.run import aggregate_seeds
 
     settings = context.settings

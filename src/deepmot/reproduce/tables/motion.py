@@ -33,23 +33,23 @@ COLUMNS = (
 _PAPER_KEYS = ("MOTA", "MOTP", "IDF1", "MT", "ML", "FP", "FN", "IDS")
 
 
-def _paper(*values: float) -> dict[str, float]:
+def paper_row(*values: float) -> dict[str, float]:
     return dict(zip(_PAPER_KEYS, values, strict=True))
 
 
 #: Table 3 of the paper, Tracktor rows (MOT17 validation split, supp. A.2).
 PAPER_TABLE3 = {
-    "Vanilla": _paper(60.20, 89.50, 71.15, 35.13, 27.80, 276, 31827, 152),
-    "Smooth L1": _paper(60.38, 91.81, 71.27, 34.99, 27.25, 294, 31649, 164),
-    "DeepMOT": _paper(60.66, 91.82, 72.32, 35.41, 27.25, 218, 31545, 118),
+    "Vanilla": paper_row(60.20, 89.50, 71.15, 35.13, 27.80, 276, 31827, 152),
+    "Smooth L1": paper_row(60.38, 91.81, 71.27, 34.99, 27.25, 294, 31649, 164),
+    "DeepMOT": paper_row(60.66, 91.82, 72.32, 35.41, 27.25, 218, 31545, 118),
 }
 #: Table 2 of the paper (Tracktor, MOT17 validation split).
 PAPER_TABLE2 = {
     "Vanilla": PAPER_TABLE3["Vanilla"],
     "Smooth L1": PAPER_TABLE3["Smooth L1"],
-    "dMOTP": _paper(60.51, 91.74, 71.75, 35.41, 26.83, 291, 31574, 142),
-    "dMOTA": _paper(60.52, 88.31, 71.92, 35.41, 27.39, 254, 31597, 142),
-    "dMOTA+dMOTP-IDS": _paper(60.61, 92.03, 72.10, 35.41, 27.25, 222, 31579, 124),
+    "dMOTP": paper_row(60.51, 91.74, 71.75, 35.41, 26.83, 291, 31574, 142),
+    "dMOTA": paper_row(60.52, 88.31, 71.92, 35.41, 27.39, 254, 31597, 142),
+    "dMOTA+dMOTP-IDS": paper_row(60.61, 92.03, 72.10, 35.41, 27.25, 222, 31579, 124),
     "dMOTA+dMOTP": PAPER_TABLE3["DeepMOT"],
 }
 

@@ -87,12 +87,12 @@ def sot_variants(settings: dict[str, Any], seed: int, out: Any) -> list:
 def seed_scenes(settings: dict[str, Any], seed: int) -> tuple[list, list]:
     """A table seed's training and held-out synthetic scenes (scene seeds ``train_seed + seed``
     and ``test_seed + seed``): the data of ``sot`` and of the SOT loss ablations."""
-    train = _scenes(settings, settings["train_sequences"], settings["train_seed"] + seed, "TRAIN")
-    test = _scenes(settings, settings["test_sequences"], settings["test_seed"] + seed, "TEST")
+    train = scenes(settings, settings["train_sequences"], settings["train_seed"] + seed, "TRAIN")
+    test = scenes(settings, settings["test_sequences"], settings["test_seed"] + seed, "TEST")
     return train, test
 
 
-def _scenes(settings: dict[str, Any], count: int, seed: int, prefix: str) -> list:
+def scenes(settings: dict[str, Any], count: int, seed: int, prefix: str) -> list:
     from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
 
     base = SceneConfig(
@@ -151,7 +151,7 @@ def run_sot_table(context: TableContext) -> TableResult:
     return TableResult(rows=rows, per_seed=per_seed, plot=plot, notes=notes)
 
 
-_COMMON = {
+SOT_SETTINGS = {
     "trackers": ["goturn", "siamrpn"],
     "train_seed": 1,
     "test_seed": 101,
@@ -172,7 +172,7 @@ register_table(
         run=run_sot_table,
         scales={
             "cpu": {
-                **_COMMON,
+                **SOT_SETTINGS,
                 "train_sequences": 2,
                 "test_sequences": 2,
                 "frames": 150,
@@ -184,7 +184,7 @@ register_table(
                 "seeds": [0, 1, 2],
             },
             "full": {
-                **_COMMON,
+                **SOT_SETTINGS,
                 "train_sequences": 3,
                 "test_sequences": 3,
                 "frames": 200,

@@ -1,7 +1,7 @@
 """``tracktor``: Vanilla / Smooth-L1 / DeepMOT fine-tuning of Tracktor (Table 3 layout) on
 synthetic scenes.
 
-Each seed runs what ``deepmot demo --tracker tracktor`` runs (:mod:`deepmot.tracktor_demo`):
+Each seed runs what ``deepmot demo --tracker tracktor`` runs (:mod:`deepmot.demos.tracktor`):
 its own scenes (seed 2000 + seed, never seen by the shipped light detector), the box
 regression layer fine-tuned on frame pairs of the first 50% of each scene, every row tracking
 the last 25%. ``verified`` tracks with ``require_verification=True`` (the paper's supp. A.2
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from deepmot.reproduce.registry import TableContext, TableResult, TableSpec, register_table
-from deepmot.reproduce.tables.motion import COLUMNS, PAPER_TABLE3, _paper
+from deepmot.reproduce.tables.motion import COLUMNS, PAPER_TABLE3, paper_row
 
 __all__ = ["PAPER_TRACKTOR", "run_tracktor_table"]
 
@@ -24,11 +24,11 @@ __all__ = ["PAPER_TRACKTOR", "run_tracktor_table"]
 #: DeepMOT+ReIDext rows are Table 1's, whose IDS follow from the text (Vanilla: ReIDext
 #: "−174" IDS; DeepMOT: ReIDext "−160", ReIDhead "↓ 191" from Base, 118).
 PAPER_TRACKTOR = {
-    "Vanilla": _paper(59.97, 89.50, 70.84, 35.13, 27.66, 276, 31827, 152 + 174),
+    "Vanilla": paper_row(59.97, 89.50, 70.84, 35.13, 27.66, 276, 31827, 152 + 174),
     "Vanilla+ReIDext": PAPER_TABLE3["Vanilla"],
     "Smooth L1+ReIDext": PAPER_TABLE3["Smooth L1"],
-    "DeepMOT": _paper(60.43, 91.82, 71.44, 35.41, 27.25, 218, 31545, 118 + 191),
-    "DeepMOT+ReIDext": _paper(60.62, 91.82, 71.66, 35.41, 27.39, 218, 31545, 118 + 31),
+    "DeepMOT": paper_row(60.43, 91.82, 71.44, 35.41, 27.25, 218, 31545, 118 + 191),
+    "DeepMOT+ReIDext": paper_row(60.62, 91.82, 71.66, 35.41, 27.39, 218, 31545, 118 + 31),
     "DeepMOT+ReIDhead": PAPER_TABLE3["DeepMOT"],
 }
 
@@ -36,16 +36,16 @@ PAPER_TRACKTOR = {
 def run_tracktor_table(context: TableContext) -> TableResult:
     """Vanilla, Smooth-L1 and DeepMOT Tracktor per seed (each seed its own scenes and
     training seed), mean ± std over the seeds; with ``reid``, each without ReID, +ReIDhead
-    and +ReIDext (:mod:`deepmot.tracktor_reid`)."""
-    from deepmot.reproduce.plots import bar_plot
-    from deepmot.reproduce.run import aggregate_seeds
-    from deepmot.reproduce.tables.motion import table_row
-    from deepmot.tracktor_demo import (
+    and +ReIDext (:mod:`deepmot.demos.tracktor_reid`)."""
+    from deepmot.demos.tracktor import (
         SCENE_SEED_OFFSET,
         demo_sequences,
         tracktor_train_config,
         tracktor_variants,
     )
+    from deepmot.reproduce.plots import bar_plot
+    from deepmot.reproduce.run import aggregate_seeds
+    from deepmot.reproduce.tables.motion import table_row
     from deepmot.train.compare import compare_variants
 
     settings = context.settings
@@ -56,7 +56,7 @@ def run_tracktor_table(context: TableContext) -> TableResult:
         train, val = demo_sequences(settings["sequences"], settings["frames"], seed)
         config = tracktor_train_config(settings["iterations"], seed, "shipped", settings["matcher"])
         if settings.get("reid"):
-            from deepmot.tracktor_reid import run_reid_rows
+            from deepmot.demos.tracktor_reid import run_reid_rows
 
             return run_reid_rows(
                 train,

@@ -3,8 +3,9 @@
 The trackers that regress from pixels read every frame of their clips (decoding a JPEG of
 ``img1/``, or rendering a synthetic scene) in the middle of the rollout. Every step's clips
 are drawn from a generator seeded by (seed, step), so which frames a step needs is known
-before it runs: :class:`StepClipFrames` (item ``step``: the frames of this process's clips)
-lets DataLoader workers read the next steps' frames while the model trains, and
+before it runs: a dataset of steps (e.g. :class:`deepmot.train.clips.StepClipFrames`, the
+frames of this process's clips) lets DataLoader workers read the next steps' frames while the
+model trains, and
 :class:`PrefetchedFrames`, wrapped around each sequence's frame source, serves them to the
 rollout (any other frame is read as before).
 """
@@ -19,9 +20,8 @@ import numpy as np
 
 from deepmot.data.frames import FrameSource
 from deepmot.data.sequence import Sequence
-from deepmot.train.clips import ClipSampler
 
-__all__ = ["PrefetchedFrames", "StepClipFrames", "prefetching", "step_loader"]
+__all__ = ["PrefetchedFrames", "prefetching", "step_loader"]
 
 
 class PrefetchedFrames:
@@ -47,36 +47,6 @@ def prefetching(sequences: list[Sequence]) -> list[Sequence]:
             twin.frame_source = PrefetchedFrames(sequence.frame_source)
         copies.append(twin)
     return copies
-
-
-class StepClipFrames:
-    """A map-style dataset of training steps: item ``step`` is ``{sequence index: {frame:
-    image}}``, every frame of this process's clips of ``step`` (the clips
-    ``rank, rank + world_size, ...`` of ``sampler.sample(default_rng([seed, step]),
-    batch_size)``, as the trainer draws them), read from the sequences' own frame sources."""
-
-    def __init__(
-        self, sampler: ClipSampler, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
-    ) -> None:
-        self.sampler = sampler
-        self.batch_size = batch_size
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-
-    def __getitem__(self, step: int) -> dict[int, dict[int, np.ndarray]]:
-        rng = np.random.default_rng([self.seed, step])
-        starts = self.sampler.sample(rng, self.batch_size)[self.rank :: self.world_size]
-        index = {id(s): i for i, s in enumerate(self.sampler.sequences)}
-        frames: dict[int, dict[int, np.ndarray]] = {}
-        for start in starts:
-            source = start.sequence.frame_source
-            source = source.source if isinstance(source, PrefetchedFrames) else source
-            read = frames.setdefault(index[id(start.sequence)], {})
-            for frame in range(start.start, start.start + start.length):
-                if frame not in read:
-                    read[frame] = source.read(frame)
-        return frames
 
 
 def _unchanged(item: Any) -> Any:

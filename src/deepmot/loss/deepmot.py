@@ -38,15 +38,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepmot.loss_config import DeepMOTLossConfig
+from deepmot.loss.config import DeepMOTLossConfig
 
 __all__ = [
     "DeepMOTLossConfig",
     "DeepMOTLossOutput",
     "DeepMOTLoss",
+    "as_id_array",
     "deepmot_terms",
-    "SmoothL1Loss",
-    "pad_batch",
 ]
 
 Matcher = Callable[..., Tensor]
@@ -79,21 +78,6 @@ class DeepMOTLossOutput:
     def squeeze(self) -> DeepMOTLossOutput:
         """The single frame of a batch of one, as scalars."""
         return DeepMOTLossOutput(**{f.name: getattr(self, f.name).squeeze(0) for f in fields(self)})
-
-
-def pad_batch(matrices: Sequence[Tensor], value: float = 0.0) -> tuple[Tensor, Tensor]:
-    """Pad ``(N_i, M_i)`` matrices into ``(B, N, M)`` with a ``(B, N, M) bool`` validity mask."""
-    if not matrices:
-        raise ValueError("pad_batch needs at least one matrix")
-    n = max(m.shape[0] for m in matrices)
-    m_ = max(m.shape[1] for m in matrices)
-    first = matrices[0]
-    out = first.new_full((len(matrices), n, m_), value)
-    mask = torch.zeros((len(matrices), n, m_), dtype=torch.bool, device=first.device)
-    for b, matrix in enumerate(matrices):
-        out[b, : matrix.shape[0], : matrix.shape[1]] = matrix
-        mask[b, : matrix.shape[0], : matrix.shape[1]] = True
-    return out, mask
 
 
 def deepmot_terms(
@@ -168,7 +152,7 @@ def deepmot_terms(
     return out, b_tp
 
 
-def _as_id_array(ids: IdsLike, name: str, length: int, axis: str) -> np.ndarray:
+def as_id_array(ids: IdsLike, name: str, length: int, axis: str) -> np.ndarray:
     """Ids of the rows or columns of D as an int64 array; rejects wrong lengths and repeats."""
     array = ids.detach().cpu().numpy() if isinstance(ids, Tensor) else np.asarray(ids)
     if array.ndim != 1 or len(array) != length:
@@ -283,11 +267,10 @@ class DeepMOTLoss(nn.Module):
             if len(shape) != 2:
                 raise ValueError(f"distances[{i}] must have shape (N, M), got {shape}")
         rows = [
-            _as_id_array(t, "track_ids", s[0], "row")
-            for t, s in zip(track_ids, shapes, strict=True)
+            as_id_array(t, "track_ids", s[0], "row") for t, s in zip(track_ids, shapes, strict=True)
         ]
         cols = [
-            _as_id_array(g, "gt_ids", s[1], "column") for g, s in zip(gt_ids, shapes, strict=True)
+            as_id_array(g, "gt_ids", s[1], "column") for g, s in zip(gt_ids, shapes, strict=True)
         ]
 
         n = max(s[0] for s in shapes)
@@ -344,37 +327,3 @@ class DeepMOTLoss(nn.Module):
             [distance], [track_ids], [gt_ids], [self.memory], None if iou is None else [iou]
         )
         return out.squeeze()
-
-
-class SmoothL1Loss(nn.Module):
-    """Baseline of the paper's Tables 1–3: regress each track to its ground-truth box.
-
-    Tracks and objects are paired by id (tracks initialised from the ground truth carry its ids);
-    tracks whose id is absent from the ground truth are ignored. The error of each coordinate is
-    divided by the ground-truth box's width or height so that near and far pedestrians weigh
-    alike; ``beta`` is Faster R-CNN's 1/9.
-
-    ``loss_fn(pred_boxes (N, 4) xyxy, gt_boxes (M, 4) xyxy, track_ids (N,), gt_ids (M,))`` →
-    scalar (0 when nothing pairs up, with a gradient of zeros).
-    """
-
-    def __init__(self, beta: float = 1 / 9) -> None:
-        super().__init__()
-        if beta <= 0:
-            raise ValueError(f"beta must be > 0, got {beta}")
-        self.beta = beta
-
-    def forward(
-        self, pred_boxes: Tensor, gt_boxes: Tensor, track_ids: IdsLike, gt_ids: IdsLike
-    ) -> Tensor:
-        rows = _as_id_array(track_ids, "track_ids", pred_boxes.shape[0], "predicted box")
-        cols = _as_id_array(gt_ids, "gt_ids", gt_boxes.shape[0], "ground-truth box")
-        position = {int(g): j for j, g in enumerate(cols)}
-        pairs = [(i, position[int(t)]) for i, t in enumerate(rows) if int(t) in position]
-        if not pairs:
-            return pred_boxes.sum() * 0
-        index = torch.tensor(pairs, device=pred_boxes.device)
-        pred = pred_boxes[index[:, 0]]
-        target = gt_boxes[index[:, 1]]
-        size = (target[:, 2:] - target[:, :2]).clamp(min=1.0).repeat(1, 2)
-        return F.smooth_l1_loss(pred / size, target / size, beta=self.beta)

@@ -25,11 +25,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
-
+from deepmot.engine.checkpoint import atomic_torch_save, load_checkpoint, trim_log
 from deepmot.errors import DeepMOTError
 from deepmot.io.atomic import atomic_write_text
-from deepmot.train.checkpoint import atomic_torch_save, trim_log
 
 __all__ = [
     "TrainingInterrupted",
@@ -108,7 +106,7 @@ class TrainingRun:
         if resume:
             if not self.checkpoint_path.is_file():
                 raise DeepMOTError(f"{self.checkpoint_path}: nothing to resume")
-            self.state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+            self.state = load_checkpoint(self.checkpoint_path)
         self._log_file = None
         self._writer = None
         self.stop_requested: str | None = None

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import csv
 import errno
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from deepmot.errors import DeepMOTError
 from deepmot.io.atomic import atomic_path
 
-__all__ = ["atomic_torch_save", "restore_training_state", "training_state", "trim_log"]
+__all__ = [
+    "atomic_torch_save",
+    "load_checkpoint",
+    "restore_training_state",
+    "training_state",
+    "trim_log",
+]
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -27,6 +36,37 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, tmp)
         except RuntimeError as error:
             raise OSError(errno.EIO, f"writing failed ({error})", str(path)) from error
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`atomic_torch_save`, read with ``weights_only=True``:
+    tensors, numbers, strings and containers of them, nothing that runs code when unpickled (a
+    run folder or checkpoint received from someone else is safe to open).
+
+    Raises:
+        DeepMOTError: no such file, not a checkpoint, or one holding other objects (refused).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DeepMOTError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        unsupported = re.search(r"Unsupported global[^.\n]*", str(error))
+        if unsupported is None:  # torch reports a file that is no pickle the same way
+            raise DeepMOTError(f"{path}: not a checkpoint (no torch.save file)") from None
+        raise DeepMOTError(
+            f"{path}: refused: it holds objects other than tensors, numbers and strings, and "
+            f"opening it could run code ({unsupported.group(0).strip()})"
+        ) from None
+    except Exception as error:  # a zip, pickle or torch error: not a checkpoint
+        detail = " ".join(str(error).split())
+        raise DeepMOTError(
+            f"{path}: not a checkpoint (torch.load: {type(error).__name__}: {detail})"
+        ) from None
+    if not isinstance(state, dict):
+        raise DeepMOTError(f"{path}: not a checkpoint (holds a {type(state).__name__})")
+    return state
 
 
 def training_state(

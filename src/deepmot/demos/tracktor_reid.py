@@ -95,7 +95,7 @@ def run_reid_rows(
         val: held-out sequences to track and score.
         out: folder of the runs (``smooth_l1/``, ``deepmot/``, ``reid_head/``, ``reid_ext/``).
         config: the box regression's DeepMOT fine-tuning (as
-            :func:`~deepmot.tracktor_demo.tracktor_train_config`); Smooth-L1 uses it too.
+            :func:`~deepmot.demos.tracktor.tracktor_train_config`); Smooth-L1 uses it too.
         head_iterations: steps of the ReID head's training (clips).
         reid_steps: steps of the external network's training.
         row: ``row(name, evaluation) -> dict``, the table's row.

@@ -1,0 +1,1 @@
+"""``deepmot tune``: Optuna over a tracker's management settings (:mod:`.study`)."""
