@@ -92,6 +92,8 @@ def test_missing_extra_is_one_line(tmp_path: Path, argv: list[str], extra: str) 
         ("2.14.1", "0.28.0", False),
         ("2.13.0+cpu", "0.28.0", False),  # the CPU-only torch beside a CUDA torchvision
         ("2.13.0+cu126", "0.28.0+cpu", False),
+        ("2.13.0", "0.28.0+cpu", False),
+        ("2.14.0+git5a2b", "0.29.0", True),  # a local build: nothing known to say
     ],
 )
 def test_torch_pair(monkeypatch: pytest.MonkeyPatch, torch: str, vision: str, fits: bool) -> None:

@@ -70,9 +70,10 @@ def torch_pair_message() -> str | None:
         vision_major, vision_minor = (int(x) for x in vision_release.split(".")[:2])
     except ValueError:  # a version scheme we do not know: nothing to say
         return None
-    builds = {torch_build.startswith(p) for p in ("cpu", "cu", "rocm")}
     fits = torch_major != 2 or (vision_major, vision_minor) == (0, torch_minor + 15)
-    if torch_build != vision_build and (torch_build or vision_build) and builds != {False}:
+    # the builds differ (a PyPI wheel has no tag): +cpu, +cu126, +rocm6.2 are the ones known
+    known = any(b.startswith(("cpu", "cu", "rocm")) for b in (torch_build, vision_build))
+    if torch_build != vision_build and known:
         fits = False
     if fits:
         return None
