@@ -13,9 +13,10 @@ from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.io import mot
 from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.loss.smooth_l1 import SmoothL1Loss
+from deepmot.metrics.clear import clear_matches
 from deepmot.metrics.frame_pair import clear_frame_pair
 from deepmot.trackers import ConstantVelocityModel, MotionPredictor, Prediction, TrackBatch
-from deepmot.train.clips import ClipSampler, clear_matches
+from deepmot.train.clips import ClipSampler
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 from deepmot.train.tracker import run_clips
 

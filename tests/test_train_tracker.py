@@ -271,7 +271,7 @@ def test_track_and_eval_on_the_validation_frames_match_the_library(tmp_path: Pat
 
 def test_a_dhn_file_as_the_matcher(tmp_path: Path, sequences) -> None:
     from deepmot.assign.dhn import DHNConfig, build_dhn, save_dhn
-    from deepmot.train.tracker import build_matcher
+    from deepmot.assign.matcher import build_matcher
 
     path = tmp_path / "my_dhn.safetensors"
     save_dhn(build_dhn(DHNConfig(hidden=8, fc=(8,))), path)
@@ -285,7 +285,7 @@ def test_a_dhn_file_as_the_matcher(tmp_path: Path, sequences) -> None:
 
 def test_a_shipped_dhn_by_name_as_the_matcher() -> None:
     from deepmot.assign.dhn import DEFAULT_DHN, create_dhn, default_dhn
-    from deepmot.train.tracker import build_matcher
+    from deepmot.assign.matcher import build_matcher
 
     d = torch.rand(3, 4)
     by_name = build_matcher("dhn:seq_gru")

@@ -348,7 +348,7 @@ def _trainable_trackers() -> list[str]:
 
 def _matcher(text: str) -> str:
     """``dhn``, ``sinkhorn`` or ``dhn:PATH`` (PATH checked when the command runs)."""
-    from deepmot.train.config import parse_matcher
+    from deepmot.assign.matcher import parse_matcher
 
     try:
         parse_matcher(text)

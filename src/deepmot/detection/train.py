@@ -25,7 +25,6 @@ on CUDA (not yet run on a GPU).
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +37,10 @@ from deepmot.detection.config import DetectorTrainConfig
 from deepmot.detection.data import StepFrames
 from deepmot.detection.model import build_detector, save_detector
 from deepmot.engine.checkpoint import restore_training_state, training_state
-from deepmot.engine.distributed import Distributed, autocast, grad_scaler, setup
+from deepmot.engine.distributed import Distributed, precision_and_seed, setup
+from deepmot.engine.loop import StepReport, fit
 from deepmot.engine.prefetch import step_loader
-from deepmot.engine.run import TrainingRun, progress_bar, resolve_resumed_config
+from deepmot.engine.run import TrainingRun, resolve_resumed_config
 from deepmot.errors import DeepMOTError
 
 __all__ = [
@@ -184,11 +184,8 @@ def _train(
     amp: str | None,
     workers: int,
 ) -> dict[str, Any]:
-    dist.check_batch(config.batch_size)
     device = dist.device
-    precision = autocast(device, amp)
-    scaler = grad_scaler(device, amp)
-    torch.manual_seed(config.seed)
+    precision, scaler = precision_and_seed(dist, config.batch_size, amp, config.seed)
     model = build_detector(config.detector, trainable_norm=config.norm == "batch").to(device)
     synced = config.norm == "batch" and dist.enabled and device.type == "cuda"
     if synced:  # batch statistics over all processes' frames
@@ -218,69 +215,58 @@ def _train(
         dist.world_size,
     )
 
-    def checkpoint() -> None:
+    def checkpoint(iteration: int) -> None:
         run.save_checkpoint(training_state(config, model, optimizer, iteration, scaler))
 
     run.start(config.to_dict())
-    start = time.monotonic()
-    loss_value = float("nan")
-    bar = progress_bar(config.iterations, iteration, "train detector", progress)
+    figures = {"loss": float("nan")}
     model.train()
     batches = step_loader(steps, iteration, config.iterations, workers)
-    try:
-        with run.stop_on_signals():
-            while iteration < config.iterations and run.stop_requested is None:
-                images, targets, seeds = next(batches)
-                images = [image.to(device) for image in images]
-                targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-                rpn_sampler.seeds = seeds[:, 0].tolist()
-                head_sampler.seeds = seeds[:, 1].tolist()
-                with precision:
-                    losses = trained(images, targets)
-                counts = (rpn_sampler.drawn,) * 2 + (head_sampler.drawn,) * 2
-                # the whole batch's samples, and each term summed over its samples
-                sums = dist.all_sum(
-                    [
-                        float(run.stop_requested is not None),
-                        rpn_sampler.drawn,
-                        head_sampler.drawn,
-                        *(
-                            n * float(losses[k].detach())
-                            for k, n in zip(LOSSES, counts, strict=True)
-                        ),
-                    ]
-                )
-                totals = (sums[1],) * 2 + (sums[2],) * 2
-                loss = share_of_loss(losses, counts, totals, dist.world_size)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                if config.norm == "batch" and not synced:
-                    dist.average_buffers(model)
-                if sums[0] > 0 and run.stop_requested is None:
-                    run.stop_requested = "a signal to another process"
-                iteration += 1
-                means = [s / max(t, 1.0) for s, t in zip(sums[3:], totals, strict=True)]
-                loss_value = sum(means)
-                run.log(
-                    [
-                        iteration,
-                        f"{loss_value:.6g}",
-                        *(f"{m:.6g}" for m in means),
-                        f"{time.monotonic() - start:.2f}",
-                    ]
-                )
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-                if iteration % config.checkpoint_every == 0:
-                    checkpoint()
-    finally:
-        bar.close()
-        run.close()
-    checkpoint()
-    if run.stop_requested is not None:
-        raise run.interrupted(iteration)
+
+    def step(iteration: int) -> StepReport:
+        images, targets, seeds = next(batches)
+        images = [image.to(device) for image in images]
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        rpn_sampler.seeds = seeds[:, 0].tolist()
+        head_sampler.seeds = seeds[:, 1].tolist()
+        with precision:
+            losses = trained(images, targets)
+        counts = (rpn_sampler.drawn,) * 2 + (head_sampler.drawn,) * 2
+        # the whole batch's samples, and each term summed over its samples
+        sums = dist.sum_named(
+            {
+                "stop": float(run.stop_requested is not None),
+                "rpn_samples": rpn_sampler.drawn,
+                "head_samples": head_sampler.drawn,
+                **{k: n * float(losses[k].detach()) for k, n in zip(LOSSES, counts, strict=True)},
+            }
+        )
+        totals = (sums["rpn_samples"],) * 2 + (sums["head_samples"],) * 2
+        loss = share_of_loss(losses, counts, totals, dist.world_size)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if config.norm == "batch" and not synced:
+            dist.average_buffers(model)
+        means = [sums[k] / max(t, 1.0) for k, t in zip(LOSSES, totals, strict=True)]
+        figures["loss"] = sum(means)
+        return StepReport(
+            [f"{figures['loss']:.6g}", *(f"{m:.6g}" for m in means)],
+            {"loss": f"{figures['loss']:.4f}"},
+            stop_elsewhere=sums["stop"] > 0,
+        )
+
+    iteration = fit(
+        run,
+        step,
+        iteration,
+        config.iterations,
+        checkpoint,
+        config.checkpoint_every,
+        "train detector",
+        progress,
+    )
     weights = Path(out) / WEIGHTS_FILE
     model.eval()
     if run.main:
@@ -291,4 +277,4 @@ def _train(
             **(card or {}),
         }
         save_detector(model, config.detector, weights, full_card, half=half)
-    return {"iterations": iteration, "weights": str(weights), "loss": loss_value}
+    return {"iterations": iteration, "weights": str(weights), "loss": figures["loss"]}

@@ -39,6 +39,7 @@ __all__ = [
     "DistributedModule",
     "autocast",
     "grad_scaler",
+    "precision_and_seed",
     "setup",
     "zero_term",
 ]
@@ -146,6 +147,10 @@ class Distributed:
         tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
         dist.all_reduce(tensor)
         return tensor.tolist()
+
+    def sum_named(self, values: dict[str, float]) -> dict[str, float]:
+        """:meth:`all_sum` of named values: each name's value summed over the processes."""
+        return dict(zip(values, self.all_sum(list(values.values())), strict=True))
 
     def average_buffers(self, module: nn.Module) -> None:
         """Set ``module``'s floating-point buffers (BatchNorm's running statistics) to their
@@ -290,3 +295,14 @@ def autocast(device: torch.device, amp: str | None) -> contextlib.AbstractContex
 def grad_scaler(device: torch.device, amp: str | None) -> torch.amp.GradScaler:
     """The loss scaler fp16 needs (a pass-through otherwise)."""
     return torch.amp.GradScaler(device.type, enabled=amp == "fp16" and device.type == "cuda")
+
+
+def precision_and_seed(
+    dist: Distributed, batch_size: int, amp: str | None, seed: int
+) -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler]:
+    """What every trainer does first: check that ``batch_size`` divides among the processes,
+    seed torch's generator, and make the forward pass's :func:`autocast` and the
+    :func:`grad_scaler` for ``amp`` on ``dist.device``."""
+    dist.check_batch(batch_size)
+    torch.manual_seed(seed)
+    return autocast(dist.device, amp), grad_scaler(dist.device, amp)

@@ -33,7 +33,7 @@ import numpy as np
 from deepmot.metrics._base import EPS, MetricFamily, Result, SequenceData, frames_among
 from deepmot.metrics._lsa import linear_sum_assignment
 
-__all__ = ["CLEAR", "ClearMatches"]
+__all__ = ["CLEAR", "ClearMatches", "clear_matches"]
 
 
 @dataclass(frozen=True)
@@ -306,3 +306,44 @@ class CLEAR(MetricFamily):
             "prev_tracker_id": prev[order],
             "iou": iou[order],
         }
+
+
+def clear_matches(
+    iou: np.ndarray,
+    track_ids: np.ndarray,
+    gt_ids: np.ndarray,
+    memory: dict[int, int],
+    threshold: float = 0.5,
+) -> tuple[np.ndarray, int]:
+    """The evaluator's matching of one frame (CLEAR MOT, as TrackEval and the devkit), for a
+    trainer that rolls tracks out frame by frame (a training clip).
+
+    Pairs below ``threshold`` IoU are never matched; among the rest, pairs that continue an
+    object's previous match (``memory``) come first, then IoU (Hungarian).
+
+    Args:
+        iou: ``(N, M)`` IoU of the tracks (rows) and the objects (columns).
+        track_ids: ``(N,)``; gt_ids: ``(M,)``.
+        memory: ``{gt_id: track_id}``, each object's last match (any frame before); updated in
+            place with this frame's matches.
+
+    Returns:
+        ``matches (K, 2)`` (row, column) and the number of ID switches (matched objects whose
+        last match was another track).
+    """
+    n, m = iou.shape
+    if n == 0 or m == 0:
+        return np.empty((0, 2), np.int64), 0
+    previous = np.array([memory.get(int(g), -(2**62)) for g in gt_ids], dtype=np.int64)
+    continuing = np.asarray(track_ids, np.int64)[:, None] == previous[None, :]
+    matchable = iou >= threshold - np.finfo(np.float64).eps
+    score = np.where(matchable, 1000.0 * continuing + iou, 0.0)
+    rows, cols = linear_sum_assignment(-score)
+    keep = matchable[rows, cols]
+    matches = np.stack([rows[keep], cols[keep]], axis=1).astype(np.int64)
+    switches = 0
+    for i, j in matches:
+        gid, tid = int(gt_ids[j]), int(track_ids[i])
+        switches += int(gid in memory and memory[gid] != tid)
+        memory[gid] = tid
+    return matches, switches

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from deepmot.data.samplers import perturb_boxes
 from deepmot.data.sequence import Sequence
@@ -27,7 +26,6 @@ __all__ = [
     "ClipSampler",
     "ClipStart",
     "StepClipFrames",
-    "clear_matches",
     "jitter_boxes",
     "perturb_some",
 ]
@@ -174,46 +172,6 @@ class ClipSampler:
             track_ids = np.concatenate([track_ids, len(gids) + 1 + np.arange(n_false)])
             targets = np.concatenate([targets, -1 - np.arange(n_false)])
         return ClipStart(seq, start, self.length, histories, track_ids, targets, memory)
-
-
-def clear_matches(
-    iou: np.ndarray,
-    track_ids: np.ndarray,
-    gt_ids: np.ndarray,
-    memory: dict[int, int],
-    threshold: float = 0.5,
-) -> tuple[np.ndarray, int]:
-    """The evaluator's matching of one frame (CLEAR MOT, as TrackEval and the devkit).
-
-    Pairs below ``threshold`` IoU are never matched; among the rest, pairs that continue an
-    object's previous match (``memory``) come first, then IoU (Hungarian).
-
-    Args:
-        iou: ``(N, M)`` IoU of the tracks (rows) and the objects (columns).
-        track_ids: ``(N,)``; gt_ids: ``(M,)``.
-        memory: ``{gt_id: track_id}``, each object's last match (any frame before); updated in
-            place with this frame's matches.
-
-    Returns:
-        ``matches (K, 2)`` (row, column) and the number of ID switches (matched objects whose
-        last match was another track).
-    """
-    n, m = iou.shape
-    if n == 0 or m == 0:
-        return np.empty((0, 2), np.int64), 0
-    previous = np.array([memory.get(int(g), -(2**62)) for g in gt_ids], dtype=np.int64)
-    continuing = np.asarray(track_ids, np.int64)[:, None] == previous[None, :]
-    matchable = iou >= threshold - np.finfo(np.float64).eps
-    score = np.where(matchable, 1000.0 * continuing + iou, 0.0)
-    rows, cols = linear_sum_assignment(-score)
-    keep = matchable[rows, cols]
-    matches = np.stack([rows[keep], cols[keep]], axis=1).astype(np.int64)
-    switches = 0
-    for i, j in matches:
-        gid, tid = int(gt_ids[j]), int(track_ids[i])
-        switches += int(gid in memory and memory[gid] != tid)
-        memory[gid] = tid
-    return matches, switches
 
 
 class StepClipFrames:

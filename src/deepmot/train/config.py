@@ -12,26 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from deepmot.assign.matcher import parse_matcher
 from deepmot.loss.config import DeepMOTLossConfig
 
-__all__ = ["MOTION_TRAINING", "AugmentationConfig", "TrackerTrainConfig", "parse_matcher"]
-
-MATCHERS = ("dhn", "sinkhorn")
-
-
-def parse_matcher(spec: str) -> tuple[str, str | None]:
-    """``"dhn"``, ``"sinkhorn"``, ``"dhn:PATH"`` (a DHN the user trained) or ``"dhn:NAME"`` (a
-    shipped DHN, e.g. ``dhn:seq_gru``) -> (kind, path or name).
-
-    Raises:
-        ValueError: any other spelling, or an empty path.
-    """
-    kind, colon, path = spec.partition(":")
-    if kind not in MATCHERS or (kind == "sinkhorn" and colon) or (colon and not path):
-        raise ValueError(
-            f"matcher must be 'dhn', 'sinkhorn' or 'dhn:PATH/TO/weights.safetensors', got {spec!r}"
-        )
-    return kind, path or None
+__all__ = ["MOTION_TRAINING", "AugmentationConfig", "TrackerTrainConfig"]
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ from deepmot.data.dhn_dataset import (
     uniform_training_matrices,
 )
 from deepmot.engine.checkpoint import restore_training_state, training_state
-from deepmot.engine.distributed import Distributed, autocast, grad_scaler, setup, zero_term
-from deepmot.engine.run import TrainingRun, progress_bar, resolve_resumed_config
+from deepmot.engine.distributed import Distributed, precision_and_seed, setup, zero_term
+from deepmot.engine.loop import StepReport, fit
+from deepmot.engine.run import TrainingRun, resolve_resumed_config
 from deepmot.errors import DeepMOTError
 
 __all__ = [
@@ -271,11 +272,8 @@ def _train(
     card: dict[str, Any] | None,
     amp: str | None,
 ) -> dict[str, Any]:
-    dist.check_batch(config.batch_size)
     device = dist.device
-    precision = autocast(device, amp)
-    scaler = grad_scaler(device, amp)
-    torch.manual_seed(config.seed)
+    precision, scaler = precision_and_seed(dist, config.batch_size, amp, config.seed)
     model = build_dhn(config.dhn).to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=config.lr)
     batches_per_epoch = len(_epoch_batches(dataset.shapes, config, 0))
@@ -284,7 +282,6 @@ def _train(
     if config.max_iters is not None:
         total = min(total, config.max_iters)
 
-    iteration = run.start_iteration
     if run.state is not None:
         state = run.state
         restore_training_state(state, model, optimizer, scaler)
@@ -292,7 +289,7 @@ def _train(
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
 
-    def checkpoint() -> None:
+    def checkpoint(iteration: int) -> None:
         cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
         run.save_checkpoint(
             training_state(
@@ -309,80 +306,72 @@ def _train(
     trained = dist.wrap(model, "logits")  # DDP with several processes
     run.start(config.to_dict())
     start = time.monotonic()
-    bar = progress_bar(total, iteration, f"dhn train {config.name}", progress)
     model.train()
-    loss_value, wa_value = float("nan"), float("nan")
+    figures = {"loss": float("nan"), "wa": float("nan")}
     epoch_cache: tuple[int, list[np.ndarray]] | None = None
-    try:
-        with run.stop_on_signals():
-            while iteration < total and run.stop_requested is None:
-                epoch, index = divmod(iteration, batches_per_epoch)
-                if epoch_cache is None or epoch_cache[0] != epoch:
-                    epoch_cache = (epoch, _epoch_batches(dataset.shapes, config, epoch))
-                batch = epoch_cache[1][index]
-                # this process's share; with none (an epoch's last batch smaller than the
-                # world), one matrix weighted 0 keeps it in step with the others
-                share, weight = dist.shard(batch), 1.0
-                if not share:
-                    share, weight = [batch[0]], 0.0
-                d, a, mask = (t.to(device) for t in collate([dataset[int(i)] for i in share]))
-                totals = _batch_totals(dataset, batch, device) if dist.enabled else None
-                lr = config.lr * config.lr_decay ** (iteration // config.lr_decay_every)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with precision:
-                    logits = trained(d, mask)
-                    loss = weighted_focal_loss(
-                        logits.float(), a, mask, config.gamma, config.weighting, totals
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                if dist.enabled:
-                    # DDP averages the processes' gradients; their losses add up to the batch's
-                    scaler.scale(weight * dist.world_size * loss + zero_term(model)).backward()
-                else:
-                    scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                iteration += 1
-                wa = batch_wa(torch.sigmoid(logits.detach().float()), a, mask)
-                sums = dist.all_sum(
-                    [
-                        weight * float(loss.detach()),
-                        weight * wa * len(share),
-                        float(run.stop_requested is not None),
-                        float(
-                            config.max_minutes is not None
-                            and time.monotonic() - start > 60 * config.max_minutes
-                        ),
-                    ]
-                )
-                loss_value, wa_value = sums[0], sums[1] / len(batch) if dist.enabled else wa
-                if sums[2] > 0 and run.stop_requested is None:
-                    run.stop_requested = "a signal to another process"
-                run.log(
-                    [
-                        iteration,
-                        epoch,
-                        f"{loss_value:.6g}",
-                        f"{wa_value:.5f}",
-                        f"{lr:.6g}",
-                        len(batch),
-                        f"{time.monotonic() - start:.2f}",
-                    ]
-                )
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", wa=f"{wa_value:.4f}", refresh=False)
-                if sums[3] > 0:
-                    log.info("time budget of %s minutes used up", config.max_minutes)
-                    break
-                if iteration % config.checkpoint_every == 0:
-                    checkpoint()
-    finally:
-        bar.close()
-        run.close()
-    checkpoint()
-    if run.stop_requested is not None:
-        raise run.interrupted(iteration)
+
+    def step(iteration: int) -> StepReport:
+        nonlocal epoch_cache
+        epoch, index = divmod(iteration, batches_per_epoch)
+        if epoch_cache is None or epoch_cache[0] != epoch:
+            epoch_cache = (epoch, _epoch_batches(dataset.shapes, config, epoch))
+        batch = epoch_cache[1][index]
+        # this process's share; with none (an epoch's last batch smaller than the world), one
+        # matrix weighted 0 keeps it in step with the others
+        share, weight = dist.shard(batch), 1.0
+        if not share:
+            share, weight = [batch[0]], 0.0
+        d, a, mask = (t.to(device) for t in collate([dataset[int(i)] for i in share]))
+        totals = _batch_totals(dataset, batch, device) if dist.enabled else None
+        lr = config.lr * config.lr_decay ** (iteration // config.lr_decay_every)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with precision:
+            logits = trained(d, mask)
+            loss = weighted_focal_loss(
+                logits.float(), a, mask, config.gamma, config.weighting, totals
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if dist.enabled:
+            # DDP averages the processes' gradients; their losses add up to the batch's
+            scaler.scale(weight * dist.world_size * loss + zero_term(model)).backward()
+        else:
+            scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        wa = batch_wa(torch.sigmoid(logits.detach().float()), a, mask)
+        elapsed = time.monotonic() - start
+        sums = dist.sum_named(
+            {
+                "loss": weight * float(loss.detach()),
+                "wa": weight * wa * len(share),
+                "stop": float(run.stop_requested is not None),
+                "budget": float(
+                    config.max_minutes is not None and elapsed > 60 * config.max_minutes
+                ),
+            }
+        )
+        figures["loss"] = sums["loss"]
+        figures["wa"] = sums["wa"] / len(batch) if dist.enabled else wa
+        if sums["budget"] > 0:
+            log.info("time budget of %s minutes used up", config.max_minutes)
+        return StepReport(
+            [epoch, f"{figures['loss']:.6g}", f"{figures['wa']:.5f}", f"{lr:.6g}", len(batch)],
+            {"loss": f"{figures['loss']:.4f}", "wa": f"{figures['wa']:.4f}"},
+            stop_elsewhere=sums["stop"] > 0,
+            done=sums["budget"] > 0,
+        )
+
+    iteration = fit(
+        run,
+        step,
+        run.start_iteration,
+        total,
+        checkpoint,
+        config.checkpoint_every,
+        f"dhn train {config.name}",
+        progress,
+    )
     weights = out / f"dhn_{config.name}.safetensors"
     full_card = {
         "name": config.name,
@@ -399,8 +388,8 @@ def _train(
         "iterations": iteration,
         "total": total,
         "finished": iteration >= all_epochs,
-        "loss": loss_value,
-        "wa": wa_value,
+        "loss": figures["loss"],
+        "wa": figures["wa"],
         "weights": str(weights),
     }
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,31 +42,33 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from deepmot.assign.matcher import build_matcher
 from deepmot.boxes import box_iou, cosine_distance, distance_matrix
 from deepmot.data.sequence import Sequence
 from deepmot.engine.checkpoint import restore_training_state, training_state
 from deepmot.engine.distributed import (
     Distributed,
     DistributedModule,
-    autocast,
-    grad_scaler,
+    precision_and_seed,
     setup,
     zero_term,
 )
+from deepmot.engine.loop import StepReport, fit
 from deepmot.engine.prefetch import prefetching, step_loader
-from deepmot.engine.run import TrainingRun, progress_bar, resolve_resumed_config
+from deepmot.engine.run import TrainingRun, resolve_resumed_config
 from deepmot.errors import DeepMOTError
 from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.loss.smooth_l1 import SmoothL1Loss
+from deepmot.metrics.clear import clear_matches
 from deepmot.trackers.predictor import Prediction, Predictor, TrackBatch
 from deepmot.trackers.registry import Trainable, get_trainable
-from deepmot.train.clips import ClipSampler, ClipStart, StepClipFrames, clear_matches, perturb_some
+from deepmot.train.clips import ClipSampler, ClipStart, StepClipFrames, perturb_some
 from deepmot.train.config import TrackerTrainConfig
 from deepmot.train.diagnostics import GRADIENT_TERMS, FrameRecord, gradient_norms
 from deepmot.train.focal import anchor_labels, focal_classification_loss
 from deepmot.train.sot import single_object_step
 
-__all__ = ["LOG_FIELDS", "StepResult", "build_matcher", "run_clips", "train_tracker"]
+__all__ = ["LOG_FIELDS", "StepResult", "run_clips", "train_tracker"]
 
 log = logging.getLogger(__name__)
 
@@ -78,30 +79,6 @@ LOG_FIELDS = (
     "true_motp", "scale", "seconds",
 )  # fmt: skip
 _COUNTS = ("tp", "fp", "fn", "idsw", "objects", "iou_sum")
-
-
-def build_matcher(spec: str) -> Any:
-    """The frozen matcher of a config's ``matcher``: the default shipped DHN (``dhn``), a
-    shipped DHN by name (``dhn:seq_gru``) or a DHN file (``dhn:PATH``), Sinkhorn."""
-    from deepmot.train.config import parse_matcher
-
-    kind, path = parse_matcher(spec)
-    if kind == "sinkhorn":
-        from deepmot.assign.sinkhorn import Sinkhorn
-
-        return Sinkhorn()
-    from deepmot.assign.dhn import create_dhn, default_dhn, list_dhns, load_dhn
-
-    if path is None:
-        return default_dhn()
-    if path in list_dhns() and not Path(path).is_file():
-        try:
-            return create_dhn(path, pretrained=True)
-        except ValueError as error:
-            raise DeepMOTError(f"matcher {spec!r}: {error}") from None
-    if not Path(path).is_file():
-        raise DeepMOTError(f"{path}: no such DHN weights file (matcher {spec!r})")
-    return load_dhn(path)
 
 
 @dataclass
@@ -566,11 +543,8 @@ def _train(
     amp: str | None,
     workers: int,
 ) -> dict[str, Any]:
-    dist.check_batch(config.batch_size)
     device = dist.device
-    precision = autocast(device, amp)
-    scaler = grad_scaler(device, amp)
-    torch.manual_seed(config.seed)
+    precision, scaler = precision_and_seed(dist, config.batch_size, amp, config.seed)
     model = trainable.build(model_config).to(device)
     if config.init_weights is not None and run.state is None:
         # fine-tune from trained weights (e.g. Smooth-L1 or DeepMOT from the Vanilla model)
@@ -625,122 +599,102 @@ def _train(
     else:  # Smooth-L1; "vanilla" uses the predictor's own single-object objective
         loss_fn = SmoothL1Loss()
 
-    def checkpoint() -> None:
+    def checkpoint(iteration: int) -> None:
         run.save_checkpoint(training_state(config, model, optimizer, iteration, scaler))
 
     run.start(config.to_dict())
-    start = time.monotonic()
     last: dict[str, float] = {}
-    bar = progress_bar(
-        config.iterations, iteration, f"train {config.tracker} ({config.loss})", progress
-    )
     model.train()
-    try:
-        with run.stop_on_signals():
-            while iteration < config.iterations and run.stop_requested is None:
-                if isinstance(loss_fn, DeepMOTLoss):
-                    loss_fn.config = replace(loss_fn.config, scale=config.scale_at(iteration))
-                if prefetch:
-                    frames = next(read_ahead)
-                    for index, sequence in enumerate(sampler.sequences):
-                        sequence.frame_source.frames = frames.get(index, {})
-                rng = np.random.default_rng([config.seed, iteration])
-                starts = sampler.sample(rng, config.batch_size)
-                # one generator per clip: a clip rolls out the same in whichever process
-                mine = dist.shard(list(zip(starts, rng.spawn(len(starts)), strict=True)))
-                diagnose = isinstance(loss_fn, DeepMOTLoss) and (
-                    iteration % config.diagnose_every == 0
+
+    def step(iteration: int) -> StepReport:
+        if isinstance(loss_fn, DeepMOTLoss):
+            loss_fn.config = replace(loss_fn.config, scale=config.scale_at(iteration))
+        if prefetch:
+            frames = next(read_ahead)
+            for index, sequence in enumerate(sampler.sequences):
+                sequence.frame_source.frames = frames.get(index, {})
+        rng = np.random.default_rng([config.seed, iteration])
+        starts = sampler.sample(rng, config.batch_size)
+        # one generator per clip: a clip rolls out the same in whichever process
+        mine = dist.shard(list(zip(starts, rng.spawn(len(starts)), strict=True)))
+        diagnose = isinstance(loss_fn, DeepMOTLoss) and iteration % config.diagnose_every == 0
+        if isinstance(trained, DistributedModule):
+            trained.forward_calls = 0
+        with precision:
+            if config.loss == "vanilla":
+                loss, counts = single_object_step([s for s, _ in mine], predictor, device)
+                result = StepResult(loss, dict.fromkeys(TERMS, float("nan")), counts)
+            else:
+                result = run_clips(
+                    [s for s, _ in mine],
+                    predictor,
+                    loss_fn,
+                    config,
+                    [r for _, r in mine],
+                    history_len,
+                    device,
+                    diagnose,
                 )
-                if isinstance(trained, DistributedModule):
-                    trained.forward_calls = 0
+        grads = dict.fromkeys(GRADIENT_TERMS, float("nan"))
+        if diagnose:
+            grads = gradient_norms(result.records, loss_fn)
+        optimizer.zero_grad(set_to_none=True)
+        learns = result.loss.requires_grad
+        if isinstance(trained, DistributedModule):
+            # every process joins the gradient reduction, with or without tracks
+            loss = result.loss if learns else result.loss.detach()
+            if trained.forward_calls == 0:
                 with precision:
-                    if config.loss == "vanilla":
-                        loss, counts = single_object_step([s for s, _ in mine], predictor, device)
-                        result = StepResult(loss, dict.fromkeys(TERMS, float("nan")), counts)
-                    else:
-                        result = run_clips(
-                            [s for s, _ in mine],
-                            predictor,
-                            loss_fn,
-                            config,
-                            [r for _, r in mine],
-                            history_len,
-                            device,
-                            diagnose,
-                        )
-                grads = dict.fromkeys(GRADIENT_TERMS, float("nan"))
-                if diagnose:
-                    grads = gradient_norms(result.records, loss_fn)
-                optimizer.zero_grad(set_to_none=True)
-                learns = result.loss.requires_grad
-                if isinstance(trained, DistributedModule):
-                    # every process joins the gradient reduction, with or without tracks
-                    loss = result.loss if learns else result.loss.detach()
-                    if trained.forward_calls == 0:
-                        with precision:
-                            loss = loss + _placeholder_loss(
-                                predictor, mine[0][0], history_len, device
-                            )
-                    scaler.scale(loss + zero_term(model)).backward()
-                elif learns:
-                    scaler.scale(result.loss).backward()
-                # the step is skipped when no clip of the global batch had a track (as with
-                # one process); the figures are the global batch's
-                sums = dist.all_sum(
-                    [
-                        float(learns),
-                        float(run.stop_requested is not None),
-                        float(result.loss.detach()),
-                        *(result.soft[k] for k in TERMS),
-                        # norms of gradients of means over all clips: squares add up
-                        *(grads[k] ** 2 / dist.world_size**2 for k in GRADIENT_TERMS),
-                        *(result.counts[k] for k in _COUNTS),
-                    ]
-                )
-                if sums[0] > 0:
-                    scaler.step(optimizer)
-                    scaler.update()
-                if sums[1] > 0 and run.stop_requested is None:
-                    run.stop_requested = "a signal to another process"
-                means = [v / dist.world_size for v in sums[2 : 3 + len(TERMS)]]
-                k = 3 + len(TERMS)
-                if dist.enabled:
-                    grads = {
-                        g: math.sqrt(v)
-                        for g, v in zip(
-                            GRADIENT_TERMS, sums[k : k + len(GRADIENT_TERMS)], strict=True
-                        )
-                    }
-                k += len(GRADIENT_TERMS)
-                totals = StepResult(result.loss, {}, dict(zip(_COUNTS, sums[k:], strict=True)))
-                iteration += 1
-                last = {
-                    "loss": means[0],
-                    **dict(zip(TERMS, means[1:], strict=True)),
-                    **{f"grad_{k}": v for k, v in grads.items()},
-                    "true_mota": totals.true_mota,
-                    "true_motp": totals.true_motp,
-                    "scale": loss_fn.config.scale if isinstance(loss_fn, DeepMOTLoss) else 0.0,
-                }
-                run.log(
-                    [
-                        iteration,
-                        *(f"{last[k]:.6g}" for k in LOG_FIELDS[1:-1]),
-                        f"{time.monotonic() - start:.2f}",
-                    ]
-                )
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{last['loss']:.4f}", mota=f"{totals.true_mota:.3f}", refresh=False
-                )
-                if iteration % config.checkpoint_every == 0:
-                    checkpoint()
-    finally:
-        bar.close()
-        run.close()
-    checkpoint()
-    if run.stop_requested is not None:
-        raise run.interrupted(iteration)
+                    loss = loss + _placeholder_loss(predictor, mine[0][0], history_len, device)
+            scaler.scale(loss + zero_term(model)).backward()
+        elif learns:
+            scaler.scale(result.loss).backward()
+        # the step is skipped when no clip of the global batch had a track (as with one
+        # process); the figures are the global batch's
+        sums = dist.sum_named(
+            {
+                "learns": float(learns),
+                "stop": float(run.stop_requested is not None),
+                "loss": float(result.loss.detach()),
+                **{f"soft_{k}": result.soft[k] for k in TERMS},
+                # norms of gradients of means over all clips: squares add up
+                **{f"grad_{k}": grads[k] ** 2 / dist.world_size**2 for k in GRADIENT_TERMS},
+                **{f"count_{k}": result.counts[k] for k in _COUNTS},
+            }
+        )
+        if sums["learns"] > 0:
+            scaler.step(optimizer)
+            scaler.update()
+        if dist.enabled:
+            grads = {k: math.sqrt(sums[f"grad_{k}"]) for k in GRADIENT_TERMS}
+        totals = StepResult(result.loss, {}, {k: sums[f"count_{k}"] for k in _COUNTS})
+        last.clear()
+        last.update(
+            {
+                "loss": sums["loss"] / dist.world_size,
+                **{k: sums[f"soft_{k}"] / dist.world_size for k in TERMS},
+                **{f"grad_{k}": v for k, v in grads.items()},
+                "true_mota": totals.true_mota,
+                "true_motp": totals.true_motp,
+                "scale": loss_fn.config.scale if isinstance(loss_fn, DeepMOTLoss) else 0.0,
+            }
+        )
+        return StepReport(
+            [f"{last[k]:.6g}" for k in LOG_FIELDS[1:-1]],
+            {"loss": f"{last['loss']:.4f}", "mota": f"{totals.true_mota:.3f}"},
+            stop_elsewhere=sums["stop"] > 0,
+        )
+
+    iteration = fit(
+        run,
+        step,
+        run.start_iteration,
+        config.iterations,
+        checkpoint,
+        config.checkpoint_every,
+        f"train {config.tracker} ({config.loss})",
+        progress,
+    )
     weights = Path(out) / trainable.weights_file
     model.eval()
     if run.main:

@@ -100,8 +100,7 @@ def loss_mota_correlation(
 def _matchers(names: list[str]) -> dict[str, Any]:
     """``exact`` (SciPy's Hungarian, gated), or a training matcher by its ``--matcher`` name
     (``dhn``, ``sinkhorn``), or a shipped DHN by name (``seq_gru``): the row's label -> matcher."""
-    from deepmot.train.config import MATCHERS
-    from deepmot.train.tracker import build_matcher
+    from deepmot.assign.matcher import MATCHERS, build_matcher
 
     return {
         name: exact_matcher
