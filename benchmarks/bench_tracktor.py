@@ -3,10 +3,14 @@ camera motion (ECC) and the rest (track management), and training steps per seco
 without cached backbone features.
 
     python benchmarks/bench_tracktor.py [--frames 40] [--steps 10] [--weights W]
+    python benchmarks/bench_tracktor.py --sequence ../shared/data/real/PETS09-S2L1 \
+        --first 598 --frames 198 --threads 2 --skip-resnet50 --steps 0
 
-``--weights``: a detector or Tracktor file (default: the shipped light detector); the
-ResNet-50-FPN row is an untrained detector of Tracktor's size (800 px images): the same cost as
-a trained one.
+``--weights``: a detector or Tracktor file (default: the shipped detector); the ResNet-50-FPN
+row is an untrained detector of Tracktor's size (800 px images): the same cost as a trained
+one. ``--sequence``: a MOTChallenge folder with ``img1/`` (e.g. one ``deepmot frames`` made from
+a video) tracked with its ``det/det.txt`` from frame ``--first`` (default: a synthetic scene);
+the constant-velocity tracker runs on the same frames in the same run, for reference.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import argparse
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 
 import torch
 
+from deepmot.data.sequence import Sequence
 from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
 from deepmot.detection.config import DetectorConfig
 from deepmot.detection.model import build_detector
@@ -68,19 +74,31 @@ def main() -> None:
     parser.add_argument("--weights", default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-resnet50", action="store_true")
+    parser.add_argument("--sequence", help="a MOTChallenge sequence folder with img1/ and det/")
+    parser.add_argument("--first", type=int, default=1, help="first frame of --sequence")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch threads: {args.threads}")
-    scene = generate_scene(SceneConfig(frames=args.frames, seed=4321, name="BENCH-01"))
-    sequence = scene.to_sequence(cache_size=args.frames)
-    for frame in sequence.frames:  # render once, outside the timings
-        sequence.read_image(frame)
+    if args.sequence is None:
+        scene = generate_scene(SceneConfig(frames=args.frames, seed=4321, name="BENCH-01"))
+        sequence = scene.to_sequence(cache_size=args.frames)
+    else:
+        whole = Sequence.from_dir(args.sequence, det_file="det.txt")
+        last = min(len(whole), args.first + args.frames - 1)
+        sequence = whole.clip(range(args.first, last + 1))
+    images = {frame: sequence.read_image(frame) for frame in sequence.frames}
+    sequence.read_image = images.__getitem__  # decoded once, outside the timings
+    print(f"{sequence.name}: {len(sequence)} frames of {sequence.im_width}x{sequence.im_height}")
 
-    light = create_tracker("tracktor", weights=args.weights)
-    track_fps("light (shipped detector), public detections", light, sequence)
+    start = time.perf_counter()
+    track_sequence(create_tracker("constant_velocity"), sequence, progress=False)
+    rate = len(sequence) / (time.perf_counter() - start)
+    print(f"constant velocity (reference), public detections: {rate:.2f} frames/s")
+    shipped = create_tracker("tracktor", weights=args.weights)
+    track_fps("Tracktor (shipped detector), public detections", shipped, sequence)
     private = create_tracker("tracktor", weights=args.weights)
-    private.predictor.config = tracktor_module.TracktorConfig(private=True)
-    track_fps("light, private detections", private, sequence)
+    private.predictor.config = replace(private.predictor.config, private=True)
+    track_fps("Tracktor, private detections", private, sequence)
     if not args.skip_resnet50:
         detector_config = DetectorConfig()
         model = tracktor_module.TracktorModel(
@@ -94,6 +112,8 @@ def main() -> None:
         heavy = ManagedTracker(tracktor_module.TracktorPredictor(model), entry.management)
         track_fps("ResNet-50-FPN (untrained, 800 px), public detections", heavy, sequence)
 
+    if args.steps == 0:
+        return
     train = [generate_scene(c).to_sequence(cache_size=300) for c in dataset_configs(2)]
     detector = args.weights or "shipped"
     for cache in (0, 256):

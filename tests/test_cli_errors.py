@@ -67,7 +67,10 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # (arguments, words the error line must contain); {name} is a path from the fixture
 MISTAKES = [
     # a missing MOT_ROOT (issue 18: FileNotFoundError tracebacks)
-    ("track {root}/nosuch --out {root}/r", ["argument MOT_ROOT", "nosuch: no such folder"]),
+    (
+        "track {root}/nosuch --out {root}/r",
+        ["argument MOT_ROOT|VIDEO", "nosuch: no such file or folder"],
+    ),
     ("train {root}/nosuch --out {root}/r", ["argument MOT_ROOT", "no such folder"]),
     ("dhn data {root}/nosuch {root}/d", ["argument MOT_ROOT", "no such folder"]),
     ("demo --data {root}/nosuch", ["argument --data", "no such folder"]),

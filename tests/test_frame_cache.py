@@ -112,6 +112,32 @@ def test_tracking_with_the_cache_is_exactly_tracking_without(monkeypatch) -> Non
     assert small.skipped > 0 and small.hits > 0
 
 
+def _run_thresholded(model: TracktorModel, sequence, cache: FrameCache | None, threshold: float):
+    predictor = TracktorPredictor(model)
+    predictor.config = replace(predictor.config, detection_thresh=threshold)
+    if cache is not None:
+        predictor.use_frame_cache(cache)
+    return track_sequence(ManagedTracker(predictor, TRACKTOR_MANAGEMENT), sequence, progress=False)
+
+
+def test_predictors_with_other_birth_thresholds_share_a_cache_exactly() -> None:
+    """The re-scored detections are kept before the birth threshold: a trial with another
+    ``detection_thresh`` reads them from the cache and still applies its own threshold."""
+    sequence = _scene(7, frames=6).to_sequence()
+    model = build_tracktor()
+    scores = []
+    predictor = TracktorPredictor(model)
+    for frame in sequence.frames:
+        dets = torch.from_numpy(sequence.detections_at(frame))
+        scores.append(predictor._birth_material(sequence.read_image(frame), dets)[:, 4])
+    low, high = np.quantile(torch.cat(scores).numpy(), [0.2, 0.8])  # thresholds that differ
+    plain = [_run_thresholded(model, sequence, None, t) for t in (low, high)]
+    assert not np.array_equal(plain[0].ids, plain[1].ids) or len(plain[0]) != len(plain[1])
+    cache = FrameCache(2**30)
+    for threshold, expected in zip((low, high), plain, strict=True):
+        _same(_run_thresholded(model, sequence, cache, threshold), expected)
+
+
 def test_cache_belongs_to_one_model() -> None:
     cache = FrameCache(2**20)
     TracktorPredictor(build_tracktor()).use_frame_cache(cache)

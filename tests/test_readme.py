@@ -4,10 +4,10 @@ blocks, so the docs cannot rot.
 The blocks run in one folder laid out as the README assumes: ``MOT17/train`` (MOTChallenge
 sequence folders named as in the download, here small synthetic stand-ins with ``det/det.txt``
 and the shared data's ``deepmot_clean_FRCNN.txt``), a ``results/`` folder of result files,
-TrackEval's MOTChallenge and KITTI layouts under ``data/``. Commands run on that small data
-with tiny budgets (the options appended are in :data:`SMALL`); ``pip install`` and ``pytest``
-are skipped (CI runs that line itself). With the real MOTChallenge files present, the reading
-snippet also runs on them.
+TrackEval's MOTChallenge and KITTI layouts under ``data/``, a short video ``street.mp4``.
+Commands run on that small data with tiny budgets (the options appended are in :data:`SMALL`);
+``pip install`` and ``pytest`` are skipped (CI runs that line itself). With the real
+MOTChallenge files present, the reading snippet also runs on them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ SMALL = {
     ("demo",): ["--iterations", "2", "--matcher", "sinkhorn", "--no-progress"],
     ("train",): ["--iterations", "2", "--batch-size", "2", "--no-progress"],
     ("track",): ["--no-progress"],
+    ("frames",): ["--no-progress"],
     ("dhn", "data"): ["--uniform-step", "299", "--uniform-per-size", "2"],
     ("dhn", "train"): ["--max-iters", "2", "--no-progress"],
     ("dhn", "eval"): ["--threads", "1"],
@@ -101,7 +102,21 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results = ["track", str(train), "--out", str(root / "results"), "--tracker", "kalman"]
     assert main([*results, "--no-progress"]) == 0
     _trackeval_layouts(root)
+    _street_video(root / "street.mp4")
     return root
+
+
+def _street_video(path: Path) -> None:
+    """A short synthetic scene as an .mp4, the README's ``street.mp4``."""
+    import cv2
+
+    from deepmot.data.synthetic import SceneConfig, generate_scene
+
+    scene = generate_scene(SceneConfig(frames=6, people=3, width=160, height=120, seed=3))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    for frame in range(1, 7):
+        writer.write(np.ascontiguousarray(scene.render_frame(frame)[..., ::-1]))
+    writer.release()
 
 
 def _trackeval_layouts(root: Path) -> None:

@@ -43,6 +43,30 @@ def test_the_frame_shows_misses_false_positives_and_a_header() -> None:
     assert (canvas == 238).all()  # drawn on a copy
 
 
+@pytest.mark.parametrize(("width", "height"), [(320, 240), (640, 480), (1920, 1080)])
+def test_the_header_is_a_small_band_at_any_size(width: int, height: int) -> None:
+    canvas = np.full((height, width, 3), 238, np.uint8)
+    gt = np.array([[10, 10, 40, 80], [90, 10, 120, 80]], float) * width / 320
+    tracks = gt[:1] + 2
+    title = "constant_velocity (motion.safetensors), split val; PETS09-S2L1, frame 1234"
+    out = draw_tracking_frame(canvas, tracks, np.array([7]), gt, title=title)
+    band = out.shape[0] - height
+    assert 0 < band <= 0.12 * height, (band, height)
+    assert out.shape[1] == width and (out[band:] != 238).any()  # the frame under it, drawn on
+    text = (out[:band] < 128).any(axis=2)
+    assert text.any() and not text[:, -3:].any()  # a line too long is cut short, not clipped
+
+
+def test_without_ground_truth_the_tracks_alone() -> None:
+    canvas = np.full((120, 160, 3), 238, np.uint8)
+    tracks = np.array([[11, 10, 41, 80], [130, 90, 150, 115]], float)
+    out = draw_tracking_frame(canvas, tracks, np.array([3, 4]), None, title="t")
+    frame = out[out.shape[0] - 120 :]
+    red = (frame[..., 0] > 200) & (frame[..., 1] < 60) & (frame[..., 2] < 60)
+    assert not red.any()  # no misses, no false-positive crosses
+    assert (frame[10:81, 11:42] != 238).any() and (frame[90:116, 130:151] != 238).any()
+
+
 @pytest.fixture(scope="module")
 def tracked():
     seq = generate_scene(SceneConfig(frames=12, people=4, width=160, height=120)).to_sequence()

@@ -9,6 +9,7 @@ COMMANDS: list[str] = [
     "detector",
     "dhn",
     "eval",
+    "frames",
     "reid",
     "reproduce",
     "results",

@@ -1,10 +1,11 @@
 """A MOTChallenge sequence in memory: per-frame ground truth, detections, image size and frames.
 
 ``Sequence.from_dir`` reads a sequence folder (``seqinfo.ini``, ``gt/gt.txt``, ``det/*.txt``,
-``img1/``); any part but one of ``seqinfo.ini`` / ``gt/gt.txt`` may be absent. Boxes come out
-as ``float32`` ``xyxy`` numpy arrays, the library's convention. Frames come from a
-:class:`~deepmot.data.frames.FrameSource`: the ``img1/`` folder, or a synthetic scene rendered
-on demand (``SyntheticScene.to_sequence()``).
+``img1/``); any part but one of ``seqinfo.ini`` / ``gt/gt.txt`` may be absent.
+``Sequence.from_video`` reads a video file, with ground truth and detections where given. Boxes
+come out as ``float32`` ``xyxy`` numpy arrays, the library's convention. Frames come from a
+:class:`~deepmot.data.frames.FrameSource`: the ``img1/`` folder, a video, or a synthetic scene
+rendered on demand (``SyntheticScene.to_sequence()``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmot.data.frames import FrameSource, ImageFolder
+from deepmot.data.frames import FrameSource, ImageFolder, VideoFrames
 from deepmot.errors import DeepMOTError, MOTFormatError
 from deepmot.io import mot
 
@@ -77,6 +78,7 @@ class Sequence:
         gt: ground-truth table, or None.
         detections: detection table, or None.
         frame_source: where the frames come from (:class:`~deepmot.data.frames.ImageFolder`,
+            :class:`~deepmot.data.frames.VideoFrames`,
             :class:`~deepmot.data.frames.RenderedFrames`), or None.
         frame_offset: frame ``f`` is the source's frame ``f + frame_offset`` (for a clip of a
             longer sequence).
@@ -168,6 +170,65 @@ class Sequence:
             width, height = _image_size(image_dir, im_ext)
         return cls(name, length, width, height, rate, gt, dets, source)
 
+    @classmethod
+    def from_video(
+        cls,
+        video: str | Path,
+        gt: str | Path | None = None,
+        det: str | Path | None = None,
+        name: str | None = None,
+        frame_rate: float | None = None,
+    ) -> Sequence:
+        """A sequence whose frames are decoded from ``video`` (:class:`VideoFrames`): frame
+        ``k`` of the files is the video's ``k``-th frame.
+
+        Args:
+            video: the video file.
+            gt: a MOTChallenge ground-truth file of it, or None.
+            det: a MOTChallenge detection file of it, or None (then no detections: give them
+                with :meth:`with_detections`).
+            name: the sequence's name (default: the video's file name without its suffix).
+            frame_rate: frames per second (default: the video's).
+
+        Raises:
+            DeepMOTError: the video cannot be read (see :class:`VideoFrames`), a file is
+                malformed, or a file has rows beyond the video's last frame.
+        """
+        source = VideoFrames(video)
+        tables = []
+        for path, read in ((gt, mot.read_gt), (det, mot.read_detections)):
+            table = read(path) if path is not None else None
+            if table is not None and len(table) and table.frames[-1] > len(source):
+                raise MOTFormatError(
+                    path,
+                    f"frame {table.frames[-1]} is beyond the {len(source)} frames of {video}",
+                )
+            tables.append(table)
+        return cls(
+            name or Path(video).stem,
+            len(source),
+            source.width,
+            source.height,
+            frame_rate or source.fps,
+            tables[0],
+            tables[1],
+            source,
+        )
+
+    def with_detections(self, detections: mot.Detections | None) -> Sequence:
+        """This sequence with other detections (e.g. a detector's, for a video without any)."""
+        return Sequence(
+            self.name,
+            self.seq_length,
+            self.im_width,
+            self.im_height,
+            self.frame_rate,
+            self.gt,
+            detections,
+            self.frame_source,
+            self.frame_offset,
+        )
+
     @staticmethod
     def detection_files(path: str | Path) -> list[str]:
         """Names of the detection files in a sequence folder's ``det/``."""
@@ -239,7 +300,7 @@ class Sequence:
 
     @property
     def has_images(self) -> bool:
-        """Whether frames can be read (an image folder or a rendered scene)."""
+        """Whether frames can be read (an image folder, a video or a rendered scene)."""
         return self.frame_source is not None
 
     @property
@@ -258,7 +319,9 @@ class Sequence:
     def read_image(self, frame: int) -> np.ndarray:
         """The image of ``frame`` as ``(H, W, 3) uint8`` RGB (from the frame source)."""
         if self.frame_source is None:
-            raise DeepMOTError(f"sequence {self.name} has no frames (no img1/ folder or scene)")
+            raise DeepMOTError(
+                f"sequence {self.name} has no frames (no img1/ folder, video or scene)"
+            )
         self._check_frame(frame)
         return self.frame_source.read(frame + self.frame_offset)
 

@@ -11,10 +11,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["BACKBONES", "NORMS", "DetectorConfig", "DetectorTrainConfig"]
+__all__ = ["BACKBONES", "MIN_DETECTION_SCORE", "NORMS", "DetectorConfig", "DetectorTrainConfig"]
 
 BACKBONES = ("resnet50_fpn", "resnet18_fpn", "mobilenet_v3_fpn")
 """Backbones of :func:`deepmot.detection.model.build_detector` (the registry's names)."""
+
+MIN_DETECTION_SCORE = 0.5
+"""Least score of a detection the detector hands a tracker when it makes a video's detections
+(:func:`deepmot.detection.detect.detect_sequence`): Tracktor's ``detection_person_thresh: 0.5``
+(``cfgs/tracktor.yaml``), the score its own births need."""
 
 NORMS = ("batch", "frozen")
 """Normalisation of a detector in training (:attr:`DetectorTrainConfig.norm`)."""

@@ -351,12 +351,17 @@ class TracktorPredictor:
         self._align = (self._previous, frame) if self._previous is not None else None
         self._previous = frame
         if self._shared is None:
-            return self._birth_material(frame, dets)
-        key = ("detections", self._shared.digest(frame), self._shared.digest(dets))
-        return self._shared.lookup(key, lambda: self._birth_material(frame, dets)).clone()
+            found = self._birth_material(frame, dets)
+        else:
+            # cached before the threshold, so trials with other thresholds share it
+            key = ("detections", self.config.private, self._shared.digest(frame))
+            key += (self._shared.digest(dets),)
+            found = self._shared.lookup(key, lambda: self._birth_material(frame, dets)).clone()
+        return found[found[:, 4] >= self.config.detection_thresh]
 
     def _birth_material(self, frame: Frame, dets: Tensor) -> Tensor:
-        """:meth:`prepare_detections` without the cache."""
+        """:meth:`prepare_detections` without the cache and the threshold: every re-scored
+        public detection, or every private one."""
         features, resized, image = self.frame_features(frame)
         original = tuple(image.shape[-2:])
         if self.config.private:
@@ -369,8 +374,7 @@ class TracktorPredictor:
                     features, resized, original, dets[:, :4].float().to(image.device)
                 )
             found = torch.cat([boxes, scores[:, None]], dim=1).cpu()
-        keep = found[:, 4] >= self.config.detection_thresh
-        return found[keep]
+        return found
 
     def predict(
         self,

@@ -5,7 +5,9 @@ Each frame shows the ground-truth boxes (thin, grey), the tracks (coloured by id
 through their last centres), the objects no track covers (red, "miss") and the tracks that
 cover no object (a red cross, "FP"). Misses and false positives come from a one-to-one IoU
 matching of the frame (IoU ≥ 0.5, as the evaluator's), without the evaluator's ID memory:
-they are the frame's FN and FP, not its ID switches. A header band says what is shown.
+they are the frame's FN and FP, not its ID switches. Without ground truth (a video tracked as
+is) the tracks are drawn alone. A header band above the frame, at most 12% of its height with
+text that grows with the frame, says what is shown.
 
 Images are ``(H, W, 3) uint8`` RGB; boxes ``(K, 4)`` xyxy pixels.
 """
@@ -41,6 +43,7 @@ GT_COLOR = (150, 150, 150)
 MISS_COLOR = (230, 20, 20)
 CANVAS = 238  # grey level of the background when a sequence has no frames
 LEGEND = "grey: ground truth; colour: track id (tail: last centres); red: miss; X: false positive"
+LEGEND_TRACKS = "colour: track id (tail: last centres)"
 
 
 @dataclass(frozen=True)
@@ -81,36 +84,49 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def _text_scale(width: int) -> float:
-    return max(0.45, width / 1400)
+HEADER_SHARE = 0.12
+"""Most of the frame's height the header band takes: lines that do not fit are left out (the
+legend first, then the counts), and a line wider than the frame is cut short."""
+FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _line_height(width: int) -> int:
-    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, _text_scale(width), 1)
-    return th + base + 6
+def _text_scale(width: int, height: int) -> float:
+    """Font scale that grows with the frame: 0.3 (text 8 px high, the least legible) up to
+    320x240, 1 at 1100 px high (1400 px wide)."""
+    return max(0.3, min(height / 1100, width / 1400))
+
+
+def _header_layout(width: int, height: int) -> tuple[float, int, int, int]:
+    """``(scale, thickness, line step, most lines)`` of the header of a ``width`` x ``height``
+    frame."""
+    scale = _text_scale(width, height)
+    thickness = 1 if scale < 0.8 else 2
+    (_, th), base = cv2.getTextSize("Ag", FONT, scale, thickness)
+    step = th + base + max(2, round(4 * scale))
+    lines = max(1, int((HEADER_SHARE * height - 4) // step))
+    return scale, thickness, step, lines
+
+
+def _fit(text: str, width: int, scale: float, thickness: int) -> str:
+    """``text`` cut short (ending in ``...``) so that it is at most ``width`` pixels wide."""
+    if cv2.getTextSize(text, FONT, scale, thickness)[0][0] <= width:
+        return text
+    while text and cv2.getTextSize(f"{text}...", FONT, scale, thickness)[0][0] > width:
+        text = text[:-1]
+    return f"{text.rstrip()}..."
 
 
 def _header(image: np.ndarray, lines: list[str]) -> np.ndarray:
-    """``image`` below a white band with ``lines`` of text, wrapped to its width."""
-    font, width = cv2.FONT_HERSHEY_SIMPLEX, image.shape[1] - 12
-    scale = _text_scale(image.shape[1])
-    wrapped: list[str] = []
-    for text in lines:
-        current = ""
-        for word in text.split(" "):
-            trial = f"{current} {word}".strip()
-            if current and cv2.getTextSize(trial, font, scale, 1)[0][0] > width:
-                wrapped.append(current)
-                current = word
-            else:
-                current = trial
-        wrapped.append(current)
-    step = _line_height(image.shape[1])
-    th = cv2.getTextSize("Ag", font, scale, 1)[0][1]
-    band = np.full((step * len(wrapped) + 6, image.shape[1], 3), 255, np.uint8)
-    for k, text in enumerate(wrapped):
-        y = 4 + step * k + th + 2
-        cv2.putText(band, text, (6, y), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    """``image`` below a white band with the first ``lines`` that fit in
+    :data:`HEADER_SHARE` of its height, each on one line (cut short if too wide)."""
+    height, width = image.shape[:2]
+    scale, thickness, step, most = _header_layout(width, height)
+    lines = [_fit(text, width - 8, scale, thickness) for text in lines[:most]]
+    (_, th), base = cv2.getTextSize("Ag", FONT, scale, thickness)
+    band = np.full((step * len(lines) + 4, width, 3), 255, np.uint8)
+    for k, text in enumerate(lines):
+        y = 2 + step * k + (step - th - base) // 2 + th  # the text's baseline
+        cv2.putText(band, text, (4, y), FONT, scale, (0, 0, 0), thickness, cv2.LINE_AA)
     return np.concatenate([band, image], axis=0)
 
 
@@ -118,7 +134,7 @@ def draw_tracking_frame(
     image: np.ndarray,
     tracks: np.ndarray,
     track_ids: np.ndarray,
-    gt: np.ndarray,
+    gt: np.ndarray | None,
     tails: dict[int, Iterable[tuple[float, float]]] | None = None,
     title: str | None = None,
 ) -> np.ndarray:
@@ -127,25 +143,35 @@ def draw_tracking_frame(
     Args:
         image: the frame ``(H, W, 3) uint8`` RGB (or a blank canvas of its size).
         tracks: ``(N, 4)`` xyxy; track_ids: ``(N,)``.
-        gt: ``(M, 4)`` xyxy of the objects an evaluation counts.
+        gt: ``(M, 4)`` xyxy of the objects an evaluation counts, or None where there is no
+            ground truth (a video as is): then the tracks alone, no misses or false positives.
         tails: track id to its last centres ``(x, y)``, oldest first.
         title: a line for the header band (with the counts and the legend below it).
 
     Returns:
-        A new RGB image: the header band above the frame.
+        A new RGB image: the header band (at most :data:`HEADER_SHARE` of the frame's height)
+        above the frame.
     """
     tracks = np.asarray(tracks, np.float64).reshape(-1, 4)
     track_ids = np.asarray(track_ids, np.int64).reshape(-1)
-    gt = np.asarray(gt, np.float64).reshape(-1, 4)
     if len(track_ids) != len(tracks):
         raise ValueError(f"got {len(tracks)} tracks but {len(track_ids)} ids")
-    match = match_frame(tracks, gt)
     thick = max(1, round(min(image.shape[:2]) / 400))
-    out = draw_boxes(image, gt, color=GT_COLOR, color_by_id=False, thickness=thick)
+    image = np.asarray(image, np.uint8)
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image.copy()
+    if gt is not None:
+        gt = np.asarray(gt, np.float64).reshape(-1, 4)
+        out = draw_boxes(out, gt, color=GT_COLOR, color_by_id=False, thickness=thick)
     for tid, centres in (tails or {}).items():
         points = np.round(np.asarray(list(centres), np.float64)).astype(np.int32)
         if len(points) > 1:
             cv2.polylines(out, [points.reshape(-1, 1, 2)], False, id_color(tid), thick, cv2.LINE_AA)
+    labels = [str(int(i)) for i in track_ids]
+    if gt is None:
+        out = draw_boxes(out, tracks, ids=track_ids, labels=labels, thickness=2 * thick)
+        counts = f"{len(tracks)} tracks (no ground truth)"
+        return _header(out, [*([title] if title else []), counts, LEGEND_TRACKS])
+    match = match_frame(tracks, gt)
     if len(match.fn):
         out = draw_boxes(
             out,
@@ -155,7 +181,6 @@ def draw_tracking_frame(
             color_by_id=False,
             thickness=2 * thick,
         )
-    labels = [str(int(i)) for i in track_ids]
     for k in match.fp:
         labels[k] = f"{int(track_ids[k])} FP"
     out = draw_boxes(out, tracks, ids=track_ids, labels=labels, thickness=2 * thick)
@@ -164,7 +189,7 @@ def draw_tracking_frame(
         cv2.line(out, (x1, y2), (x2, y1), MISS_COLOR, thick, cv2.LINE_AA)
     counts = (
         f"{len(tracks)} tracks, {len(gt)} objects: {len(match.pairs)} matched (IoU >= 0.5), "
-        f"{len(match.fp)} false positives, {len(match.fn)} misses"
+        f"{len(match.fp)} FP, {len(match.fn)} misses"
     )
     return _header(out, [*([title] if title else []), counts, LEGEND])
 
@@ -202,7 +227,7 @@ def tracking_frames(
             history[tid].append(((x1 + x2) / 2, (y1 + y2) / 2))
         if frame not in wanted:
             continue
-        gt = sequence.gt_at(frame).active_pedestrians().boxes if sequence.gt is not None else []
+        gt = sequence.gt_at(frame).active_pedestrians().boxes if sequence.gt is not None else None
         tails = {tid: history[tid] for tid in ids.tolist()}
         heading = f"{title}{'; ' if title else ''}{sequence.name}, frame {frame + frame_offset}"
         yield (
@@ -245,13 +270,16 @@ def render_tracking_video(
     fps: float | None = None,
     frame_offset: int = 0,
     max_width: int = 1280,
+    progress: bool = False,
 ) -> Path:
     """Write :func:`tracking_frames` of every frame as a video (OpenCV's writer; the codec
     from the name: ``.mp4`` → mp4v, ``.avi`` → MJPG). The file appears only when complete.
 
     ``fps`` defaults to the sequence's frame rate (else 25); frames wider than ``max_width``
-    are scaled down.
+    are scaled down; ``progress`` shows a tqdm progress bar.
     """
+    from tqdm.auto import tqdm
+
     path = Path(path)
     codecs = {".mp4": "mp4v", ".avi": "MJPG"}
     if path.suffix.lower() not in codecs:
@@ -260,15 +288,22 @@ def render_tracking_video(
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     writer = None
+    pictures = tracking_frames(sequence, results, title, frame_offset=frame_offset)
+    bar = tqdm(
+        pictures,
+        total=len(sequence),
+        desc=f"video {sequence.name}",
+        unit="frame",
+        disable=not progress,
+    )
     try:
-        for _, picture in tracking_frames(sequence, results, title, frame_offset=frame_offset):
+        for _, picture in bar:
             if picture.shape[1] > max_width:
                 height = round(picture.shape[0] * max_width / picture.shape[1])
                 picture = cv2.resize(picture, (max_width, height), interpolation=cv2.INTER_AREA)
             if writer is None:
-                # room for two more header lines than the first frame's (texts vary per frame)
-                spare = 2 * _line_height(picture.shape[1])
-                size = (picture.shape[1], picture.shape[0] + spare)
+                # every frame's header has the same height (one line per text, cut short)
+                size = (picture.shape[1], picture.shape[0])
                 fourcc = cv2.VideoWriter_fourcc(*codecs[path.suffix.lower()])
                 writer = cv2.VideoWriter(str(partial), fourcc, float(fps), size)
                 if not writer.isOpened():
@@ -280,6 +315,7 @@ def render_tracking_video(
         writer = None
         os.replace(partial, path)
     finally:
+        bar.close()
         if writer is not None:
             writer.release()
         partial.unlink(missing_ok=True)
