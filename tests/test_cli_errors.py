@@ -1,8 +1,8 @@
 """Every user mistake is one line naming the argument or file and what to do, exit code 2, no
 traceback; fallbacks warn; a finished run is neither replaced nor "resumed" silently.
 
-The mistakes are those of issue 18 (except ``deepmot eval``'s, tested with the evaluator) and
-more found by trying the commands as a new user would.
+The mistakes are those a new user makes when trying the commands (``deepmot eval``'s are tested
+with the evaluator).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 # (arguments, words the error line must contain); {name} is a path from the fixture
 MISTAKES = [
-    # a missing MOT_ROOT (issue 18: FileNotFoundError tracebacks)
+    # a missing MOT_ROOT (once a FileNotFoundError traceback)
     (
         "track {root}/nosuch --out {root}/r",
         ["argument MOT_ROOT|VIDEO", "nosuch: no such file or folder"],
@@ -75,7 +75,7 @@ MISTAKES = [
     ("dhn data {root}/nosuch {root}/d", ["argument MOT_ROOT", "no such folder"]),
     ("demo --data {root}/nosuch", ["argument --data", "no such folder"]),
     ("train {data}/SYNTH-01/seqinfo.ini --out {root}/r", ["MOT_ROOT", "not a folder"]),
-    # ranges (issue 18: ValueError from the config, torch's traceback for --lr)
+    # ranges (once a ValueError from the config, torch's traceback for --lr)
     ("train {data} --out {root}/r --iterations 0", ["argument --iterations", ">= 1, got 0"]),
     ("train {data} --out {root}/r --iterations -5", ["argument --iterations", "got -5"]),
     ("train {data} --out {root}/r --batch-size 0", ["argument --batch-size", ">= 1"]),
@@ -89,7 +89,7 @@ MISTAKES = [
     ("train {data} --out {root}/r --matcher foo", ["argument --matcher", "sinkhorn"]),
     ("train {data} --out {root}/r --device foo", ["argument --device", "cuda:N"]),
     ("train {data} --out {root}/r --workers -1", ["argument --workers", ">= 0"]),
-    # performance options on the CPU (issue 14): refused before any work
+    # performance options on the CPU: refused before any work
     ("detector train --out {root}/det --amp fp16", ["--amp fp16", "bf16 on the CPU"]),
     ("detector train --out {root}/det --dist-backend nccl", ["--dist-backend nccl", "gloo"]),
     ("train {data} --out {root}/r --amp fp16", ["--amp fp16", "use --amp bf16"]),
@@ -114,7 +114,7 @@ MISTAKES = [
     ("dhn eval seq_gru {dd} --size-study", ["--size-study", "--out"]),
     ("dhn eval seq_gru {dd} --threads 0", ["argument --threads"]),
     ("track {data} --out {root}/r --tracker nope", ["--tracker nope", "constant_velocity"]),
-    # eval's output files: a folder where a file is meant (issue 18: IsADirectoryError)
+    # eval's output files: a folder where a file is meant (once an IsADirectoryError)
     ("eval {data} {root} --out {root}", ["argument --out", "is a folder"]),
     ("eval {data} {root} --csv {root}", ["argument --csv", "is a folder"]),
     ("eval {data} {root} --events {root}", ["argument --events", "is a folder"]),
@@ -131,7 +131,7 @@ MISTAKES = [
         ["--weights", "no trained weights", "drop --weights"],
     ),
     ("train {data} --out {root}/r --matcher dhn:{root}/nosuch", ["--matcher", "no such file"]),
-    # files and folders in the way (issue 18: FileExistsError from track --out)
+    # files and folders in the way (once a FileExistsError from track --out)
     ("track {data} --out {data}/SYNTH-01/seqinfo.ini", ["argument --out", "is a file"]),
     ("train {data} --out {data}/SYNTH-01/seqinfo.ini", ["argument --out", "is a file"]),
     ("train {data} --out {data}/SYNTH-01/seqinfo.ini/x", ["argument --out", "is a file"]),
@@ -156,7 +156,7 @@ MISTAKES = [
     ("dhn train {dd} --out {dhn_run} --resume --lr 0.1", ["--lr 0.1 (stored: 0.0003)"]),
     ("dhn train {dd} --out {dhn_run} --resume --hidden 8", ["--hidden 8 (stored: 4)"]),
     ("synth {data} --sequences 1", ["already exist", "--overwrite"]),
-    # beyond the issue: malformed files, folders without what a command needs, system paths
+    # malformed files, folders without what a command needs, system paths
     ("train {root}/badgt --out {root}/r --det-file det.txt", ["gt/gt.txt:5", "columns"]),
     ("track {root}/badgt --out {root}/r --tracker kalman", ["gt/gt.txt:5"]),
     ("train {root}/nogt --out {root}/r --det-file det.txt", ["no sequence with ground truth"]),

@@ -161,7 +161,7 @@ def test_parity_on_mot17_with_other_detectors(tmp_path: Path, detector: str) -> 
 # --------------------------------------------------------------------------- fixtures
 
 
-TUD_EXPECTED = {  # issue 4 (py-motmetrics' published numbers; the devkit's too)
+TUD_EXPECTED = {  # py-motmetrics' published numbers (the devkit's too)
     "TUD-Campus": {
         "MOTA": 0.5265,
         "IDF1": 0.5577,

@@ -1,13 +1,16 @@
-"""The README runs as written: every Python block, and every ``deepmot`` command of its shell
-blocks, so the docs cannot rot.
+"""The README and the docs pages run as written: every Python block, and every ``deepmot``
+command of their shell blocks, so the docs cannot rot. Pages: the README and every
+``docs/*.md`` but the generated ``docs/results.md``; a block right after a
+``<!-- not run: why -->`` line (a synopsis, an excerpt of a signature) is not run, and a
+block or command that several pages repeat runs once, under the first page that has it.
 
-The blocks run in one folder laid out as the README assumes: ``MOT17/train`` (MOTChallenge
-sequence folders named as in the download, here small synthetic stand-ins with ``det/det.txt``
-and the shared data's ``deepmot_clean_FRCNN.txt``), a ``results/`` folder of result files,
-TrackEval's MOTChallenge and KITTI layouts under ``data/``, a short video ``street.mp4``.
-Commands run on that small data with tiny budgets (the options appended are in :data:`SMALL`);
-``pip install`` and ``pytest`` are skipped (CI runs that line itself). With the real
-MOTChallenge files present, the reading snippet also runs on them.
+The blocks run, page after page, in one folder laid out as the pages assume: ``MOT17/train``
+(MOTChallenge sequence folders named as in the download, here small synthetic stand-ins with
+``det/det.txt`` and the shared data's ``deepmot_clean_FRCNN.txt``), a ``results/`` folder of
+result files, TrackEval's MOTChallenge and KITTI layouts under ``data/``, a short video
+``street.mp4``. Commands run on that small data with tiny budgets (the options appended are in
+:data:`SMALL`); ``pip install`` and ``pytest`` are skipped (CI runs that line itself). With the
+real MOTChallenge files present, the reading snippet of ``docs/data.md`` also runs on them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from _eval_helpers import kitti_rows, synthetic_sequence, write_kitti, write_syn
 
 from deepmot.cli import main
 
-README = Path(__file__).parents[1] / "README.md"
+ROOT = Path(__file__).parents[1]
+README = ROOT / "README.md"
+#: the pages whose blocks run: the README, then every docs page but the generated results page
+PAGES = (README, *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "results.md"))
 
 #: options appended to a command so that it runs in seconds on the stand-in data
 SMALL = {
@@ -65,17 +71,22 @@ PLACEHOLDERS = {"MOT_ROOT": "MOT17/train"}
 STAND_INS = ("MOT17-02-FRCNN", "MOT17-09-FRCNN", "MOT17-10-FRCNN", "PETS09-S2L1", "KITTI-13")
 
 
-def blocks(language: str) -> list[tuple[str, str]]:
-    """``(section heading + index, code)`` of every fenced block in ``language``."""
-    out, section, count = [], "", {}
-    for match in re.finditer(
-        r"^## ([^\n]+)$|^```(\w*)\n(.*?)^```$", README.read_text(), flags=re.M | re.S
-    ):
-        if match.group(1):
-            section = match.group(1)
-        elif match.group(2) == language:
-            count[section] = count.get(section, 0) + 1
-            out.append((f"{section} #{count[section]}", match.group(3)))
+def blocks(language: str, pages: tuple[Path, ...] = PAGES) -> list[tuple[str, str]]:
+    """``(page: section heading + index, code)`` of every fenced block in ``language`` that is
+    not marked ``<!-- not run ... -->``, page after page in the order of ``pages``."""
+    out = []
+    for page in pages:
+        section, count = "", {}
+        for match in re.finditer(
+            r"^#{1,3} ([^\n]+)$|^(<!-- not run[^\n]*-->\n)?```(\w*)\n(.*?)^```$",
+            page.read_text(),
+            flags=re.M | re.S,
+        ):
+            if match.group(1):
+                section = match.group(1)
+            elif match.group(3) == language and not match.group(2):
+                count[section] = count.get(section, 0) + 1
+                out.append((f"{page.name}: {section} #{count[section]}", match.group(4)))
     return out
 
 
@@ -87,6 +98,21 @@ def commands(code: str) -> list[str]:
         line = line.split("  #")[0].strip()
         out.extend(part.strip() for part in line.split("&&") if part.strip())
     return out
+
+
+def _first_of_each(cases: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``cases`` without repeats of the same code: a block or command that a docs page repeats
+    from the README (or another page) runs once, under the first page that has it."""
+    seen: set[str] = set()
+    out = []
+    for where, code in cases:
+        if code not in seen:
+            seen.add(code)
+            out.append((where, code))
+    return out
+
+
+PYTHON_BLOCKS = _first_of_each(blocks("python"))
 
 
 @pytest.fixture(scope="module")
@@ -142,34 +168,39 @@ def _trackeval_layouts(root: Path) -> None:
         write_kitti(folder / "0000.txt", tracker_rows)
 
 
-def test_the_readme_has_blocks_to_run() -> None:
-    assert len(blocks("python")) >= 5 and len(blocks("bash")) >= 4
+def test_the_pages_have_blocks_to_run() -> None:
+    assert len(blocks("python", (README,))) >= 1 and len(blocks("bash", (README,))) >= 4
+    assert len(blocks("python")) >= 8 and len(blocks("bash")) >= 15
+    assert all(
+        len(blocks(lang, (ROOT / "docs" / "evaluation.md",))) >= 1 for lang in ("python", "bash")
+    )
 
 
-@pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[b[0] for b in blocks("python")])
+@pytest.mark.parametrize(("where", "code"), PYTHON_BLOCKS, ids=[b[0] for b in PYTHON_BLOCKS])
 def test_python_block_runs_as_written(
     workspace: Path, monkeypatch: pytest.MonkeyPatch, where: str, code: str
 ) -> None:
     monkeypatch.chdir(workspace)
-    exec(compile(code, f"README.md ({where})", "exec"), {"__name__": "__readme__"})
+    exec(compile(code, where, "exec"), {"__name__": "__readme__"})
 
 
 def test_the_reading_snippet_runs_on_the_real_files(
     mot_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The shared copy has ``MOT17-09`` with DeepMOT's detections, not ``det/det.txt``."""
-    code = dict(blocks("python"))["Reading MOTChallenge files #1"]
+    code = dict(blocks("python"))["data.md: Reading MOTChallenge files #1"]
     (tmp_path / "MOT17" / "train").mkdir(parents=True)
     (tmp_path / "MOT17" / "train" / "MOT17-09-FRCNN").symlink_to(mot_root / "MOT17-09")
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)
+    exec(compile(code, "docs/data.md", "exec"), scope)
     assert scope["D"].shape == (len(scope["dets"]), len(scope["gt"].ids))
 
 
 def _shell_commands() -> list:
-    """Each command as a test case; the demo (5 s even with 2 steps) is marked slow, as
-    tests/test_train_tracker.py runs it by default."""
+    """Each distinct command as a test case; the demo (5 s even with 2 steps) is marked slow,
+    as tests/test_train_tracker.py runs it by default."""
+    cases = [(where, cmd) for where, code in blocks("bash") for cmd in commands(code)]
     return [
         pytest.param(
             where,
@@ -177,8 +208,7 @@ def _shell_commands() -> list:
             id=f"{where}: {cmd}",
             marks=[pytest.mark.slow] if cmd.startswith("deepmot demo") else [],
         )
-        for where, code in blocks("bash")
-        for cmd in commands(code)
+        for where, cmd in _first_of_each(cases)
     ]
 
 

@@ -54,7 +54,7 @@ def _held_out_loss(model: LearnedMotionModel, sequences, config: TrackerTrainCon
 
 def test_deepmot_training_reduces_the_loss(tmp_path: Path, sequences) -> None:
     # Without the supplementary's perturbation most tracks start inside the gate, where the
-    # DeepMOT loss has a gradient (see the issue note: with it, few do and learning is slow).
+    # DeepMOT loss has a gradient (with it, few do and learning is slow).
     config = TrackerTrainConfig(
         matcher="sinkhorn",
         iterations=80,

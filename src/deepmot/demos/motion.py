@@ -72,7 +72,7 @@ def run_demo(
     val = validation_clips(train) if split == "val" else train
     # frame pairs, not the MOT17 motion tables' clips (MOTION_TRAINING): on the synthetic
     # scenes' tuning frames (train on 0-35%, score 35-50%, seeds 0-2) pairs trained the better
-    # DeepMOT model (see the README's motion-tracker section)
+    # DeepMOT model (see docs/training.md, the motion tracker)
     base = TrackerTrainConfig(iterations=iterations, matcher=matcher, det_file=det_file, seed=seed)
     variants = [
         Variant("Vanilla", None),

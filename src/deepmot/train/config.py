@@ -40,7 +40,7 @@ class AugmentationConfig:
             moves only the last box, and by far more.
     """
 
-    # Defaults measured for the motion tracker (issue note, benchmarks/table_motion.py --tune):
+    # Defaults measured for the motion tracker (benchmarks/table_motion.py --tune):
     # the supplementary's perturbation of the last box (perturb=1, designed for Tracktor,
     # whose regressor sees the pixels) teaches a motion model to distrust an accurate last box;
     # on synthetic tuning frames DeepMOT went from MOTA 50.0 (perturb=1) to 57.3 (perturb=0,

@@ -179,7 +179,7 @@ register_table(
                 "width": 640,
                 "height": 480,
                 "people": 10,
-                "vanilla_iterations": {"goturn": 250, "siamrpn": 150},  # the README's recipe
+                "vanilla_iterations": {"goturn": 250, "siamrpn": 150},  # docs/sot.md's recipe
                 "finetune_iterations": {"goturn": 100, "siamrpn": 60},
                 "seeds": [0, 1, 2],
             },
@@ -214,7 +214,7 @@ register_table(
             "scale (100) only about 0.1% of GOTURN's softmax entries are unsaturated, so its "
             "DeepMOT loss acts as dMOTP; SiamRPN at the authors' scale 10 keeps about 19%. "
             "Fine-tuning variants measured on separate validation scenes "
-            "(benchmarks/sot_finetune_study.py, README) did not change that picture for "
+            "(benchmarks/sot_finetune_study.py, docs/sot.md) did not change that picture for "
             "SiamRPN (clips, frozen early layers, a lower scale); for GOTURN, DeepMOT beat "
             "Vanilla there in each of 3 seeds (+1.7 ± 0.6 MOTA, clips +2.4 ± 0.6). In "
             "Table 4 (MOT17 test) the paper's DeepMOT-GOTURN gains 9.8 MOTA over GOTURN and "

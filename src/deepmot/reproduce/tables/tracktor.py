@@ -148,7 +148,7 @@ register_table(
             "detector trained from scratch on synthetic scenes (AP50 69.0 on held-out scenes), "
             "fine-tuned for minutes on a CPU and scored on synthetic scenes it never saw. The "
             "weak detector sets the absolute level: without `verified` (Tracktor keeping a "
-            "track on its regression score alone) the README measured MOTA 17.1 ± 7.2 for "
+            "track on its regression score alone) docs/tracktor.md reports MOTA 17.1 ± 7.2 for "
             "Vanilla and 23.3 ± 9.9 for DeepMOT over 3 seeds; with `verified` (the paper's "
             "supp. A.2 rule, this table's default) 48.2 ± 4.5 and 50.0 ± 2.3. As in the paper, "
             "DeepMOT's MOTA is at least Smooth-L1's, by less than the spread between seeds. "
