@@ -28,7 +28,7 @@ from deepmot.data.sequence import Sequence
 from deepmot.io.mot import find_sequences
 from deepmot.loss.config import DeepMOTLossConfig
 from deepmot.reproduce.run import aggregate_seeds, format_rows
-from deepmot.reproduce.tables.motion import COLUMNS, table_row
+from deepmot.reproduce.tables.motion import BASELINES, COLUMNS, table_row
 from deepmot.train.compare import (
     Variant,
     compare_over_seeds,
@@ -113,7 +113,11 @@ def main() -> None:
     start = time.perf_counter()
 
     def variants(seed: int) -> list[Variant]:
-        rows = [Variant("Kalman", None, "kalman"), *paper_variants(replace(base, seed=seed))]
+        rows = [
+            Variant("Kalman", None, "kalman"),
+            *(Variant(name, None, tracker) for name, tracker in BASELINES.items()),
+            *paper_variants(replace(base, seed=seed)),
+        ]
         return [v for v in rows if not args.variants or v.name in args.variants]
 
     per_seed = compare_over_seeds(

@@ -302,6 +302,49 @@ def test_shrinking_box_never_loses_its_area() -> None:
     assert last[3] - last[1] == pytest.approx(2.0, abs=1e-4)
 
 
+def test_verified_track_measures_its_detection_not_the_kept_box() -> None:
+    """The update uses the detection the management recorded in ``extras["detection"]``: the
+    same state as the filter updated by hand with that detection, not with the kept box."""
+    kf = KalmanBoxFilter()
+    detection = BOX + np.array([12.0, 0.0, 12.0, 0.0])
+    kept = BOX + np.array([3.0, 0.0, 3.0, 0.0])  # e.g. the unrefined prediction
+    p = KalmanPredictor()
+    extra: dict = {}
+    p.predict(None, _batch([BOX], [extra]), None, None)  # initiated at BOX, predicted
+    mean, cov = extra["kalman"]
+    extra["detection"] = torch.tensor(detection, dtype=torch.float32)
+    out = p.predict(None, _batch([np.stack([BOX, kept])], [extra], [True]), None, None)
+    expected, _ = kf.predict(*kf.update(mean[None], cov[None], xyxy_to_xyah(detection[None])))
+    np.testing.assert_allclose(out.boxes[0].numpy(), xyah_to_xyxy(expected[:, :4])[0], atol=1e-4)
+    # an unverified track ignores a stale detection
+    extra["detection"] = torch.tensor(detection + 50, dtype=torch.float32)
+    mean, cov = extra["kalman"]
+    p.predict(None, _batch([np.stack([kept, kept])], [extra], [False]), None, None)
+    np.testing.assert_allclose(extra["kalman"][0], kf.predict(mean[None], cov[None])[0][0])
+
+
+@pytest.mark.parametrize("measure_detection", [True, False])
+def test_fast_walker_keeps_its_id_only_when_the_detection_is_measured(measure_detection) -> None:
+    """A 30 x 80 box walking 12 px a frame: consecutive boxes overlap by IoU 0.43, enough to
+    verify a track (0.3) but not to refine it (0.6). Measuring the kept box, which is then the
+    filter's own prediction, the filter never learns the velocity and loses the walker; measuring
+    the detection, one id follows it to the end."""
+    from deepmot.trackers import create_tracker
+
+    tracker = create_tracker("kalman", measure_detection=measure_detection)
+    ids, last = set(), None
+    for t in range(30):
+        det = np.array([[100.0 + 12 * t, 100.0, 130.0 + 12 * t, 180.0, 1.0]], np.float32)
+        out = tracker.update(det)
+        ids |= set(out[:, 4].astype(int).tolist())
+        last = out
+    if measure_detection:
+        assert ids == {1}
+        np.testing.assert_allclose(last[0, :4], det[0, :4], atol=1.0)
+    else:
+        assert len(ids) > 1
+
+
 def test_output_follows_history_dtype_and_device() -> None:
     out = KalmanPredictor().predict(None, _batch([BOX], [{}]), None, None)
     assert out.boxes.dtype == torch.float32

@@ -138,7 +138,15 @@ def test_comparison_table_runs(tmp_path: Path, mot_root: Path) -> None:
     spec = get_table("comparison")
     settings = {**spec.scales["cpu"], "iterations": 2, "seeds": [0]}
     result = spec.run(TableContext(tmp_path, settings, mot_root, False))
-    assert [r["row"] for r in result.rows] == ["Vanilla", "Kalman", "Smooth L1", "DeepMOT"]
+    assert [r["row"] for r in result.rows] == [
+        "Vanilla",
+        "Kalman",
+        "SORT",
+        "ByteTrack",
+        "OC-SORT",
+        "Smooth L1",
+        "DeepMOT",
+    ]
     vanilla = result.rows[0]
     assert 0 < vanilla["MT"] < 100 and vanilla["FN"] > 0
 
@@ -189,7 +197,9 @@ def test_tracktor_table_rows_are_the_evaluators(tmp_path: Path) -> None:
     _, val = demo_sequences(1, 16, 0)
     rows = {r["row"]: r for r in result.rows}
     again = {
-        "Vanilla": create_tracker("tracktor", reid="none", require_verification=True),
+        "Vanilla": create_tracker(  # the table's detector
+            "tracktor", detector="light", reid="none", require_verification=True
+        ),
         "DeepMOT+ReIDhead": create_tracker(
             "tracktor",
             weights=tmp_path / "run" / "seed0" / "reid_head" / "tracktor.safetensors",

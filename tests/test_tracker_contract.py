@@ -18,14 +18,29 @@ from deepmot.trackers import (
     list_trackers,
     track_sequence,
 )
+from deepmot.trackers.registry import tracker_entry
 
 # Tracktor regresses through a detector and runs its contract on rendered frames in its own test
 # module (tests/test_tracktor.py)
 NAMES = [name for name in list_trackers() if name != "tracktor"]
-# trackers that follow boxes without the image (the SOT trackers need frames, and untrained
-# they keep each box where it was, so the motion tests below are not theirs)
-BOX_ONLY = [n for n in NAMES if not create_tracker(n).needs_images]
+# trackers inside the shared track management, and whole trackers with their own (SORT...)
+MANAGED = [n for n in NAMES if tracker_entry(n).standalone is None]
+STANDALONE = [n for n in NAMES if tracker_entry(n).standalone is not None]
+# managed trackers that follow boxes without the image (the SOT trackers need frames, and
+# untrained they keep each box where it was, so the motion tests below are not theirs)
+BOX_ONLY = [n for n in MANAGED if not create_tracker(n).needs_images]
 FRAME = np.zeros((600, 800, 3), np.uint8)  # a blank frame for the trackers that need one
+
+
+def at_once(name: str, lifetime: int | None = None) -> dict:
+    """Overrides that report a track from its first detection (ByteTrack: in a sequence's
+    first frame, else from its second) and, with ``lifetime``, drop it after that many frames
+    without one: each tracker's own settings for it."""
+    if name in ("sort", "ocsort"):
+        return {"min_hits": 0} | ({"max_age": lifetime} if lifetime is not None else {})
+    if name == "bytetrack":
+        return {"track_buffer": lifetime} if lifetime is not None else {}
+    return {"birth_min_frames": 1} | ({"max_invisible": lifetime} if lifetime is not None else {})
 
 
 def walkers(frame: int) -> np.ndarray:
@@ -37,16 +52,29 @@ def walkers(frame: int) -> np.ndarray:
 
 def test_registry_names_and_unknown_name():
     assert {"motion", "constant_velocity"} <= set(NAMES)
+    assert STANDALONE == ["bytetrack", "ocsort", "sort"]
     with pytest.raises(
         ValueError,
-        match="valid names: constant_velocity, goturn, kalman, motion, siamrpn, tracktor",
+        match="valid names: bytetrack, constant_velocity, goturn, kalman, motion, ocsort, "
+        "siamrpn, sort, tracktor",
     ):
-        create_tracker("sort")
+        create_tracker("deepsort")
     with pytest.raises(ValueError, match="unknown settings"):
         create_tracker("constant_velocity", patience=3)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", STANDALONE)
+def test_standalone_tracker_takes_its_own_settings_only(name):
+    tracker = create_tracker(name, image_size=(640, 480), **at_once(name, lifetime=7))
+    assert isinstance(tracker, Tracker)
+    assert tracker.image_size == (640, 480)
+    with pytest.raises(ValueError, match="own track management"):
+        create_tracker(name, max_invisible=7)
+    with pytest.raises(ValueError, match="no trained weights"):
+        create_tracker(name, weights="x.safetensors")
+
+
+@pytest.mark.parametrize("name", MANAGED)
 def test_is_a_tracker_with_overridable_management(name):
     tracker = create_tracker(name, max_invisible=7, image_size=(640, 480))
     assert isinstance(tracker, Tracker)
@@ -65,7 +93,7 @@ def test_empty_frames(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_frames_without_detections_between_frames_with_them(name):
-    tracker = create_tracker(name, birth_min_frames=1)
+    tracker = create_tracker(name, **at_once(name, lifetime=3))
     assert tracker.update(walkers(0), FRAME).shape == (2, 6)
     for _ in range(3):
         assert tracker.update(np.empty((0, 5), np.float32), FRAME).shape == (0, 6)
@@ -92,18 +120,19 @@ def test_stable_ids_on_a_simple_moving_scene(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_ids_never_reused_and_reset_restarts_at_1(name):
-    tracker = create_tracker(name, birth_min_frames=1, max_invisible=2)
+    tracker = create_tracker(name, **at_once(name, lifetime=2))
     assert tracker.update(walkers(0), FRAME)[:, 4].tolist() == [1.0, 2.0]
     for _ in range(3):
         tracker.update(np.empty((0, 5), np.float32), FRAME)  # both terminated after K = 2
-    assert tracker.update(walkers(4), FRAME)[:, 4].tolist() == [3.0, 4.0]
+    tracker.update(walkers(4), FRAME)  # ByteTrack reports a new track from its second frame
+    assert tracker.update(walkers(5), FRAME)[:, 4].tolist() == [3.0, 4.0]
     tracker.reset()
     assert tracker.update(walkers(0), FRAME)[:, 4].tolist() == [1.0, 2.0]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_torch_in_torch_out_and_six_columns(name):
-    tracker = create_tracker(name, birth_min_frames=1)
+    tracker = create_tracker(name, **at_once(name))
     dets = torch.from_numpy(np.concatenate([walkers(0), np.ones((2, 1), np.float32)], axis=1))
     out = tracker.update(dets, FRAME)
     assert isinstance(out, torch.Tensor) and out.shape == (2, 6)
@@ -111,7 +140,7 @@ def test_torch_in_torch_out_and_six_columns(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_input_validation(name):
-    tracker = create_tracker(name, birth_min_frames=1)
+    tracker = create_tracker(name, **at_once(name))
     with pytest.raises(ValueError, match=r"shape \(K, 5\)"):
         tracker.update(np.zeros((3, 4), np.float32), FRAME)
     with pytest.raises(ValueError, match=r"shape \(K, 5\)"):

@@ -25,23 +25,67 @@ from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
 
-BACKBONES = ("resnet50_fpn", "resnet18_fpn", "mobilenet_v3_fpn")  # = detection.config.BACKBONES
+# = detection.config.BACKBONES
+BACKBONES = ("resnet50_fpn", "resnet18_fpn", "mobilenet_v3_fpn", "mobilenet_v2_fpn")
 TRAIN_SEED, HELD_OUT_SEED = 0, 1000  # synthetic scenes: training and held-out ones differ
+
+
+def frame_part(text: str) -> str:
+    """``train``, ``val`` or ``A:B`` (fractions, 0 <= A < B <= 1)."""
+    if text in ("train", "val"):
+        return text
+    try:
+        start, end = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not train, val or A:B (two fractions): {text!r}"
+        ) from None
+    if not 0.0 <= start < end <= 1.0:
+        raise argparse.ArgumentTypeError(f"need 0 <= A < B <= 1, got {text}")
+    return text
+
+
+def part_frames(seq_length: int, part: str) -> range:
+    """The frames of ``part`` (see :func:`frame_part`): the paper's split
+    (:func:`deepmot.data.sequence.paper_split`) for ``train`` / ``val``, else frames
+    ``int(n * A) + 1 .. int(n * B)``."""
+    from deepmot.data.sequence import paper_split
+
+    if part in ("train", "val"):
+        return paper_split(seq_length)[0 if part == "train" else 1]
+    start, end = (float(x) for x in part.split(":"))
+    return range(int(seq_length * start) + 1, int(seq_length * end) + 1)
 
 
 def data_options(parser: argparse.ArgumentParser, seed: int, sequences: int) -> None:
     parser.add_argument(
         "mot_root",
-        nargs="?",
+        nargs="*",
         type=existing_dir,
         metavar="MOT_ROOT",
-        help="folder of MOTChallenge sequences with img1/ and gt/gt.txt (default: synthetic "
+        help="folders of MOTChallenge sequences with img1/ and gt/gt.txt (default: synthetic "
         "scenes, see --synthetic)",
     )
     parser.add_argument(
         "--synthetic",
         action="store_true",
-        help="synthetic scenes rendered in memory (the default without MOT_ROOT)",
+        help="synthetic scenes rendered in memory (the default without MOT_ROOT; with it, "
+        "added to its sequences)",
+    )
+    parser.add_argument(
+        "--part",
+        type=frame_part,
+        default=None,
+        metavar="PART",
+        help="only these frames of each MOT_ROOT sequence: train (the paper's first half), "
+        "val (its last quarter) or A:B (fractions, e.g. 0.35:0.5); default: all",
+    )
+    parser.add_argument(
+        "--part-only",
+        nargs="+",
+        metavar="PREFIX",
+        help="apply --part only to the MOT_ROOT sequences whose names start so (the others "
+        "keep all their frames)",
     )
     parser.add_argument(
         "--sequences",
@@ -96,11 +140,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--backbone",
         choices=BACKBONES,
         default="mobilenet_v3_fpn",
-        help="resnet50_fpn is Tracktor's (box head 1024, images 800 px); the others are light "
-        "(box head 256, images 320 px)",
+        help="resnet50_fpn is Tracktor's (box head 1024, images 800 px); mobilenet_v2_fpn "
+        "takes --init-backbone (box head 256, images 432 px); the others are light (box head "
+        "256, images 320 px)",
     )
     train.add_argument(
         "--min-size", type=int_at_least(32), default=None, help="shorter image side, resized"
+    )
+    train.add_argument(
+        "--max-size", type=int_at_least(32), default=None, help="longer image side, at most"
+    )
+    train.add_argument(
+        "--init-backbone",
+        type=existing_file,
+        default=None,
+        metavar="FILE",
+        help="start mobilenet_v2_fpn's backbone from converted SSDLite weights "
+        "(scripts/convert_ssdlite_backbone.py)",
+    )
+    train.add_argument(
+        "--frozen-layers",
+        type=int_at_least(0),
+        default=0,
+        help="the backbone's first N modules are not trained (with --init-backbone)",
+    )
+    train.add_argument(
+        "--synthetic-share",
+        type=probability,
+        default=None,
+        help="share of the frames drawn from synthetic scenes, the rest from MOT_ROOT's "
+        "(every real frame equally likely); default: every sequence equally often",
     )
     train.add_argument("--iterations", type=int_at_least(1), default=None, help="steps")
     train.add_argument("--batch-size", type=int_at_least(1), default=2, help="images per step")
@@ -149,7 +218,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=existing_file,
         default=None,
         help="detector.safetensors, a torchvision or Tracktor Faster R-CNN state dict, or "
-        "tracktor.safetensors (default: the shipped light detector)",
+        "tracktor.safetensors (default: the shipped detector, Tracktor's default)",
     )
     evaluate.add_argument(
         "--stride", type=int_at_least(1), default=5, help="evaluate every N-th frame"
@@ -159,31 +228,52 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def load_data(args: argparse.Namespace, prefix: str) -> list:
-    """The sequences of ``args``: MOT_ROOT's with frames and gt, or synthetic scenes."""
-    if args.mot_root is not None and args.synthetic:
-        raise DeepMOTError("give MOT_ROOT or --synthetic, not both")
-    if args.mot_root is None:
+    """The sequences of ``args``: MOT_ROOTs' with frames and gt (``--part`` of their frames),
+    synthetic scenes, or both."""
+    synthetic = []
+    if not args.mot_root or args.synthetic:
         from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
 
         base = SceneConfig(frames=args.frames, seed=args.scene_seed)
         configs = dataset_configs(args.sequences, base, prefix=prefix)
-        return [generate_scene(c).to_sequence() for c in configs]
+        synthetic = [generate_scene(c).to_sequence() for c in configs]
+    if not args.mot_root:
+        return synthetic
     from deepmot.data.sequence import Sequence
     from deepmot.io.mot import find_sequences
 
-    paths = [
-        p
-        for p in find_sequences(args.mot_root)
-        if not args.only or any(p.name.startswith(x) for x in args.only)
-    ]
-    sequences = [Sequence.from_dir(p) for p in paths]
-    usable = [s for s in sequences if s.gt is not None and s.has_images]
-    if not usable:
+    usable = []
+    for root in args.mot_root:
+        paths = [
+            p
+            for p in find_sequences(root)
+            if not args.only or any(p.name.startswith(x) for x in args.only)
+        ]
+        sequences = [Sequence.from_dir(p) for p in paths]
+        found = [s for s in sequences if s.gt is not None and s.has_images]
+        if not found:
+            raise DeepMOTError(
+                f"MOT_ROOT {root}: no sequence with img1/ and gt/gt.txt"
+                + (f" whose name starts with {' or '.join(args.only)}" if args.only else "")
+            )
+        usable += found
+    if args.part is not None:
+        usable = [
+            _part_of(s, args.part)
+            if not args.part_only or any(s.name.startswith(x) for x in args.part_only)
+            else s
+            for s in usable
+        ]
+    return usable + synthetic
+
+
+def _part_of(sequence, part: str):
+    frames = part_frames(sequence.seq_length, part)
+    if len(frames) == 0:
         raise DeepMOTError(
-            f"MOT_ROOT {args.mot_root}: no sequence with img1/ and gt/gt.txt"
-            + (f" whose name starts with {' or '.join(args.only)}" if args.only else "")
+            f"--part {part}: no frame of {sequence.name} ({sequence.seq_length} frames)"
         )
-    return usable
+    return sequence.clip(frames)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -203,9 +293,16 @@ def run_train(args: argparse.Namespace) -> int:
         check_new_run(args.out, args.overwrite, [WEIGHTS_FILE])
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     sequences = load_data(args, "SYNTH")
-    overrides = {"min_size": args.min_size} if args.min_size else {}
+    overrides = {k: v for k, v in (("min_size", args.min_size), ("max_size", args.max_size)) if v}
+    if args.init_backbone is not None and args.backbone != "mobilenet_v2_fpn":
+        raise DeepMOTError(
+            f"--init-backbone holds MobileNetV2 weights: use --backbone mobilenet_v2_fpn, "
+            f"not {args.backbone}"
+        )
     if args.backbone == "resnet50_fpn":
         detector = DetectorConfig(**overrides)
+    elif args.backbone == "mobilenet_v2_fpn":
+        detector = DetectorConfig.ssdlite(**overrides)
     else:
         detector = DetectorConfig.light(backbone=args.backbone, **overrides)
     config = None  # on --resume: the stored settings, with a new --device
@@ -222,13 +319,25 @@ def run_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             norm=args.norm,
             device=device,
+            init_backbone=str(args.init_backbone) if args.init_backbone else None,
+            frozen_layers=args.frozen_layers,
+            synthetic_share=args.synthetic_share,
         )
-    data = (
-        f"{args.mot_root}"
-        if args.mot_root
-        else f"{args.sequences} synthetic scenes x {args.frames} frames, scene seed "
-        f"{args.scene_seed}"
-    )
+    parts = []
+    if args.mot_root:
+        parts.append(
+            " ".join(str(r) for r in args.mot_root)
+            + (f" (frames {args.part}" if args.part else "")
+            + (f" of {' '.join(args.part_only)}*" if args.part and args.part_only else "")
+            + (")" if args.part else "")
+            + (f" (sequences {' '.join(args.only)}*)" if args.only else "")
+        )
+    if not args.mot_root or args.synthetic:
+        parts.append(
+            f"{args.sequences} synthetic scenes x {args.frames} frames, scene seed "
+            f"{args.scene_seed}"
+        )
+    data = " + ".join(parts)
     result = train_detector(
         sequences,
         args.out,

@@ -111,7 +111,7 @@ def run_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     card = {
         "train": config.to_dict(),
-        "data": str(args.mot_root)
+        "data": " ".join(str(r) for r in args.mot_root)
         if args.mot_root
         else f"{args.sequences} synthetic scenes x "
         f"{args.frames} frames, scene seed {args.scene_seed}",

@@ -24,7 +24,17 @@ log = logging.getLogger(__name__)
 
 #: The registered trackers, for the help text (the registry imports torch; a test keeps this
 #: list equal to :func:`deepmot.trackers.list_trackers`).
-TRACKERS = ("constant_velocity", "goturn", "kalman", "motion", "siamrpn", "tracktor")
+TRACKERS = (
+    "bytetrack",
+    "constant_velocity",
+    "goturn",
+    "kalman",
+    "motion",
+    "ocsort",
+    "siamrpn",
+    "sort",
+    "tracktor",
+)
 
 #: ``deepmot.detection.config.MIN_DETECTION_SCORE`` (torch-free, but this module stays
 #: standard-library only; a test keeps them equal)
@@ -141,7 +151,9 @@ def _tracker(name: str, weights: Path | None, settings: dict, config: Path | Non
         log.info("tracker %r: the shipped weights %s (--weights chooses others)", name, shipped)
         weights = shipped
     if name == "tracktor" and weights is None:
-        log.info("tracktor runs with the shipped light detector (no --weights)")
+        from deepmot.trackers.tracktor import SHIPPED_DETECTOR
+
+        log.info("tracktor runs with the shipped detector %s (no --weights)", SHIPPED_DETECTOR.name)
     elif entry.trainable is not None and weights is None:
         log.warning(
             "tracker %r runs untrained (no --weights): its untrained model tracks like "

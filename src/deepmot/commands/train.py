@@ -181,7 +181,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=existing_file,
         default=None,
         help="tracktor: the detector to fine-tune (detector.safetensors from 'deepmot detector "
-        "train', or a Faster R-CNN state dict; default: the shipped light detector)",
+        "train', or a Faster R-CNN state dict; default: the shipped real-frame detector)",
     )
     parser.add_argument(
         "--appearance",

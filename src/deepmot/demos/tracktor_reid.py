@@ -69,10 +69,10 @@ def _tracker(model: Any, reid: str, options: dict[str, Any]) -> Any:
     """A Tracktor tracker of ``model`` with its ``reid`` setting replaced (Tracktor's
     management with ``options``)."""
     from deepmot.trackers.management import ManagedTracker
-    from deepmot.trackers.tracktor import TRACKTOR_MANAGEMENT, TracktorPredictor
+    from deepmot.trackers.tracktor import TRACKTOR_PAPER_MANAGEMENT, TracktorPredictor
 
     model.config = replace(model.config, reid=reid, feature_cache=0)  # each frame seen once
-    return ManagedTracker(TracktorPredictor(model), replace(TRACKTOR_MANAGEMENT, **options))
+    return ManagedTracker(TracktorPredictor(model), replace(TRACKTOR_PAPER_MANAGEMENT, **options))
 
 
 def run_reid_rows(

@@ -13,7 +13,7 @@ from typing import Any
 
 __all__ = ["BACKBONES", "MIN_DETECTION_SCORE", "NORMS", "DetectorConfig", "DetectorTrainConfig"]
 
-BACKBONES = ("resnet50_fpn", "resnet18_fpn", "mobilenet_v3_fpn")
+BACKBONES = ("resnet50_fpn", "resnet18_fpn", "mobilenet_v3_fpn", "mobilenet_v2_fpn")
 """Backbones of :func:`deepmot.detection.model.build_detector` (the registry's names)."""
 
 MIN_DETECTION_SCORE = 0.5
@@ -31,7 +31,9 @@ class DetectorConfig:
 
     Attributes:
         backbone: one of :data:`BACKBONES`. ``resnet50_fpn`` is Tracktor's (and the paper's)
-            Faster R-CNN; ``resnet18_fpn`` and ``mobilenet_v3_fpn`` are light ones for a CPU.
+            Faster R-CNN; ``resnet18_fpn`` and ``mobilenet_v3_fpn`` are light ones for a CPU;
+            ``mobilenet_v2_fpn`` is the backbone of a TensorFlow SSDLite person detector, whose
+            pretrained weights it can start from (:mod:`deepmot.detection.mobilenet_v2`).
         representation: width of the box head's two fully connected layers (torchvision's
             ``TwoMLPHead``: 1024, as Tracktor). The light preset uses 256, which cuts the head
             from 13.9M to 3.3M parameters.
@@ -78,6 +80,19 @@ class DetectorConfig:
         }
         return cls(**{**base, **overrides})
 
+    @classmethod
+    def ssdlite(cls, **overrides: Any) -> DetectorConfig:
+        """MobileNetV2-FPN (pretrained as an SSDLite person detector), a 256-wide box head,
+        images resized to 432 px (the shorter side; 768 px at most, so 1920x1080 frames become
+        768x432): PETS09-S2L1's people stay about 58 px high. The shipped ``detector_real``."""
+        base = {
+            "backbone": "mobilenet_v2_fpn",
+            "representation": 256,
+            "min_size": 432,
+            "max_size": 768,
+        }
+        return cls(**{**base, **overrides})
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -111,6 +126,15 @@ class DetectorTrainConfig:
             no normalisation to share, several processes train exactly as one, see
             :mod:`deepmot.detection.train`).
         device: where the detector trains (``cpu``, ``cuda``, ``cuda:N``).
+        init_backbone: a converted backbone file (``scripts/convert_ssdlite_backbone.py``)
+            loaded into ``mobilenet_v2_fpn``'s backbone before the first step, or None (an
+            untrained start).
+        frozen_layers: the first N modules of the backbone's body are not trained (with
+            pretrained weights the early, generic layers are kept, as torchvision's
+            ``trainable_backbone_layers`` does; MobileNetV2's body has 19).
+        synthetic_share: None: each step draws every sequence equally often (then a frame of
+            it); a share: synthetic scenes give that share of the frames (equally between
+            them) and real sequences the rest, every real frame equally likely.
     """
 
     detector: DetectorConfig = DetectorConfig()
@@ -124,6 +148,9 @@ class DetectorTrainConfig:
     seed: int = 0
     norm: str = "batch"
     device: str = "cpu"
+    init_backbone: str | None = None
+    frozen_layers: int = 0
+    synthetic_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
@@ -135,6 +162,15 @@ class DetectorTrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0.0 <= self.min_visibility <= 1.0:
             raise ValueError(f"min_visibility must be in [0, 1], got {self.min_visibility}")
+        if self.frozen_layers < 0:
+            raise ValueError(f"frozen_layers must be >= 0, got {self.frozen_layers}")
+        if self.synthetic_share is not None and not 0.0 <= self.synthetic_share <= 1.0:
+            raise ValueError(f"synthetic_share must be in [0, 1], got {self.synthetic_share}")
+        if self.init_backbone is not None and self.detector.backbone != "mobilenet_v2_fpn":
+            raise ValueError(
+                "init_backbone holds MobileNetV2 weights: it needs backbone mobilenet_v2_fpn, "
+                f"not {self.detector.backbone}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

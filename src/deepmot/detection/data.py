@@ -18,7 +18,7 @@ import numpy as np
 
 from deepmot.data.sequence import Sequence
 
-__all__ = ["StepFrames", "frame_targets", "read_frame"]
+__all__ = ["StepFrames", "frame_targets", "read_frame", "sampling_weights"]
 
 
 def frame_targets(
@@ -54,6 +54,31 @@ def read_frame(sequence: Sequence, frame: int, flip: bool, min_visibility: float
     return image, {"boxes": boxes, "labels": torch.ones(len(boxes), dtype=torch.int64)}
 
 
+def sampling_weights(
+    sequences: list[Sequence], synthetic_share: float | None
+) -> list[float] | None:
+    """Each sequence's chance to be drawn for a frame (see
+    :attr:`~deepmot.detection.config.DetectorTrainConfig.synthetic_share`): None keeps every
+    sequence equally likely; otherwise the synthetic scenes (rendered frames) share
+    ``synthetic_share`` equally and the real sequences the rest in proportion to their frames.
+    Where one of the two kinds is absent the other takes everything."""
+    from deepmot.data.frames import RenderedFrames
+
+    if synthetic_share is None:
+        return None
+    synthetic = [isinstance(s.frame_source, RenderedFrames) for s in sequences]
+    n_synthetic = sum(synthetic)
+    real_frames = sum(s.seq_length for s, syn in zip(sequences, synthetic, strict=True) if not syn)
+    if n_synthetic == 0 or real_frames == 0:
+        share = 1.0 if real_frames == 0 else 0.0
+    else:
+        share = synthetic_share
+    return [
+        share / n_synthetic if syn else (1.0 - share) * s.seq_length / real_frames
+        for s, syn in zip(sequences, synthetic, strict=True)
+    ]
+
+
 class StepFrames:
     """A map-style dataset (``torch.utils.data``) of training steps: item ``step`` is
     ``(images, targets, seeds)`` for this process's share of the step's ``batch_size``
@@ -66,6 +91,7 @@ class StepFrames:
         seed: the run's seed.
         flip, min_visibility: as :class:`~deepmot.detection.config.DetectorTrainConfig`.
         rank, world_size: this process's place (0 of 1: the whole batch).
+        weights: each sequence's chance to be drawn (:func:`sampling_weights`; None: equal).
     """
 
     def __init__(
@@ -77,7 +103,11 @@ class StepFrames:
         min_visibility: float = 0.25,
         rank: int = 0,
         world_size: int = 1,
+        weights: list[float] | None = None,
     ) -> None:
+        if weights is not None and len(weights) != len(sequences):
+            raise ValueError(f"{len(weights)} weights for {len(sequences)} sequences")
+        self.weights = None if weights is None else np.asarray(weights) / np.sum(weights)
         self.sequences = sequences
         self.batch_size = batch_size
         self.seed = seed
@@ -92,7 +122,10 @@ class StepFrames:
         rng = np.random.default_rng([self.seed, step])
         picks = []
         for _ in range(self.batch_size):
-            index = int(rng.integers(len(self.sequences)))
+            if self.weights is None:
+                index = int(rng.integers(len(self.sequences)))
+            else:
+                index = int(rng.choice(len(self.sequences), p=self.weights))
             frame = int(rng.integers(1, self.sequences[index].seq_length + 1))
             picks.append((index, frame, bool(self.flip and rng.uniform() < 0.5)))
         seeds = rng.integers(2**62, size=(self.batch_size, 2))

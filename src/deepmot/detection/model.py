@@ -23,16 +23,23 @@ import torch
 from torch import nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.backbone_utils import (
+    BackboneWithFPN,
+    mobilenet_backbone,
+    resnet_fpn_backbone,
+)
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from deepmot.detection.config import BACKBONES, DetectorConfig
+from deepmot.detection.mobilenet_v2 import mobilenet_v2_features
 from deepmot.errors import DeepMOTError
 from deepmot.io.weights import read_weights, save_weights
 
 __all__ = [
     "BACKBONE_BUILDERS",
+    "INPUT_NORMALISATION",
     "WithoutBatchCounters",
     "build_detector",
     "infer_config",
@@ -68,12 +75,49 @@ def _mobilenet_v3(norm: type[nn.Module]) -> tuple[nn.Module, Any]:
     return backbone, anchors
 
 
+MOBILENET_V2_LEVELS = {"6": "0", "13": "1", "18": "2"}
+"""``mobilenet_v2_fpn``'s pyramid inputs: the outputs of features 6, 13 and 18 (32, 96 and 1280
+channels at strides 8, 16 and 32), plus a max-pooled level at stride 64. Stride 8 is there for
+PETS09-S2L1's people, about 58 x 22 px at 432 px input."""
+
+MOBILENET_V2_FPN_CHANNELS = 128
+"""Width of ``mobilenet_v2_fpn``'s pyramid (torchvision's FPNs: 256; 128 cuts the cost of the
+pyramid's and the RPN head's 3x3 convolutions about four-fold, and the box head's input
+two-fold)."""
+
+PEDESTRIAN_ANCHORS = (((16, 32), (48, 80), (128, 192), (256, 384)), ((1.0, 2.0, 3.0),) * 4)
+"""``mobilenet_v2_fpn``'s anchors (sizes = sqrt(area) per pyramid level, height/width ratios):
+upright boxes (MOTChallenge people are about 2.5 times as high as wide; 1.0 for the partly
+occluded), two sizes per level from PETS09-S2L1's far people (about 15 x 40 px at 432 px
+input) to MOT17's near ones."""
+
+
+def _mobilenet_v2(norm: type[nn.Module]) -> tuple[nn.Module, Any]:
+    body = mobilenet_v2_features(norm)
+    backbone = BackboneWithFPN(
+        body,
+        MOBILENET_V2_LEVELS,
+        [body[int(k)].out_channels for k in MOBILENET_V2_LEVELS],
+        MOBILENET_V2_FPN_CHANNELS,
+        extra_blocks=LastLevelMaxPool(),
+    )
+    return backbone, AnchorGenerator(*PEDESTRIAN_ANCHORS)
+
+
 BACKBONE_BUILDERS: dict[str, Callable[[type[nn.Module]], tuple[nn.Module, Any]]] = {
     "resnet50_fpn": _resnet("resnet50"),
     "resnet18_fpn": _resnet("resnet18"),
     "mobilenet_v3_fpn": _mobilenet_v3,
+    "mobilenet_v2_fpn": _mobilenet_v2,
 }
 """Backbone registry: name -> ``norm_layer -> (backbone with FPN, anchor generator or None)``."""
+
+INPUT_NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "mobilenet_v2_fpn": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+"""``(image_mean, image_std)`` of the detector's transform where a backbone's differ from
+torchvision's ImageNet ones: the SSDLite weights expect ``x * 2 - 1`` for ``x`` in [0, 1],
+which is ``(x - 0.5) / 0.5``."""
 
 
 def build_detector(
@@ -84,6 +128,7 @@ def build_detector(
     norm = nn.BatchNorm2d if trainable_norm else FrozenBatchNorm2d
     backbone, anchors = BACKBONE_BUILDERS[config.backbone](norm)
     head = TwoMLPHead(backbone.out_channels * 7 * 7, config.representation)
+    mean, std = INPUT_NORMALISATION.get(config.backbone, (None, None))
     model = FasterRCNN(
         backbone,
         num_classes=None,
@@ -95,6 +140,8 @@ def build_detector(
         box_score_thresh=config.box_score_thresh,
         box_nms_thresh=config.box_nms_thresh,
         box_detections_per_img=config.box_detections_per_img,
+        image_mean=mean,
+        image_std=std,
     )
     return model.eval()
 
@@ -110,6 +157,8 @@ def infer_config(state: dict[str, torch.Tensor], where: str | Path) -> DetectorC
         backbone = "resnet50_fpn"
     elif "backbone.body.layer1.0.conv1.weight" in state:
         backbone = "resnet18_fpn"
+    elif "backbone.body.18.0.weight" in state:  # MobileNetV3-Large has 17 feature modules
+        backbone = "mobilenet_v2_fpn"
     elif "backbone.body.0.0.weight" in state:
         backbone = "mobilenet_v3_fpn"
     else:

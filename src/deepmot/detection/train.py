@@ -34,7 +34,7 @@ from torchvision.models.detection._utils import BalancedPositiveNegativeSampler
 
 from deepmot.data.sequence import Sequence
 from deepmot.detection.config import DetectorTrainConfig
-from deepmot.detection.data import StepFrames
+from deepmot.detection.data import StepFrames, sampling_weights
 from deepmot.detection.model import build_detector, save_detector
 from deepmot.engine.checkpoint import restore_training_state, training_state
 from deepmot.engine.distributed import Distributed, precision_and_seed, setup
@@ -47,6 +47,7 @@ __all__ = [
     "LOG_FIELDS",
     "WEIGHTS_FILE",
     "SeededSampler",
+    "freeze_layers",
     "share_of_loss",
     "train_detector",
     "use_seeded_samplers",
@@ -115,6 +116,19 @@ def share_of_loss(
         losses[k] * (world_size * n / max(total, 1.0))
         for k, n, total in zip(LOSSES, counts, totals, strict=True)
     )
+
+
+def freeze_layers(model: nn.Module, count: int) -> None:
+    """Turn off the gradients of the first ``count`` modules of ``model.backbone.body``.
+
+    Raises:
+        ValueError: ``count`` exceeds the body's modules.
+    """
+    layers = list(model.backbone.body.children())
+    if count > len(layers):
+        raise ValueError(f"frozen_layers {count}: the backbone's body has {len(layers)} modules")
+    for layer in layers[:count]:
+        layer.requires_grad_(False)
 
 
 def train_detector(
@@ -186,13 +200,21 @@ def _train(
 ) -> dict[str, Any]:
     device = dist.device
     precision, scaler = precision_and_seed(dist, config.batch_size, amp, config.seed)
-    model = build_detector(config.detector, trainable_norm=config.norm == "batch").to(device)
+    model = build_detector(config.detector, trainable_norm=config.norm == "batch")
+    if config.init_backbone is not None and run.state is None:
+        from deepmot.detection.mobilenet_v2 import init_backbone
+
+        init_backbone(model, config.init_backbone)
+    freeze_layers(model, config.frozen_layers)
+    model = model.to(device)
     synced = config.norm == "batch" and dist.enabled and device.type == "cuda"
     if synced:  # batch statistics over all processes' frames
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     rpn_sampler, head_sampler = use_seeded_samplers(model)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.lr,
+        weight_decay=config.weight_decay,
     )
     iteration = run.start_iteration
     if run.state is not None:
@@ -213,6 +235,7 @@ def _train(
         config.min_visibility,
         dist.rank,
         dist.world_size,
+        sampling_weights(sequences, config.synthetic_share),
     )
 
     def checkpoint(iteration: int) -> None:

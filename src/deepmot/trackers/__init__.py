@@ -17,7 +17,11 @@ weights=None, **overrides)`` builds a registered one:
   ``weights=PATH`` loads trained weights (untrained, it behaves as constant velocity);
 * ``"tracktor"``: :class:`~deepmot.trackers.tracktor.TracktorPredictor`, regression through a
   Faster R-CNN's RoI heads (needs frames), trainable; ``weights=PATH`` loads Tracktor or
-  detector weights.
+  detector weights;
+* ``"sort"``, ``"bytetrack"``, ``"ocsort"``: the baselines people compare against,
+  :class:`~deepmot.trackers.sort.SortTracker`, :class:`~deepmot.trackers.bytetrack.ByteTracker`
+  and :class:`~deepmot.trackers.ocsort.OCSortTracker`: whole trackers with their own
+  association and track lifecycle (no shared management; overrides are their configs' fields).
 
 Overrides are fields of :class:`~deepmot.trackers.management.TrackManagementConfig` (e.g.
 ``max_invisible=30``) or of the tracker's config (e.g. ``velocity_steps=3``), plus
@@ -28,6 +32,7 @@ management config. See :mod:`deepmot.trackers.registry` for adding a tracker.
 from __future__ import annotations
 
 from deepmot.trackers.base import Tracker, check_detections, track_sequence
+from deepmot.trackers.bytetrack import ByteTrackConfig, ByteTracker
 from deepmot.trackers.goturn import GoturnConfig, GoturnPredictor
 from deepmot.trackers.kalman import KalmanConfig, KalmanPredictor
 from deepmot.trackers.management import (
@@ -45,6 +50,7 @@ from deepmot.trackers.motion import (
     load_motion_model,
     save_motion_model,
 )
+from deepmot.trackers.ocsort import OCSortConfig, OCSortTracker
 from deepmot.trackers.predictor import (
     MotionModel,
     MotionPredictor,
@@ -63,9 +69,12 @@ from deepmot.trackers.registry import (
     register_trainable,
 )
 from deepmot.trackers.siamrpn import SiamRPNConfig, SiamRPNPredictor
+from deepmot.trackers.sort import SortConfig, SortTracker
 from deepmot.trackers.tracktor import TracktorConfig, TracktorPredictor
 
 __all__ = [
+    "ByteTrackConfig",
+    "ByteTracker",
     "ConstantVelocityConfig",
     "ConstantVelocityModel",
     "GoturnConfig",
@@ -77,10 +86,14 @@ __all__ = [
     "ManagedTracker",
     "MotionModel",
     "MotionPredictor",
+    "OCSortConfig",
+    "OCSortTracker",
     "Prediction",
     "Predictor",
     "SiamRPNConfig",
     "SiamRPNPredictor",
+    "SortConfig",
+    "SortTracker",
     "Track",
     "TrackBatch",
     "TrackManagementConfig",

@@ -71,6 +71,7 @@ from deepmot.trackers.predictor import (
 )
 
 __all__ = [
+    "DETECTION_KEY",
     "ManagedTracker",
     "Track",
     "TrackManagementConfig",
@@ -80,6 +81,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+DETECTION_KEY = "detection"
+"""The key, in a track's ``extra`` dict, of the ``(4,)`` xyxy detection last assigned to it
+(verification, re-activation or birth), as detected (before refinement): what a filter
+measures."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +223,8 @@ class Track:
         frames_invisible: consecutive frames without verification.
         start_frame: frame (1-based count of updates) of its first detection.
         extra: room for what a tracker keeps per track beyond boxes (e.g. appearance
-            embeddings for re-identification); the manager does not read it.
+            embeddings for re-identification); the manager does not read it, and writes only
+            ``extra["detection"]`` (:data:`DETECTION_KEY`), the detection last assigned to it.
     """
 
     id: int
@@ -414,6 +421,7 @@ class TrackManager:
             track.hits += 1
             track.frames_invisible = 0
             track.score = float(det_scores[col])
+            track.extra[DETECTION_KEY] = det_boxes[col].clone()
             if cfg.refine_iou is not None and float(iou[row, col]) > cfg.refine_iou:
                 w = cfg.refine_weight
                 track.history[-1] = (1 - w) * track.history[-1] + w * det_boxes[col]
@@ -477,6 +485,7 @@ class TrackManager:
             # restart the history at the detection: the extrapolated boxes of the invisible
             # frames would make a jump that reads as a velocity
             track.history = det_boxes[det][None].clone()
+            track.extra[DETECTION_KEY] = det_boxes[det].clone()
             taken.add(col)
         return [d for c, d in enumerate(free) if c not in taken]
 
@@ -502,6 +511,7 @@ class TrackManager:
                 det = free[col]
                 taken.add(col)
                 track.push(det_boxes[det], self.history_len)
+                track.extra[DETECTION_KEY] = det_boxes[det].clone()
                 track.hits += 1
                 track.score = float(det_scores[det])
                 if track.hits >= cfg.birth_min_frames:
@@ -514,6 +524,7 @@ class TrackManager:
                 history=det_boxes[det][None].clone(),
                 score=float(det_scores[det]),
                 start_frame=self.frame_count,
+                extra={DETECTION_KEY: det_boxes[det].clone()},
             )
             self.tracks.append(track)
             if cfg.birth_min_frames <= 1:

@@ -8,6 +8,14 @@ A tracker is one file plus a registration. A builder returns the tracker's
     def constant_velocity(config: ConstantVelocityConfig) -> Predictor:
         return MotionPredictor(ConstantVelocityModel(config))
 
+A tracker with its own association and track lifecycle (SORT, ByteTrack, OC-SORT) registers
+the whole :class:`~deepmot.trackers.base.Tracker` instead, with
+:func:`register_standalone`; :func:`create_tracker` then passes the overrides to its config::
+
+    @register_standalone("sort", config=SortConfig)
+    def sort(config: SortConfig) -> Tracker:
+        return SortTracker(config)
+
 A *trainable* tracker registers a :class:`Trainable` instead: how to build its trained module
 from its config, wrap the module as a predictor, and save and load its weights (the
 ``io.weights`` format). It is then both a tracker (``create_tracker(name, weights=...)``) and
@@ -26,6 +34,7 @@ from typing import Any
 
 from torch import nn
 
+from deepmot.trackers.base import Tracker
 from deepmot.trackers.management import ManagedTracker, TrackManagementConfig
 from deepmot.trackers.predictor import Predictor
 
@@ -36,6 +45,7 @@ __all__ = [
     "get_trainable",
     "list_trackers",
     "list_trainable",
+    "register_standalone",
     "register_tracker",
     "register_trainable",
     "tracker_entry",
@@ -80,13 +90,16 @@ class Trainable:
 
 @dataclass(frozen=True)
 class TrackerEntry:
-    """A registered tracker: ``builder(config, weights) -> Predictor`` and its config class."""
+    """A registered tracker and its config class: either ``builder(config, weights) ->
+    Predictor`` for the shared track management, or ``standalone(config) -> Tracker``, a
+    whole tracker with its own management (then ``builder`` is None)."""
 
     name: str
     config: type
-    builder: Callable[[Any, str | Path | None], Predictor]
+    builder: Callable[[Any, str | Path | None], Predictor] | None
     management: TrackManagementConfig
     trainable: Trainable | None = None
+    standalone: Callable[[Any], Tracker] | None = None
 
 
 _TRACKERS: dict[str, TrackerEntry] = {}
@@ -104,6 +117,19 @@ def register_tracker(
             return builder(settings)
 
         _add(TrackerEntry(name, config, build, management or TrackManagementConfig()))
+        return builder
+
+    return decorate
+
+
+def register_standalone(
+    name: str, config: type
+) -> Callable[[Callable[[Any], Tracker]], Callable[[Any], Tracker]]:
+    """Decorator registering ``builder(config) -> Tracker``, a whole tracker with its own
+    association and track lifecycle, as tracker ``name`` (no shared management, no weights)."""
+
+    def decorate(builder: Callable[[Any], Tracker]) -> Callable[[Any], Tracker]:
+        _add(TrackerEntry(name, config, None, TrackManagementConfig(), standalone=builder))
         return builder
 
     return decorate
@@ -153,9 +179,7 @@ def get_trainable(name: str) -> Trainable:
     return entry.trainable
 
 
-def create_tracker(
-    name: str, weights: str | Path | None = None, **overrides: Any
-) -> ManagedTracker:
+def create_tracker(name: str, weights: str | Path | None = None, **overrides: Any) -> Tracker:
     """Build a registered tracker by name.
 
     Args:
@@ -164,7 +188,11 @@ def create_tracker(
         **overrides: fields of :class:`~deepmot.trackers.management.TrackManagementConfig`
             (e.g. ``max_invisible=30``) or of the tracker's config (e.g. ``velocity_steps=3``),
             ``image_size=(width, height)``, or ``management=TrackManagementConfig(...)``
-            replacing the tracker's default management.
+            replacing the tracker's default management. A standalone tracker (SORT, ByteTrack,
+            OC-SORT) takes its own config's fields and ``image_size`` only.
+
+    Returns:
+        A :class:`~deepmot.trackers.management.ManagedTracker`, or the standalone tracker.
 
     Raises:
         ValueError: an unknown name (the message lists the valid ones) or setting, or model
@@ -173,6 +201,8 @@ def create_tracker(
     entry = tracker_entry(name)
     overrides = dict(overrides)
     image_size = overrides.pop("image_size", None)
+    if entry.standalone is not None:
+        return _standalone(entry, weights, image_size, overrides)
     management = overrides.pop("management", None) or entry.management
     if not isinstance(management, TrackManagementConfig):
         raise TypeError(
@@ -194,3 +224,24 @@ def create_tracker(
         )
     settings = None if weights is not None else entry.config(**model_overrides)
     return ManagedTracker(entry.builder(settings, weights), management, image_size)
+
+
+def _standalone(
+    entry: TrackerEntry,
+    weights: str | Path | None,
+    image_size: tuple[int, int] | None,
+    overrides: dict[str, Any],
+) -> Tracker:
+    """A standalone tracker from its config's overrides, reset for ``image_size``."""
+    if weights is not None:
+        raise ValueError(f"tracker {entry.name!r} has no trained weights to load")
+    names = {f.name for f in fields(entry.config)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise ValueError(
+            f"unknown settings {sorted(unknown)} for tracker {entry.name!r} (it has its own "
+            f"track management); valid: {sorted(names | {'image_size'})}"
+        )
+    tracker = entry.standalone(entry.config(**overrides))
+    tracker.reset(image_size=image_size)
+    return tracker

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ from deepmot.trackers.predictor import Frame, Prediction, TrackBatch, module_dev
 from deepmot.trackers.registry import Trainable, register_trainable
 
 __all__ = [
+    "LIGHT_DETECTOR",
+    "REAL_DETECTOR",
     "SHIPPED_DETECTOR",
     "TracktorConfig",
     "TracktorModel",
@@ -70,8 +72,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SHIPPED_DETECTOR = WEIGHTS_DIR / "detector_light.safetensors"
-"""The light detector shipped with the package (trained on synthetic scenes; see its card)."""
+LIGHT_DETECTOR = WEIGHTS_DIR / "detector_light.safetensors"
+"""The light MobileNetV3-FPN detector trained from scratch on synthetic scenes (see its card);
+the synthetic-scene Tracktor tables use it (``detector="light"``)."""
+
+REAL_DETECTOR = WEIGHTS_DIR / "detector_real.safetensors"
+"""The MobileNetV2-FPN detector fine-tuned on real frames from the pretrained weights of an
+SSDLite person detector (see its card and docs/detector.md)."""
+
+SHIPPED_DETECTOR = REAL_DETECTOR
+"""Tracktor's default detector (``detector="shipped"``)."""
 
 
 REID_INIT_SEED = 0
@@ -89,9 +99,10 @@ class TracktorConfig:
     :data:`TRACKTOR_MANAGEMENT`).
 
     Attributes:
-        detector: ``"shipped"`` (the light detector in the package), ``"untrained"`` (a
-            random ``backbone``, for tests), or a path to detector weights (ours, or a
-            torchvision / Tracktor Faster R-CNN state dict).
+        detector: ``"shipped"`` (:data:`SHIPPED_DETECTOR`, the real-frame detector in the
+            package), ``"light"`` (:data:`LIGHT_DETECTOR`, trained on synthetic scenes),
+            ``"untrained"`` (a random ``backbone``, for tests), or a path to detector weights
+            (ours, or a torchvision / Tracktor Faster R-CNN state dict).
         backbone: the backbone of an ``"untrained"`` detector (light preset).
         private: births from the detector's own detections instead of the public ones
             (Tracktor's ``public_detections: True`` is the default).
@@ -100,8 +111,11 @@ class TracktorConfig:
         camera_motion: align tracks with the previous frame by ECC (``do_align: True``).
         ecc_iterations, ecc_eps: ECC's stopping rule (``number_of_iterations: 100``,
             ``termination_eps: 0.00001``).
-        ecc_scale: ECC runs on the frames shrunk by this factor (Tracktor: full size, 1.0),
-            the warp brought back to full size (see :mod:`deepmot.trackers.camera_motion`).
+        ecc_scale: ECC runs on the frames shrunk by this factor, the warp brought back to
+            full size (see :mod:`deepmot.trackers.camera_motion`). Tracktor: full size, 1.0;
+            0.25 is 14x faster on PETS09-S2L1's 768x576 frames, its warps within 0.43 px
+            (median) of full size's, and tracked its tuning frames as well
+            (``benchmarks/bench_ecc.py``, ``docs/tracktor.md``).
         motion_model: a constant-velocity step before regressing
             (``motion_model.enabled: False``).
         velocity_steps: its steps (``motion_model.n_steps: 1``; centre only, as
@@ -124,7 +138,7 @@ class TracktorConfig:
     camera_motion: bool = True
     ecc_iterations: int = 100
     ecc_eps: float = 1e-5
-    ecc_scale: float = 1.0
+    ecc_scale: float = 0.25
     motion_model: bool = False
     velocity_steps: int = 1
     reid_dim: int = 128
@@ -163,14 +177,22 @@ class TracktorConfig:
         return cls(**values)
 
 
-TRACKTOR_MANAGEMENT = TrackManagementConfig.tracktor(
+TRACKTOR_PAPER_MANAGEMENT = TrackManagementConfig.tracktor(
     min_track_score=0.5,  # regression_person_thresh
     require_verification=False,  # a track lives on its regression score
     predict_invisible=True,  # inactive tracks move with the camera (and the motion model)
     revive_iou=0.2,  # reid_iou_threshold
 )
-"""Tracktor's management: births at once, no refinement, ``inactive_patience: 10``, the NMS
-thresholds 0.3 / 0.6, the regression threshold 0.5, tracks kept without detections."""
+"""Tracktor's management as published: births at once, no refinement, ``inactive_patience:
+10``, the NMS thresholds 0.3 / 0.6, the regression threshold 0.5, tracks kept without
+detections. The synthetic-scene tables (``deepmot reproduce tracktor``, the loss ablation, the
+demo) keep it."""
+
+TRACKTOR_MANAGEMENT = replace(TRACKTOR_PAPER_MANAGEMENT, min_track_score=0.8)
+"""The default of ``create_tracker("tracktor")`` and ``deepmot track``: the published
+management with the regression threshold at 0.8, the best of 0.5-0.9 with the shipped
+``detector_real`` on PETS09-S2L1's tuning frames (35-50%; verification, birth threshold and
+patience left as published, which measured best there too; ``docs/tracktor.md``)."""
 
 
 class TracktorModel(nn.Module):
@@ -505,8 +527,9 @@ def _detector_for(config: TracktorConfig) -> tuple[nn.Module, DetectorConfig]:
     if config.detector == "untrained":
         detector_config = DetectorConfig.light(backbone=config.backbone)
         return build_detector(detector_config), detector_config
-    path = SHIPPED_DETECTOR if config.detector == "shipped" else Path(config.detector)
-    if config.detector == "shipped" and not path.is_file():
+    named = {"shipped": SHIPPED_DETECTOR, "light": LIGHT_DETECTOR}
+    path = named.get(config.detector, Path(config.detector))
+    if config.detector in named and not path.is_file():
         raise DeepMOTError(
             f"no shipped detector ({path}); train one with 'deepmot detector train' and give "
             "its detector.safetensors as the Tracktor config's detector"

@@ -305,6 +305,11 @@ def tune_tracker(
         entry = tracker_entry(tracker)
     except ValueError as error:
         raise DeepMOTError(str(error)) from None
+    if entry.standalone is not None:
+        raise DeepMOTError(
+            f"tracker {tracker!r} has its own track management; tuning searches the shared "
+            "management's settings (choose a managed tracker)"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights = Path(weights) if weights is not None else None
