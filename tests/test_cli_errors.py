@@ -7,6 +7,7 @@ with the evaluator).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -214,16 +215,23 @@ def test_fallbacks_warn(
     folders: dict[str, Path], capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
 ) -> None:
     data, root = folders["data"], folders["root"]
-    # the default detection file is missing: train falls back to det/det.txt and says so
+    # a sequence without the --det-file given trains without detections, and train says so
+    other = folders["data"] / "SYNTH-02" / "det" / "other.txt"
+    other.write_text((folders["data"] / "SYNTH-02" / "det" / "det.txt").read_text())
     args = ["train", str(data), "--out", str(root / "fallback"), "--matcher", "sinkhorn"]
-    assert main([*args, "--iterations", "1", "--batch-size", "2", "--no-progress"]) == 0
-    assert "2 of 2 sequences have no det/deepmot_clean_FRCNN.txt" in caplog.text
+    try:
+        args += ["--det-file", "other.txt", "--iterations", "1", "--batch-size", "2"]
+        assert main([*args, "--no-progress"]) == 0
+    finally:
+        other.unlink()
+    assert "1 of 2 sequences have no det/other.txt and train without detections" in caplog.text
     # a learned tracker without weights runs untrained, with a warning
     caplog.clear()
     assert main(["track", str(data), "--out", str(root / "res"), "--no-progress"]) == 0
     assert "runs untrained" in caplog.text and "--weights" in caplog.text
     # a sequence without the detection file is skipped, by name, with the eval command to use
     caplog.clear()
+    caplog.set_level(logging.INFO)
     other = folders["data"] / "SYNTH-02" / "det" / "other.txt"
     other.write_text((folders["data"] / "SYNTH-02" / "det" / "det.txt").read_text())
     try:

@@ -188,7 +188,7 @@ def test_the_process_skips_teardown_but_loses_no_output(
     failed = subprocess.run(
         [*command, "--sequences", "NOPE"], capture_output=True, text=True, timeout=120
     )
-    assert failed.returncode == 2 and "unknown sequence NOPE" in failed.stderr
+    assert failed.returncode == 2 and "no sequence is named or starts with NOPE" in failed.stderr
 
 
 def test_connected_components_agree_with_scipy() -> None:

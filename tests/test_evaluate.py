@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -256,7 +257,7 @@ def test_missing_result_file_unknown_and_stray_sequences(tmp_path: Path) -> None
         evaluate(gt_root, res_dir)
     with pytest.raises(EvaluationError, match=r"no result file for sequence S .*S\.txt"):
         evaluate(gt_root, res_dir, sequences=["S"])
-    with pytest.raises(EvaluationError, match="unknown sequence T; sequences under .*: S"):
+    with pytest.raises(EvaluationError, match="named or starts with T; sequences under .*: S"):
         evaluate(gt_root, res_dir, sequences=["T"])
     with pytest.raises(EvaluationError, match="does not exist"):
         evaluate(tmp_path / "nowhere", res_dir)
@@ -290,3 +291,15 @@ def test_evaluate_data_and_summaries(tmp_path: Path) -> None:
         data, _ = load_sequence(gt_root / "S", res_dir / "S.txt")
         evaluate_data([data, data])
     assert read_results(res_dir / "S.txt") is not None
+
+
+def test_sequences_by_name_or_prefix(tmp_path: Path) -> None:
+    """``sequences`` chooses as every command's ``--sequences``: a name, or names' start."""
+    gt_root, res_dir, _, _ = _folder(tmp_path)
+    shutil.copytree(gt_root / "S", gt_root / "S2")
+    shutil.copy(res_dir / "S.txt", res_dir / "S2.txt")
+    assert list(evaluate(gt_root, res_dir, sequences=["S"]).sequences) == ["S"]
+    assert list(evaluate(gt_root, res_dir, sequences=["S2"]).sequences) == ["S2"]
+    shutil.move(gt_root / "S", gt_root / "SA")
+    shutil.move(res_dir / "S.txt", res_dir / "SA.txt")
+    assert list(evaluate(gt_root, res_dir, sequences=["S"]).sequences) == ["S2", "SA"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -337,7 +338,12 @@ def test_dhn_table_rows_equal_a_direct_evaluation(
     sets = [f"{k}={json.dumps(v)}" for k, v in {**overrides, "variants": ["conv1d"],
                                                    "size_study": []}.items()]  # fmt: skip
     argv = ["reproduce", "dhn", "--data", str(root), "--out", str(tmp_path / "out")]
-    assert main([*argv, "--no-progress", *(x for s in sets for x in ("--set", s))]) == 0
+    argv += ["--no-progress", *(x for s in sets for x in ("--set", s))]
+    assert main(argv) == 2  # the finished run is not replaced
+    assert "holds a run already (finished: seed0)" in capsys.readouterr().err
+    shutil.rmtree(folder / "seed0")
+    (folder / "results.json").unlink()
+    assert main(argv) == 0  # another run in the same folder reuses the DHN data
     assert (folder / "data" / "manifest.json").stat().st_mtime_ns == built
     out = capsys.readouterr().out
     assert "| conv1d, row-wise max (ours) |" in out and "(results.json, table.md);" in out
@@ -437,3 +443,65 @@ def test_tracktor_loss_ablation_rows_are_the_evaluators(tmp_path: Path) -> None:
         weights = slug and tmp_path / "run" / "seed0" / slug / "tracktor.safetensors"
         tracker = create_tracker("tracktor", weights=weights, require_verification=True)
         _same_row(row, _rescored(row["row"], tracker, val, tmp_path / row["row"]))
+
+
+CALLS: list[int] = []  # the seeds the resumable toy computed, in order
+STOP_AT: list[int] = []  # a seed at which the toy is "interrupted" (Ctrl-C) once
+
+
+def _resumable_run(context: TableContext) -> TableResult:
+    """Each seed writes a file into its folder and has rows x = seed, through seed_rows."""
+
+    def one_seed(seed: int) -> list[dict]:
+        if STOP_AT and seed == STOP_AT[0]:
+            STOP_AT.clear()
+            raise KeyboardInterrupt
+        CALLS.append(seed)
+        (context.out / f"seed{seed}").mkdir(parents=True)
+        (context.out / f"seed{seed}" / "model.bin").write_bytes(bytes([seed]))
+        return [{"row": "A", "x": float(seed), "n": seed}]
+
+    from deepmot.reproduce.run import aggregate_seeds
+
+    per_seed = {
+        str(s): context.seed_rows(s, lambda s=s: one_seed(s)) for s in context.settings["seeds"]
+    }
+    return TableResult(aggregate_seeds(per_seed, TOY.columns), per_seed, None, "resumable.")
+
+
+def test_a_stopped_run_resumes_and_keeps_its_finished_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    scales = {"cpu": {"seeds": [0], "k": 1}, "full": {"seeds": [0, 1], "k": 1}}
+    spec = TableSpec(
+        **{**TOY.__dict__, "name": "resumable", "run": _resumable_run, "scales": scales}
+    )
+    monkeypatch.setitem(registry._TABLES, "resumable", spec)
+    monkeypatch.setattr("deepmot.commands.reproduce.TABLES", (*TABLES, "resumable"))
+    CALLS.clear()
+    STOP_AT[:] = [1]
+    argv = ["reproduce", "resumable", "--scale", "full", "--seeds", "0", "1", "2"]
+    argv += ["--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 130  # Ctrl-C during seed 1
+    assert "interrupted" in capsys.readouterr().err
+    folder = tmp_path / "resumable"
+    record = json.loads((folder / "results.json").read_text())  # written after seed 0
+    assert record["finished"] is False and record["seeds"] == [0]
+    assert record["rows"][0]["x"] == 0.0
+    first = folder / "seed0" / "model.bin"
+    stamp = first.stat().st_mtime_ns
+    rows_stamp = (folder / "seed0" / "rows.json").stat().st_mtime_ns
+
+    assert main(argv) == 2  # a folder holding a run: never started over
+    err = capsys.readouterr().err
+    assert "holds a run already (finished: seed0)" in err and "--resume" in err
+    assert main([*argv, "--set", "k=2", "--resume"]) == 2  # other settings refused
+    assert "other settings (k)" in capsys.readouterr().err
+
+    assert main([*argv, "--resume"]) == 0
+    assert CALLS == [0, 1, 2]  # seed 0 ran once, before the interruption
+    assert first.stat().st_mtime_ns == stamp and first.read_bytes() == b"\x00"
+    assert (folder / "seed0" / "rows.json").stat().st_mtime_ns == rows_stamp
+    record = json.loads((folder / "results.json").read_text())
+    assert record["finished"] is True and record["seeds"] == [0, 1, 2]
+    assert record["rows"][0]["x"] == 1.0 and record["per_seed"]["0"][0]["x"] == 0.0

@@ -20,6 +20,73 @@ from deepmot import __version__
 from deepmot.commands import COMMANDS
 from deepmot.errors import DeepMOTError
 
+# Which extra of pyproject.toml brings each optional module a command may import.
+_EXTRAS = {
+    "torch": "train",
+    "torchvision": "train",
+    "optuna": "train",
+    "torchmetrics": "train",
+    "pycocotools": "train",
+    "safetensors": "train",
+    "cv2": "images",
+    "matplotlib": "plots",
+}
+# Commands that run on the core install (NumPy, SciPy, tqdm): no torch pair to check.
+_CORE_COMMANDS = {"eval", "results", "synth"}
+_CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
+
+
+def missing_extra_message(error: ModuleNotFoundError) -> str | None:
+    """One line saying which extra to install for a module a plain ``pip install`` leaves out,
+    or None when the missing module is not one of them (a real bug: let it surface)."""
+    module = (error.name or "").partition(".")[0]
+    extra = _EXTRAS.get(module)
+    if extra is None:
+        return None
+    return (
+        f"needs {module}, which the core install leaves out: pip install 'deepmot[{extra}]' "
+        f"(from a checkout: pip install '.[{extra}]')"
+    )
+
+
+def torch_pair_message() -> str | None:
+    """One line naming an installed torch and torchvision that do not fit each other, or None.
+
+    Read from the packages' metadata, without importing them. torchvision 0.N is built for
+    torch 2.(N - 15) (0.15 for 2.0 onwards); a CPU-only build (``+cpu``) beside a CUDA one
+    fails at import with ``operator torchvision::nms does not exist``.
+    """
+    from importlib import metadata
+
+    try:
+        torch_version = metadata.version("torch")
+        vision_version = metadata.version("torchvision")
+    except metadata.PackageNotFoundError:
+        return None
+    torch_release, _, torch_build = torch_version.partition("+")
+    vision_release, _, vision_build = vision_version.partition("+")
+    try:
+        torch_major, torch_minor = (int(x) for x in torch_release.split(".")[:2])
+        vision_major, vision_minor = (int(x) for x in vision_release.split(".")[:2])
+    except ValueError:  # a version scheme we do not know: nothing to say
+        return None
+    fits = torch_major != 2 or (vision_major, vision_minor) == (0, torch_minor + 15)
+    # the builds differ (a PyPI wheel has no tag): +cpu, +cu126, +rocm6.2 are the ones known
+    known = any(b.startswith(("cpu", "cu", "rocm")) for b in (torch_build, vision_build))
+    if torch_build != vision_build and known:
+        fits = False
+    if fits:
+        return None
+    return torch_pair_hint(f"torchvision {vision_version} does not fit torch {torch_version}")
+
+
+def torch_pair_hint(problem: str) -> str:
+    """``problem`` and the command that installs a matching pair."""
+    return (
+        f"{problem}: reinstall them as a pair, e.g. pip install --force-reinstall torch "
+        f"torchvision (CPU only: add --index-url {_CPU_WHEELS})"
+    )
+
 
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line: ``deepmot train: error: argument
@@ -64,7 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     try:
+        if args.command not in _CORE_COMMANDS and (problem := torch_pair_message()):
+            raise DeepMOTError(problem)
         return int(args.run(args) or 0)
+    except ModuleNotFoundError as error:
+        if (message := missing_extra_message(error)) is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        # torchvision's compiled operators missing: a torchvision built for another torch
+        if "torchvision::" not in str(error):
+            raise
+        first = str(error).strip().splitlines()[0]
+        print(f"{prog}: error: {torch_pair_hint(first)}", file=sys.stderr)
+        return 2
     except DeepMOTError as error:
         # every user mistake: one line naming the argument or file and what to do, no traceback
         print(f"{prog}: error: {error}", file=sys.stderr)

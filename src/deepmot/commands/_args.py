@@ -20,6 +20,9 @@ from pathlib import Path
 from deepmot.errors import DeepMOTError
 
 __all__ = [
+    "DET_FILE_HELP",
+    "ListAction",
+    "SEQUENCES_HELP",
     "HelpFormatter",
     "check_device",
     "device",
@@ -36,6 +39,18 @@ __all__ = [
 ]
 
 
+#: ``--sequences`` of every command that reads sequence folders: names or prefixes.
+SEQUENCES_HELP = (
+    "only these sequences: a name, or the start of names (MOT17-02 chooses MOT17-02-FRCNN "
+    "and MOT17-02-SDP; MOT17 every MOT17 sequence)"
+)
+#: ``--det-file`` of every command that reads detections: one rule everywhere.
+DET_FILE_HELP = (
+    "the detection file in each sequence's det/ (default: det.txt where present, else the "
+    "folder's only file; several and no det.txt is an error listing them)"
+)
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default after its help, unless the default is None or False (then the
     help says what happens without the option)."""
@@ -44,6 +59,29 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:
             return action.help or ""
         return super()._get_help_string(action)
+
+
+class ListAction(argparse.Action):
+    """A flag that prints a listing and exits, whatever else the command requires (as
+    ``--version`` does): ``add_argument("--list-trackers", action=ListAction, lister=f)``
+    with ``f() -> list[str]``. A listing that needs a missing extra is the CLI's one line."""
+
+    def __init__(self, option_strings: list[str], dest: str, lister: Callable, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+        self.lister = lister
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        try:
+            lines = self.lister()
+        except ModuleNotFoundError as error:
+            from deepmot.cli import missing_extra_message
+
+            message = missing_extra_message(error)
+            if message is None:
+                raise
+            parser.exit(2, f"{parser.prog}: error: {message}\n")
+        print("\n".join(lines))
+        parser.exit(0)
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:

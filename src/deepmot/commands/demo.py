@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train the motion tracker with the DeepMOT loss (shipped DHN) and with Smooth-L1 on "
             "synthetic sequences (or --data MOT_ROOT), compare them with the untrained tracker on "
-            "the last 25%% of each sequence, print the table and write it with training curves "
+            "the last 25% of each sequence, print the table and write it with training curves "
             "and a frame with tracks into --out (replacing an earlier demo there)."
         ),
         formatter_class=HelpFormatter,

@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from deepmot.commands._args import output_file
+from deepmot.commands._args import SEQUENCES_HELP, output_file
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def add_parser(subparsers: Any) -> None:
         "--sequences",
         nargs="+",
         metavar="NAME",
-        help="evaluate only these sequences (default: all of GT_ROOT or its seqmap)",
+        help=f"{SEQUENCES_HELP} (default: all of GT_ROOT or its seqmap)",
     )
     parser.add_argument(
         "--trackers",
@@ -191,6 +191,11 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault(name, "1")
     from deepmot.metrics.evaluate import EvaluationError, default_workers, evaluate_trackers
 
+    if args.plots is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:  # said before the work, not after
+            raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
     workers = args.workers if args.workers is not None else default_workers()
     if workers < 1:
         raise EvaluationError(f"--workers must be >= 1, got {workers}")

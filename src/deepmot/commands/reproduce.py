@@ -34,7 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run TABLE and write OUT/TABLE/: results.json (rows as mean and std over the seeds, "
             "each seed's rows, the paper's rows, the resolved settings, library versions, the "
-            "machine, the wall time), table.md and plot.png. --scale cpu finishes in under 30 "
+            "machine, the wall time), table.md and plot.png; results.json is written after "
+            "every seed, and each finished seed's rows are kept in OUT/TABLE/seed<N>/rows.json, "
+            "so a stopped run continues with --resume. --scale cpu finishes in under 30 "
             "minutes on a 2-core CPU; --scale full is what a GPU user runs. 'deepmot results "
             "OUT' turns the folders into the results page."
         ),
@@ -64,6 +66,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="change one of the scale's settings (repeatable; see --list), e.g. --set "
         "iterations=50",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT/TABLE with the same settings: finished seeds are kept and "
+        "read back, the others run (without it, a folder holding a run is an error)",
     )
     parser.add_argument("--list", action="store_true", help="list the tables and their scales")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -108,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         args.seeds,
         progress=not args.no_progress,
         overrides=dict(args.set),
+        resume=args.resume,
     )
     print((folder / "table.md").read_text(), end="")
     plot = json.loads((folder / "results.json").read_text()).get("plot")

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 from pathlib import Path
 
 from deepmot import WEIGHTS_DIR
 from deepmot.commands._args import (
+    DET_FILE_HELP,
+    SEQUENCES_HELP,
     HelpFormatter,
     existing_file,
     existing_path,
@@ -43,9 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "track",
         help="track sequences or a video and write MOTChallenge result files",
         description=(
-            "Run a tracker over every sequence under MOT_ROOT that has the detection file, and "
-            "write RESULTS/<sequence>.txt (frame,id,x,y,w,h,score,-1,-1,-1), ready for "
-            "'deepmot eval MOT_ROOT RESULTS'. Sequences without the detection file are skipped "
+            "Run a tracker over every sequence under MOT_ROOT that has detections, and "
+            "write RESULTS/<sequence>.txt (frame,id,x,y,w,h,score,-1,-1,-1), then print the "
+            "'deepmot eval' command that scores them. Sequences without detections are skipped "
             "with a warning naming them. Given a VIDEO file instead, track it: with --det, on "
             "those detections; without, tracktor finds people with its own detector and the "
             "other trackers on the detections of the shipped detector (the one tracktor uses), "
@@ -89,11 +92,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="tracker settings (JSON: track-management and model fields, and the tracker's "
         "name), e.g. the best_config.json 'deepmot tune' writes",
     )
+    parser.add_argument("--det-file", help=f"MOT_ROOT: {DET_FILE_HELP}")
     parser.add_argument(
-        "--det-file", help="MOT_ROOT: the detection file in each det/ (default: det.txt)"
-    )
-    parser.add_argument(
-        "--sequences", nargs="+", metavar="PREFIX", help="MOT_ROOT: only sequences named so"
+        "--sequences", nargs="+", metavar="NAME", help=f"MOT_ROOT: {SEQUENCES_HELP}"
     )
     parser.add_argument(
         "--det",
@@ -172,46 +173,56 @@ def _tracker(name: str, weights: Path | None, settings: dict, config: Path | Non
 
 
 def find_usable(
-    mot_root: Path, det_file: str, prefixes: list[str] | None
-) -> tuple[list[Path], list[str]]:
-    """The sequence folders under ``mot_root`` chosen by ``prefixes`` that have
-    ``det/<det_file>``, and the names of the chosen ones that lack it.
+    mot_root: Path, det_file: str | None, patterns: list[str] | None
+) -> tuple[list[tuple[Path, str]], list[str]]:
+    """The sequence folders under ``mot_root`` chosen by ``patterns`` (names or prefixes) with
+    their detection file (:meth:`~deepmot.data.sequence.Sequence.choose_detection_file`:
+    ``det_file``, else ``det.txt``, else the only one), and the names of the chosen ones that
+    have none.
 
     Raises:
-        DeepMOTError: no sequence folder, none chosen, or none with the detection file.
+        DeepMOTError: no sequence folder, a pattern that chooses none, a sequence whose
+            detection file is ambiguous, or no sequence with a detection file.
     """
     from deepmot.data.sequence import Sequence
-    from deepmot.io.mot import find_sequences
+    from deepmot.io.mot import find_sequences, select_names
 
     paths = find_sequences(mot_root)
     if not paths:
         raise DeepMOTError(f"MOT_ROOT {mot_root}: no sequence folders in it")
-    chosen = [p for p in paths if not prefixes or any(p.name.startswith(x) for x in prefixes)]
-    if not chosen:
-        raise DeepMOTError(
-            f"--sequences {' '.join(prefixes or [])}: no sequence under {mot_root} starts "
-            f"so (there: {', '.join(p.name for p in paths)})"
-        )
-    usable = [p for p in chosen if det_file in Sequence.detection_files(p)]
+    chosen = paths
+    if patterns:
+        by_name = {p.name: p for p in paths}
+        names, unmatched = select_names(by_name, patterns)
+        if unmatched:
+            raise DeepMOTError(
+                f"--sequences {' '.join(unmatched)}: no sequence under {mot_root} is named or "
+                f"starts so (there: {', '.join(by_name)})"
+            )
+        chosen = [by_name[n] for n in names]
+    files = {p: Sequence.choose_detection_file(p, det_file) for p in chosen}
+    usable = [(p, f) for p, f in files.items() if f is not None]
     if not usable:
-        files = sorted({f for p in chosen for f in Sequence.detection_files(p)})
+        found = sorted({f for p in chosen for f in Sequence.detection_files(p)})
+        wanted = f"det/{det_file}" if det_file else "a detection file in det/"
         raise DeepMOTError(
-            f"--det-file {det_file}: no sequence under {mot_root} has det/"
-            f"{det_file} (they have: {', '.join(files) or 'no detection files'})"
+            f"{'--det-file ' + det_file if det_file else 'MOT_ROOT ' + str(mot_root)}: no "
+            f"sequence under {mot_root} has {wanted} (they have: "
+            f"{', '.join(found) or 'no detection files'})"
         )
-    return usable, [p.name for p in chosen if p not in usable]
+    return usable, [p.name for p, f in files.items() if f is None]
 
 
-def load_sequences(mot_root: Path, det_file: str, prefixes: list[str] | None) -> list:
-    """The chosen sequences that have ``det/<det_file>``, read (see :func:`find_usable`); the
+def load_sequences(mot_root: Path, det_file: str | None, patterns: list[str] | None) -> list:
+    """The chosen sequences that have a detection file, read (see :func:`find_usable`); the
     others are skipped with a warning naming them."""
     from deepmot.data.sequence import Sequence
 
-    usable, skipped = find_usable(mot_root, det_file, prefixes)
+    usable, skipped = find_usable(mot_root, det_file, patterns)
     if skipped:
-        names = ", ".join(skipped)
-        log.warning("skipped %d sequence(s) without det/%s: %s", len(skipped), det_file, names)
-    return [Sequence.from_dir(p, det_file=det_file) for p in usable]
+        what = f"det/{det_file}" if det_file else "detections"
+        log.warning("skipped %d sequence(s) without %s: %s", len(skipped), what, ", ".join(skipped))
+    return [Sequence.from_dir(p, det_file=f) for p, f in usable]
 
 
 def _check_options(args: argparse.Namespace, video: bool) -> None:
@@ -322,22 +333,24 @@ def run(args: argparse.Namespace) -> int:
         _track_one(args, tracker, sequence, sequence.name)
         log.info("wrote %s", args.out / f"{sequence.name}.txt")
         return 0
-    det_file = args.det_file or "det.txt"
-    usable, skipped = find_usable(args.mot_root, det_file, args.sequences)
+    usable, skipped = find_usable(args.mot_root, args.det_file, args.sequences)
     written = []
-    for path in usable:
+    for path, det_file in usable:
         _track_one(args, tracker, Sequence.from_dir(path, det_file=det_file), path.name)
         written.append(path.name)
     log.info("wrote %d result file(s) to %s", len(written), args.out)
     if skipped:
-        log.warning(
-            "skipped %d sequence(s) without det/%s: %s. Score the others with 'deepmot eval "
-            "%s %s --sequences %s'",
-            len(skipped),
-            det_file,
-            ", ".join(skipped),
-            args.mot_root,
-            args.out,
-            " ".join(written),
-        )
+        what = f"det/{args.det_file}" if args.det_file else "detections"
+        log.warning("skipped %d sequence(s) without %s: %s", len(skipped), what, ", ".join(skipped))
+    # the command that scores what was written, and nothing else, as written (pasted, it gives
+    # the numbers of the library's own evaluation of these frames)
+    frames = " --frames val" if args.split == "val" else ""
+    only = f" --sequences {' '.join(written)}" if skipped or args.sequences else ""
+    log.info(
+        "score them with: deepmot eval %s %s%s%s",
+        shlex.quote(str(args.mot_root)),
+        shlex.quote(str(args.out)),
+        only,
+        frames,
+    )
     return 0

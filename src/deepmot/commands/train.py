@@ -11,7 +11,10 @@ import logging
 from pathlib import Path
 
 from deepmot.commands._args import (
+    DET_FILE_HELP,
+    SEQUENCES_HELP,
     HelpFormatter,
+    ListAction,
     check_resumed_options,
     device,
     existing_dir,
@@ -60,7 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--tracker", default=_TRAIN.tracker, help="a trainable tracker (see --list-trackers)"
     )
     parser.add_argument(
-        "--list-trackers", action="store_true", help="print the trainable trackers and exit"
+        "--list-trackers",
+        action=ListAction,
+        lister=_trainable_trackers,
+        help="print the trainable trackers and exit (needs no other argument)",
     )
     parser.add_argument(
         "--loss",
@@ -164,12 +170,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=_TRAIN.diagnose_every,
         help="steps between measurements of each loss term's gradient (log.csv's grad_*)",
     )
-    parser.add_argument(
-        "--det-file",
-        default=None,
-        help=f"detection file in each det/ folder (default: {_TRAIN.det_file}; a sequence "
-        "without it uses det/det.txt, with a warning; a file no sequence has is an error)",
-    )
+    parser.add_argument("--det-file", default=None, help=DET_FILE_HELP)
     parser.add_argument(
         "--no-detections",
         action="store_true",
@@ -190,9 +191,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "of each track's mean embedding to each object's): 'joint' in D with the box terms, "
         "'branch' as a second DeepMOT loss (the authors' code); use with --sampling clips",
     )
-    parser.add_argument(
-        "--sequences", nargs="+", metavar="PREFIX", help="only sequences whose names start so"
-    )
+    parser.add_argument("--sequences", nargs="+", metavar="NAME", help=SEQUENCES_HELP)
     parser.add_argument(
         "--seed", type=int_at_least(0), default=_TRAIN.seed, help="seed of model and samples"
     )
@@ -341,6 +340,12 @@ def check_distributed(args: argparse.Namespace, device: str) -> None:
         )
 
 
+def _trainable_trackers() -> list[str]:
+    from deepmot.trackers import list_trainable
+
+    return list_trainable()
+
+
 def _matcher(text: str) -> str:
     """``dhn``, ``sinkhorn`` or ``dhn:PATH`` (PATH checked when the command runs)."""
     from deepmot.assign.matcher import parse_matcher
@@ -353,58 +358,56 @@ def _matcher(text: str) -> str:
 
 
 def load_sequences(
-    root: Path, det_file: str | None, prefixes: list[str] | None, explicit: bool = True
+    root: Path, det_file: str | None, patterns: list[str] | None, explicit: bool = True
 ) -> list:
-    """Sequences under ``root`` with ground truth, with ``det_file`` where they have it (else
-    ``det/det.txt`` if present, with one warning naming them).
+    """Sequences under ``root`` with ground truth, chosen by ``patterns`` (names or prefixes),
+    each with its detection file by the rule every command follows
+    (:meth:`~deepmot.data.sequence.Sequence.choose_detection_file`: ``det_file``, else
+    ``det.txt``, else the only one); a sequence without one trains without detections, with
+    one warning naming them.
 
     Raises:
-        DeepMOTError: no folder, no sequence (matching ``prefixes``), or an ``explicit``
-            ``det_file`` that no sequence has (a misspelt name).
+        DeepMOTError: no folder, no sequence (matching ``patterns``), a sequence whose
+            detection file is ambiguous, or an ``explicit`` ``det_file`` that no sequence has
+            (a misspelt name).
     """
     from deepmot.data.sequence import Sequence
-    from deepmot.io.mot import find_sequences
+    from deepmot.io.mot import find_sequences, select_names
 
     if not root.is_dir():
         raise DeepMOTError(f"MOT_ROOT {root}: no such folder of sequences")
     paths = find_sequences(root)
     if not paths:
         raise DeepMOTError(f"MOT_ROOT {root}: no sequence folders (with gt/gt.txt) in it")
-    chosen = [p for p in paths if not prefixes or any(p.name.startswith(x) for x in prefixes)]
-    if not chosen:
-        raise DeepMOTError(
-            f"--sequences {' '.join(prefixes or [])}: no sequence under {root} starts so "
-            f"(there: {_names(p.name for p in paths)})"
-        )
-    available = {p: Sequence.detection_files(p) for p in chosen}
-    if det_file is not None and explicit and not any(det_file in a for a in available.values()):
-        files = sorted({f for a in available.values() for f in a})
+    chosen = paths
+    if patterns:
+        by_name = {p.name: p for p in paths}
+        names, unmatched = select_names(by_name, patterns)
+        if unmatched:
+            raise DeepMOTError(
+                f"--sequences {' '.join(unmatched)}: no sequence under {root} is named or starts "
+                f"so (there: {_names(by_name)})"
+            )
+        chosen = [by_name[n] for n in names]
+    files = {p: Sequence.choose_detection_file(p, det_file) for p in chosen}
+    if det_file is not None and explicit and not any(files.values()):
+        found = sorted({f for p in chosen for f in Sequence.detection_files(p)})
         raise DeepMOTError(
             f"--det-file {det_file}: no sequence under {root} has det/{det_file} (they have: "
-            f"{', '.join(files) or 'no detection files'})"
+            f"{', '.join(found) or 'no detection files'})"
         )
-    sequences, fallback, without = [], [], []
-    for path in chosen:
-        name = det_file if det_file in available[path] else None
-        if det_file is not None and name is None:
-            if "det.txt" in available[path]:
-                name = "det.txt"
-                fallback.append(path.name)
-            else:
-                without.append(path.name)
+    sequences, without = [], []
+    for path, name in files.items():
+        if name is None:
+            without.append(path.name)
         seq = Sequence.from_dir(path, det_file=name)
         if seq.gt is not None:
             sequences.append(seq)
-    if fallback:
-        log.warning(
-            "%d of %d sequences have no det/%s and use det/det.txt: %s",
-            len(fallback), len(chosen), det_file, _names(fallback),
-        )  # fmt: skip
     if without:
+        wanted = f"det/{det_file}" if det_file else "a detection file"
         log.warning(
-            "%d of %d sequences have neither det/%s nor det/det.txt and train without "
-            "detections: %s",
-            len(without), len(chosen), det_file, _names(without),
+            "%d of %d sequences have no %s and train without detections: %s",
+            len(without), len(chosen), wanted, _names(without),
         )  # fmt: skip
     if not sequences:
         raise DeepMOTError(f"MOT_ROOT {root}: no sequence with ground truth (gt/gt.txt)")
@@ -456,7 +459,7 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
             lr=args.lr,
             iterations=args.iterations if args.iterations is not None else _TRAIN.iterations,
             batch_size=args.batch_size,
-            det_file=args.det_file if args.det_file is not None else _TRAIN.det_file,
+            det_file=args.det_file,  # None: each sequence's by the rule of load_sequences
             seed=args.seed,
             device=args.device or _TRAIN.device,
             init_weights=str(args.init_weights) if args.init_weights is not None else None,
@@ -578,12 +581,8 @@ def _check_resumed_options(
 
 def run(args: argparse.Namespace) -> int:
     from deepmot.commands._args import check_device
-    from deepmot.trackers import list_trainable
     from deepmot.trackers.registry import get_trainable
 
-    if args.list_trackers:
-        print("\n".join(list_trainable()))
-        return 0
     if args.resume and args.overwrite:
         raise DeepMOTError("--resume and --overwrite exclude each other: continue or replace")
     config = _resumed_config(args) if args.resume else _config(args)

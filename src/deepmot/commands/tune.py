@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 
 from deepmot.commands._args import (
+    DET_FILE_HELP,
+    SEQUENCES_HELP,
     HelpFormatter,
     existing_dir,
     existing_file,
@@ -26,9 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="tune a tracker's track management with Optuna (train frames), report on val",
         description=(
             "Search the track-management settings of a tracker (thresholds, NMS, patience, "
-            "birth rules) with Optuna for HOTA, MOTA or IDF1 on the first 50%% of every "
+            "birth rules) with Optuna for HOTA, MOTA or IDF1 on the first 50% of every "
             "sequence under MOT_ROOT (the paper's training split); the first trial is the "
-            "defaults. Prints the defaults and the best settings scored on the last 25%% (the "
+            "defaults. Prints the defaults and the best settings scored on the last 25% (the "
             "validation split) and writes OUT/best_config.json for 'deepmot track --config'. "
             "The study is stored in OUT/study.db: run the same command again to resume it, "
             "with a larger --trials to search further. A trainable tracker's model is built "
@@ -68,10 +70,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="Optuna storage file: *.db (SQLite) or any other name (journal file); "
         "default OUT/study.db",
     )
-    parser.add_argument("--det-file", default="det.txt", help="detection file in each det/")
-    parser.add_argument(
-        "--sequences", nargs="+", metavar="PREFIX", help="only sequences whose names start so"
-    )
+    parser.add_argument("--det-file", help=DET_FILE_HELP)
+    parser.add_argument("--sequences", nargs="+", metavar="NAME", help=SEQUENCES_HELP)
     parser.add_argument(
         "--cache-mib",
         type=float,
@@ -122,10 +122,18 @@ def run(args: argparse.Namespace) -> int:
             if cache and cache["hits"] + cache["misses"]
             else ""
         )
-    weights = f" --weights {args.weights}" if args.weights else ""
+    import shlex
+
+    # the next command, as it runs when pasted (RESULTS: a folder to name)
+    options = [f"--config {shlex.quote(str(result.config_path))}"]
+    if args.weights:
+        options.append(f"--weights {shlex.quote(str(args.weights))}")
+    if args.det_file:
+        options.append(f"--det-file {shlex.quote(args.det_file)}")
+    if args.sequences:
+        options.append(f"--sequences {' '.join(shlex.quote(x) for x in args.sequences)}")
     print(
         f"best settings: {result.config_path}; track with them: deepmot track "
-        f"{args.mot_root} --config {result.config_path}{weights} --det-file {args.det_file} "
-        "--split val --out RESULTS"
+        f"{shlex.quote(str(args.mot_root))} {' '.join(options)} --split val --out RESULTS"
     )
     return 0

@@ -235,6 +235,26 @@ class Sequence:
         det_dir = Path(path) / "det"
         return sorted(p.name for p in det_dir.glob("*.txt")) if det_dir.is_dir() else []
 
+    @staticmethod
+    def choose_detection_file(path: str | Path, det_file: str | None = None) -> str | None:
+        """The detection file of a sequence folder, by the rule every command follows:
+        ``det_file`` when given, else ``det/det.txt`` when present, else the only file of
+        ``det/``; None when ``det/`` has no file (or lacks ``det_file``).
+
+        Raises:
+            DeepMOTError: no ``det_file`` and several files in ``det/``, none ``det.txt``
+                (the message lists them).
+        """
+        files = Sequence.detection_files(path)
+        if det_file is not None:
+            return det_file if det_file in files else None
+        if "det.txt" in files or len(files) < 2:
+            return "det.txt" if "det.txt" in files else (files[0] if files else None)
+        raise DeepMOTError(
+            f"{path}: det/ has {len(files)} detection files and no det.txt ({', '.join(files)}); "
+            f"choose one with --det-file, e.g. --det-file {files[0]}"
+        )
+
     # ------------------------------------------------------------------ per-frame access
 
     def __len__(self) -> int:

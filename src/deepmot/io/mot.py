@@ -543,3 +543,22 @@ def find_sequences(root: str | Path) -> list[Path]:
                 keep.append(name)
         dirs[:] = keep
     return sorted(found)
+
+
+def select_names(names: Iterable[str], patterns: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The ``names`` chosen by ``patterns`` (``--sequences`` of every command): a name is chosen
+    when it equals a pattern or starts with one (``MOT17-02`` chooses ``MOT17-02-FRCNN`` and
+    ``MOT17-02-SDP``; ``MOT17`` every MOT17 sequence).
+
+    Returns ``(chosen, unmatched)``: the chosen names in the patterns' order (each once), and
+    the patterns that chose nothing.
+    """
+    names = list(names)
+    chosen: dict[str, None] = {}
+    unmatched = []
+    for pattern in patterns:
+        hits = [n for n in names if n == pattern] or [n for n in names if n.startswith(pattern)]
+        chosen.update(dict.fromkeys(hits))
+        if not hits:
+            unmatched.append(pattern)
+    return list(chosen), unmatched

@@ -45,6 +45,7 @@ from deepmot.io.mot import (
     read_gt,
     read_results,
     read_seqinfo,
+    select_names,
 )
 from deepmot.io.trackeval_layout import (
     EvaluationError,
@@ -683,8 +684,10 @@ def evaluate_trackers(
             :data:`ALL_BENCHMARKS` (DanceTrack and SportsMOT get MOT17 settings).
         split: TrackEval's split (``train``, ``test``...; KITTI: ``training``...).
         seqmap: a seqmap file to use instead of the layout's.
-        sequences: only these sequences (default: all of the layout; then a result file that
-            matches no sequence is an error).
+        sequences: only these sequences, by name or the start of names (``MOT17-02`` chooses
+            ``MOT17-02-FRCNN``; ``MOT17`` every MOT17 sequence), as ``--sequences`` of every
+            command (default: all of the layout; then a result file that matches no sequence
+            is an error).
         classes: the classes to evaluate (default: all, ``pedestrian`` or ``car pedestrian``).
         tracker_names: only these trackers of a folder of tracker folders.
         workers: processes evaluating sequences in parallel; numbers do not depend on it.
@@ -734,11 +737,10 @@ def evaluate_trackers(
 
     found = layout.sequences
     if sequences is not None:
-        names = list(dict.fromkeys(sequences))
-        unknown = [n for n in names if n not in found]
+        names, unknown = select_names(found, sequences)
         if unknown:
             raise EvaluationError(
-                f"unknown sequence{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                f"no sequence is named or starts with {', '.join(unknown)}; "
                 f"sequences under {layout.folder}: {', '.join(found)}"
             )
     else:

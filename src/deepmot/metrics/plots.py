@@ -1,10 +1,11 @@
 """The plots ``deepmot eval --plots DIR`` writes (matplotlib, imported only here).
 
-- ``<class>_alpha_curves.png``: HOTA, DetA and AssA against the localisation threshold alpha
-  (0.05 ... 0.95), one line per tracker, COMBINED over the sequences (TrackEval's curve plot,
-  with the trackers side by side); the legend gives each tracker's mean over alpha.
+- ``<class>_alpha_curves.png``: HOTA, DetA and AssA (percent, 0-100) against the
+  localisation threshold alpha (0.05 ... 0.95), one line per tracker, COMBINED over the
+  sequences (TrackEval's curve plot, with the trackers side by side); the legend gives each
+  tracker's mean over alpha, in percent too.
 - ``<tracker>_<class>_sequences.png``: MOTA, IDF1 and HOTA of every sequence and COMBINED as
-  grouped bars.
+  grouped bars, the legend above the axes (it hides no bar).
 
 Figures are drawn on matplotlib's Agg canvas without ``pyplot`` (no global state, no display
 needed) and written atomically (:func:`deepmot.io.atomic.atomic_path`).
@@ -22,7 +23,13 @@ from deepmot.io.atomic import atomic_path
 from deepmot.metrics.evaluate import Evaluation
 from deepmot.metrics.hota import ALPHAS
 
-__all__ = ["plot_alpha_curves", "plot_sequence_bars", "write_plots"]
+__all__ = [
+    "alpha_curves_figure",
+    "plot_alpha_curves",
+    "plot_sequence_bars",
+    "sequence_bars_figure",
+    "write_plots",
+]
 
 CURVES = ("HOTA", "DetA", "AssA")
 
@@ -46,49 +53,69 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def plot_alpha_curves(evaluations: Mapping[str, Evaluation], path: str | Path) -> Path:
-    """HOTA, DetA and AssA against alpha, one line per tracker (COMBINED), in one PNG."""
+def alpha_curves_figure(evaluations: Mapping[str, Evaluation]) -> Any:
+    """The figure of :func:`plot_alpha_curves`: in percent, as the legend's means are."""
     first = next(iter(evaluations.values()))
     fig = _figure(4.2 * len(CURVES), 4.0)
     axes = fig.subplots(1, len(CURVES), sharey=True)
     for ax, field in zip(axes, CURVES, strict=True):
         for name, evaluation in evaluations.items():
-            values = np.asarray(evaluation.combined["hota"][field])
-            ax.plot(ALPHAS, values, marker=".", label=f"{name} ({100 * values.mean():.1f})")
+            values = 100 * np.asarray(evaluation.combined["hota"][field])
+            ax.plot(ALPHAS, values, marker=".", label=f"{name} (mean {values.mean():.1f})")
         ax.set_title(f"{field} ({first.cls})")
         ax.set_xlabel("alpha (localisation threshold)")
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize="small")
-    axes[0].set_ylabel("score")
+    axes[0].set_ylabel("percent")
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return fig
 
 
-def plot_sequence_bars(evaluation: Evaluation, path: str | Path) -> Path:
-    """MOTA, IDF1 and HOTA (percent) of each sequence and COMBINED as grouped bars."""
+def plot_alpha_curves(evaluations: Mapping[str, Evaluation], path: str | Path) -> Path:
+    """HOTA, DetA and AssA (percent) against alpha, one line per tracker (COMBINED), in one
+    PNG."""
+    return _save(alpha_curves_figure(evaluations), Path(path))
+
+
+def sequence_bars_figure(evaluation: Evaluation) -> Any:
+    """The figure of :func:`plot_sequence_bars`; its legend sits above the axes, where it
+    covers no bar (COMBINED, the last group, included)."""
     rows = evaluation.rows()
     names = list(rows)
     bars = []
     for family, field in (("clear", "MOTA"), ("identity", "IDF1"), ("hota", "HOTA")):
         if all(family in r for r in rows.values()):
             bars.append((field, [100 * float(np.mean(rows[n][family][field])) for n in names]))
-    fig = _figure(max(6.0, 0.9 * len(names) + 2), 4.5)
+    fig = _figure(max(6.0, 0.9 * len(names) + 2), 4.8)
     ax = fig.subplots()
     x = np.arange(len(names))
     width = 0.8 / max(1, len(bars))
     for k, (field, values) in enumerate(bars):
         ax.bar(x + (k - (len(bars) - 1) / 2) * width, values, width, label=field)
+    if len(names) > 1:  # COMBINED apart from the sequences
+        ax.axvline(len(names) - 1.5, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize="small")
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_ylabel("percent")
-    ax.set_title(f"{evaluation.tracker} ({evaluation.cls})")
+    ax.set_title(f"{evaluation.tracker} ({evaluation.cls})", pad=28)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=max(1, len(bars)),
+        fontsize="small",
+        frameon=False,
+    )
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return fig
+
+
+def plot_sequence_bars(evaluation: Evaluation, path: str | Path) -> Path:
+    """MOTA, IDF1 and HOTA (percent) of each sequence and COMBINED as grouped bars."""
+    return _save(sequence_bars_figure(evaluation), Path(path))
 
 
 def write_plots(

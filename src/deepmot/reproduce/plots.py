@@ -9,18 +9,18 @@ from typing import Any
 
 from deepmot.viz.figures import pyplot, save_figure
 
-__all__ = ["bar_plot"]
+__all__ = ["bar_figure", "bar_plot"]
 
 
-def bar_plot(
+def bar_figure(
     rows: Sequence[Mapping[str, Any]],
-    path: str | Path,
     columns: Sequence[str],
     title: str,
     paper: Mapping[str, Mapping[str, float]] | None = None,
-) -> Path:
-    """One panel per column: a bar per row with its std as an error bar; where ``paper`` has
-    the row, its value as a black diamond. Written atomically to ``path``."""
+):
+    """The figure :func:`bar_plot` writes (a matplotlib ``Figure``). Each panel's axis takes
+    in zero, so a difference of 0.1 between rows looks as small as it is next to the values;
+    the std over seeds is each bar's error bar."""
     plt = pyplot()
     fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 3.4), squeeze=False)
     labels = [str(r["row"]) for r in rows]
@@ -36,15 +36,30 @@ def bar_plot(
         ]
         if theirs:
             ax.scatter(*zip(*theirs, strict=True), marker="D", color="black", label="paper")
-        low = min(means + [v for _, v in theirs])
-        high = max(m + s for m, s in zip(means, stds, strict=True))
+        low = min([0.0] + [m - s for m, s in zip(means, stds, strict=True)])
+        low = min([low] + [v for _, v in theirs])
+        high = max([0.0] + [m + s for m, s in zip(means, stds, strict=True)])
         high = max([high] + [v for _, v in theirs])
-        pad = max(0.5, 0.15 * (high - low))
-        ax.set_ylim(low - pad, high + pad)
+        pad = 0.08 * max(high - low, 1e-9)
+        ax.set_ylim(low - pad if low < 0 else 0.0, high + pad if high > 0 else 0.0)
+        ax.axhline(0, color="black", linewidth=0.6)
         ax.set_xticks(list(x), labels, rotation=35, ha="right", fontsize=8)
         ax.set_title(column)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+def bar_plot(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    columns: Sequence[str],
+    title: str,
+    paper: Mapping[str, Mapping[str, float]] | None = None,
+) -> Path:
+    """One panel per column, its axis from zero: a bar per row with its std as an error bar;
+    where ``paper`` has the row, its value as a black diamond. Written atomically to
+    ``path``."""
+    return save_figure(bar_figure(rows, columns, title, paper), path)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "SEED_ROWS_FILE",
     "Column",
     "TableContext",
     "TableResult",
@@ -43,15 +44,48 @@ class Column:
     decimals: int = 2
 
 
+#: The file in ``<table folder>/seed<N>/`` that marks seed N finished and holds its rows.
+SEED_ROWS_FILE = "rows.json"
+
+
 @dataclass(frozen=True)
 class TableContext:
     """What a table's ``run`` gets: its folder, resolved settings (the scale's, with the
-    user's seeds), the data folder, and whether to show progress bars."""
+    user's seeds), the data folder, and whether to show progress bars; ``seed_done`` is told
+    each seed's rows as soon as they are known (the runner writes ``results.json`` then)."""
 
     out: Path
     settings: Mapping[str, Any]
     data: Path
     progress: bool = True
+    seed_done: Callable[[str, list[dict[str, Any]]], None] | None = None
+
+    def seed_rows(
+        self, seed: int, compute: Callable[[], list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """The rows of one seed, each seed run once: a seed an earlier run finished
+        (``seed<N>/rows.json``) is read back, its folder untouched; otherwise ``compute()``
+        runs in a fresh ``seed<N>/`` (what an interrupted run left there is removed) and its
+        rows are saved there before the next seed starts.
+        """
+        import json
+        import shutil
+
+        from deepmot.io.atomic import atomic_write_text
+
+        folder = self.out / f"seed{seed}"
+        path = folder / SEED_ROWS_FILE
+        if path.is_file():
+            rows = json.loads(path.read_text())["rows"]
+        else:
+            if folder.exists():
+                shutil.rmtree(folder)
+            rows = compute()
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps({"seed": seed, "rows": rows}, indent=1) + "\n")
+        if self.seed_done is not None:
+            self.seed_done(str(seed), rows)
+        return rows
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deepmot.io.atomic import atomic_write_text
-from deepmot.reproduce.registry import Column, TableContext, get_table
+from deepmot.reproduce.registry import SEED_ROWS_FILE, Column, TableContext, get_table
 
 __all__ = ["RESULTS_FILE", "aggregate_seeds", "format_rows", "machine", "reproduce_table"]
 
@@ -119,6 +119,40 @@ def format_rows(record: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _check_run_folder(folder: Path, settings: Mapping[str, Any], resume: bool) -> None:
+    """Refuse to start over a run (finished seeds are never replaced); on ``resume``, refuse
+    other settings, and keep the seeds a record of an earlier version lists (it saved no
+    ``seed<N>/rows.json``)."""
+    from deepmot.errors import DeepMOTError
+
+    record_path = folder / RESULTS_FILE
+    finished = sorted(p.parent.name for p in folder.glob(f"seed*/{SEED_ROWS_FILE}"))
+    if not resume:
+        if finished or record_path.is_file():
+            done = f" (finished: {', '.join(finished)})" if finished else ""
+            raise DeepMOTError(
+                f"--out: {folder} holds a run already{done}: --resume continues it and keeps "
+                "its finished seeds, or choose another --out"
+            )
+        return
+    if not record_path.is_file():
+        return
+    record = json.loads(record_path.read_text())
+    wanted = json.loads(json.dumps(dict(settings)))
+    before = record.get("settings", {})
+    differ = sorted(k for k in {*wanted, *before} - {"seeds"} if wanted.get(k) != before.get(k))
+    if differ:
+        raise DeepMOTError(
+            f"--resume: {folder} was run with other settings ({', '.join(differ)}); resume "
+            "with those, or choose another --out"
+        )
+    for seed, rows in record.get("per_seed", {}).items():
+        path = folder / f"seed{seed}" / SEED_ROWS_FILE
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps({"seed": int(seed), "rows": rows}, indent=1) + "\n")
+
+
 def reproduce_table(
     name: str,
     out: str | Path,
@@ -127,8 +161,13 @@ def reproduce_table(
     seeds: Sequence[int] | None = None,
     progress: bool = True,
     overrides: Mapping[str, Any] | None = None,
+    resume: bool = False,
 ) -> Path:
     """Run table ``name`` at ``scale`` into ``out/<name>/`` and return that folder.
+
+    Each seed's rows are saved in ``seed<N>/rows.json`` as soon as the seed is done, and
+    ``results.json`` is written after every seed (``"finished": false`` until the last one),
+    so a stopped run loses at most the seed it was in.
 
     Args:
         name: a registered table (:func:`~deepmot.reproduce.registry.list_tables`).
@@ -138,9 +177,12 @@ def reproduce_table(
         seeds: replace the scale's seeds.
         progress: progress bars.
         overrides: replace some of the scale's settings (recorded with the results).
+        resume: continue a run in ``out/<name>/`` with the same settings: its finished seeds
+            are read back, not run again; without it, a folder holding a run is an error.
 
     Raises:
         ValueError: an unknown table or scale.
+        DeepMOTError: a run in the folder (without ``resume``), or other settings (with it).
     """
     spec = get_table(name)
     if scale not in spec.scales:
@@ -149,37 +191,59 @@ def reproduce_table(
     if seeds is not None:
         settings["seeds"] = list(seeds)
     folder = Path(out) / name
+    _check_run_folder(folder, settings, resume)
     folder.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
     load_before = machine().get("load_average")
     start, cpu_start = time.perf_counter(), time.process_time()
-    result = spec.run(TableContext(folder, settings, Path(data), progress))
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     record = {
         "table": spec.name,
         "title": spec.title,
         "paper_ref": spec.paper_ref,
         "scale": scale,
         "settings": settings,
-        "seeds": list(settings.get("seeds", [])),
+        "seeds": [],
         "data": str(data),
         "columns": [
             {"name": c.name, "higher_is_better": c.higher_is_better, "decimals": c.decimals}
             for c in spec.columns
         ],
-        "rows": result.rows,
-        "per_seed": result.per_seed,
+        "rows": [],
+        "per_seed": {},
         "paper": {k: dict(v) for k, v in spec.paper.items()},
         "explanation": spec.explanation,
-        "notes": result.notes,
-        "plot": result.plot.name if result.plot is not None else None,
+        "notes": "",
+        "plot": None,
         "started_utc": started.isoformat(timespec="seconds"),
-        "wall_time_s": round(wall, 1),
-        "cpu_time_s": round(cpu, 1),
         "versions": versions(),
         "machine": {**machine(), "load_average_at_start": load_before},
+        "finished": False,
     }
-    atomic_write_text(folder / RESULTS_FILE, json.dumps(record, indent=2) + "\n")
+
+    def save(**fields: Any) -> None:
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        record.update(fields, wall_time_s=round(wall, 1), cpu_time_s=round(cpu, 1))
+        atomic_write_text(folder / RESULTS_FILE, json.dumps(record, indent=2) + "\n")
+
+    def seed_done(seed: str, rows: list[dict[str, Any]]) -> None:
+        per_seed = {**record["per_seed"], seed: rows}
+        save(
+            per_seed=per_seed,
+            seeds=[int(s) for s in per_seed],
+            rows=aggregate_seeds(per_seed, spec.columns),
+            notes=f"unfinished: seeds {', '.join(per_seed)} of {settings.get('seeds')}",
+        )
+
+    result = spec.run(TableContext(folder, settings, Path(data), progress, seed_done))
+    save(
+        rows=result.rows,
+        per_seed=result.per_seed,
+        seeds=list(settings.get("seeds", [])),
+        notes=result.notes,
+        plot=result.plot.name if result.plot is not None else None,
+        finished=True,
+    )
+    wall, cpu = record["wall_time_s"], record["cpu_time_s"]
     text = [
         f"# {spec.title} ({spec.paper_ref} layout)",
         "",

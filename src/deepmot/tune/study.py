@@ -338,9 +338,18 @@ def tune_tracker(
     cache = FrameCache(int(cache_mib * 2**20)) if cache_mib > 0 else None
     make = trial_trackers(tracker, weights, fixed, cache)
 
+    interrupted: list[int] = []
+
     def run_trial(trial: optuna.Trial) -> float:
         params = {name: param.suggest(trial, name) for name, param in searched.items()}
-        scores = score_tracker(make(params), train)
+        try:
+            scores = score_tracker(make(params), train)
+        except KeyboardInterrupt:
+            # Optuna would log the interrupted trial with its traceback: end the study quietly
+            # (the trial is kept as pruned) and say so once, below
+            interrupted.append(trial.number)
+            trial.study.stop()
+            raise optuna.TrialPruned() from None
         for key, value in scores.items():
             trial.set_user_attr(key, value)
         return scores[OBJECTIVES[objective]]
@@ -361,6 +370,12 @@ def tune_tracker(
 
         with bar:
             study.optimize(run_trial, n_trials=todo, callbacks=[advance])
+        if interrupted:
+            finished = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+            raise KeyboardInterrupt(
+                f"trial {interrupted[0]} stopped; {finished} finished trial(s) kept in "
+                f"{storage_path}, the same command continues the study"
+            )
         seconds = time.perf_counter() - start
         log.info("%d trials in %.1f s (%.2f trials/min)", todo, seconds, 60 * todo / seconds)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from deepmot.viz.figures import pyplot, save_figure
 
-__all__ = ["plot_diagnostics", "plot_training_curves"]
+__all__ = ["plot_diagnostics", "plot_training_curves", "training_curves_figure"]
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -19,24 +19,15 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
-def plot_training_curves(
-    logs: Mapping[str, str | Path], path: str | Path, smooth: int = 20, title: str = ""
-) -> Path:
-    """Plot ``log.csv`` files of :func:`deepmot.train.tracker.train_tracker` side by side.
+def training_curves_figure(logs: Mapping[str, str | Path], smooth: int = 20, title: str = ""):
+    """The figure :func:`plot_training_curves` writes (a matplotlib ``Figure``).
 
-    Args:
-        logs: run name to its ``log.csv``.
-        path: the PNG to write (atomically).
-        smooth: moving-average window in steps (stated in the title).
-        title: what was trained on what (tracker, data, split); the smoothing is added.
-
-    Returns:
-        ``path``. Left panel: the training loss of each run (each on its own scale, so divided by
-        its first value); right: the true MOTA of the training batches (exact matching), in
-        percent.
+    A run whose true-MOTA column equals an earlier run's in every row is not drawn again: the
+    earlier line's label names both (``DeepMOT = Smooth-L1``), so no line hides another.
     """
     plt = pyplot()
     fig, (ax_loss, ax_mota) = plt.subplots(1, 2, figsize=(11, 4.4))
+    drawn: list[tuple[list[str], np.ndarray, object]] = []  # names, column, line
     for name, log_path in logs.items():
         with Path(log_path).open(newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -48,7 +39,13 @@ def plot_training_curves(
         x = steps[len(steps) - len(_smooth(loss, smooth)) :]
         first = loss[0] if loss[0] != 0 else 1.0
         ax_loss.plot(x, _smooth(loss / first, smooth), label=name)
-        ax_mota.plot(x, _smooth(mota, smooth), label=name)
+        same = next((d for d in drawn if np.array_equal(d[1], mota)), None)
+        if same is not None:
+            same[0].append(name)
+            same[2].set_label(" = ".join(same[0]))
+            continue
+        (line,) = ax_mota.plot(x, _smooth(mota, smooth), label=name)
+        drawn.append(([name], mota, line))
     ax_loss.set(xlabel="training step", ylabel="loss / loss of step 1", title="training loss ↓")
     ax_mota.set(
         xlabel="training step",
@@ -66,7 +63,26 @@ def plot_training_curves(
         ax.legend()
     smoothing = f"moving average over {smooth} steps" if smooth > 1 else "not smoothed"
     fig.suptitle(f"{title}{'; ' if title else ''}{smoothing}", fontsize=10)
-    return save_figure(fig, path)
+    return fig
+
+
+def plot_training_curves(
+    logs: Mapping[str, str | Path], path: str | Path, smooth: int = 20, title: str = ""
+) -> Path:
+    """Plot ``log.csv`` files of :func:`deepmot.train.tracker.train_tracker` side by side.
+
+    Args:
+        logs: run name to its ``log.csv``.
+        path: the PNG to write (atomically).
+        smooth: moving-average window in steps (stated in the title).
+        title: what was trained on what (tracker, data, split); the smoothing is added.
+
+    Returns:
+        ``path``. Left panel: the training loss of each run (each on its own scale, so divided by
+        its first value); right: the true MOTA of the training batches (exact matching), in
+        percent, one line per distinct column (runs with the same values share a line).
+    """
+    return save_figure(training_curves_figure(logs, smooth, title), path)
 
 
 GRADIENT_COLUMNS = ("grad_fp", "grad_fn", "grad_ids", "grad_dmotp", "grad_gate")

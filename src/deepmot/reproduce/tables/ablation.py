@@ -68,18 +68,24 @@ def run_tracktor_ablation(context: TableContext) -> TableResult:
     options = {"require_verification": bool(settings["verified"]), "min_track_score": 0.5}
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for seed in settings["seeds"]:
-        train, val = demo_sequences(settings["sequences"], settings["frames"], seed)
-        config = tracktor_train_config(settings["iterations"], seed, "light", settings["matcher"])
-        variants = [Variant("Vanilla", None, "tracktor"), *paper_variants(config)[1:]]
-        per_seed[str(seed)] = compare_variants(
-            train,
-            val,
-            variants,
-            context.out / f"seed{seed}",
-            progress=context.progress,
-            row=table_row,
-            tracker_options=options,
-        )
+
+        def one_seed(seed: int = seed) -> list[dict[str, Any]]:
+            train, val = demo_sequences(settings["sequences"], settings["frames"], seed)
+            config = tracktor_train_config(
+                settings["iterations"], seed, "light", settings["matcher"]
+            )
+            variants = [Variant("Vanilla", None, "tracktor"), *paper_variants(config)[1:]]
+            return compare_variants(
+                train,
+                val,
+                variants,
+                context.out / f"seed{seed}",
+                progress=context.progress,
+                row=table_row,
+                tracker_options=options,
+            )
+
+        per_seed[str(seed)] = context.seed_rows(seed, one_seed)
     notes = (
         f"Tracktor with the shipped light detector; per seed {settings['sequences']} synthetic "
         f"scenes x {settings['frames']} frames (scene seed {SCENE_SEED_OFFSET} + seed), box "
@@ -105,17 +111,22 @@ def run_sot_ablation(context: TableContext, tracker: str) -> TableResult:
     }
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for seed in settings["seeds"]:
-        train, test = seed_scenes(settings, seed)
-        out = context.out / f"seed{seed}"
-        # sot's rows start Vanilla, Smooth-L1, DeepMOT (then DeepMOT+focal, Kalman)
-        vanilla, _, deepmot = sot_variants(sot_settings, seed, out)[:3]
-        # Vanilla keeps sot's name, so it trains into the folder the fine-tuned rows start
-        # from (compare_variants trains the rows in order)
-        variants = [vanilla, *paper_variants(deepmot.train)[1:]]
-        rows = compare_variants(train, test, variants, out, context.progress, row=table_row)
-        per_seed[str(seed)] = [
-            {**row, "row": "Vanilla" if row["row"] == vanilla.name else row["row"]} for row in rows
-        ]
+
+        def one_seed(seed: int = seed) -> list[dict[str, Any]]:
+            train, test = seed_scenes(settings, seed)
+            out = context.out / f"seed{seed}"
+            # sot's rows start Vanilla, Smooth-L1, DeepMOT (then DeepMOT+focal, Kalman)
+            vanilla, _, deepmot = sot_variants(sot_settings, seed, out)[:3]
+            # Vanilla keeps sot's name, so it trains into the folder the fine-tuned rows start
+            # from (compare_variants trains the rows in order)
+            variants = [vanilla, *paper_variants(deepmot.train)[1:]]
+            rows = compare_variants(train, test, variants, out, context.progress, row=table_row)
+            return [
+                {**row, "row": "Vanilla" if row["row"] == vanilla.name else row["row"]}
+                for row in rows
+            ]
+
+        per_seed[str(seed)] = context.seed_rows(seed, one_seed)
     notes = (
         f"{tracker}; per seed {settings['train_sequences']} training and "
         f"{settings['test_sequences']} held-out synthetic scenes ({settings['frames']} frames, "

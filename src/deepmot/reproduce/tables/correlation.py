@@ -132,7 +132,8 @@ def run_correlation(context: TableContext) -> TableResult:
     per_seed: dict[str, list[dict[str, Any]]] = {}
     steps = len(settings["seeds"]) * len(matchers) * len(GATES)
     with tqdm(total=steps, desc="correlation", disable=not context.progress) as bar:
-        for seed in settings["seeds"]:
+
+        def one_seed(seed: int) -> list[dict[str, Any]]:
             rng = np.random.default_rng(seed)
             pairs = sample_corrupted_pairs(sequences, settings["pairs"], rng)
             rows = []
@@ -149,7 +150,10 @@ def run_correlation(context: TableContext) -> TableResult:
                         }
                     )
                     bar.update(1)
-            per_seed[str(seed)] = rows
+            return rows
+
+        for seed in settings["seeds"]:
+            per_seed[str(seed)] = context.seed_rows(seed, lambda seed=seed: one_seed(seed))
     rows = aggregate_seeds(per_seed, COLUMNS)
     from deepmot.reproduce.plots import bar_plot
 

@@ -137,23 +137,30 @@ def run_dhn_table(context: TableContext) -> TableResult:
     per_seed: dict[str, list[dict[str, Any]]] = {}
     iterations: dict[str, int] = {}
     for seed in settings["seeds"]:
-        config = DHNTrainConfig(
-            name=names[0],
-            dhn=first,
-            epochs=settings["epochs"],
-            max_iters=settings["max_iters"],
-            max_minutes=settings["max_minutes"],
-            batch_size=settings["batch_size"],
-            seed=seed,
-        )
-        out = context.out / f"seed{seed}"
-        rows, _ = run_ablation(data, out, names, overrides, config, context.progress)
-        per_seed[str(seed)] = [
-            {"row": row_label(r["network"], r["discretisation"])}
-            | {c.name: float(r[c.name]) for c in COLUMNS}
-            for r in rows
-        ]
-        iterations = {r["network"]: r["iterations"] for r in rows if r["network"] in names}
+
+        def one_seed(seed: int = seed) -> list[dict[str, Any]]:
+            config = DHNTrainConfig(
+                name=names[0],
+                dhn=first,
+                epochs=settings["epochs"],
+                max_iters=settings["max_iters"],
+                max_minutes=settings["max_minutes"],
+                batch_size=settings["batch_size"],
+                seed=seed,
+            )
+            out = context.out / f"seed{seed}"
+            rows, _ = run_ablation(data, out, names, overrides, config, context.progress)
+            return [
+                {"row": row_label(r["network"], r["discretisation"]), "network": r["network"]}
+                | {c.name: float(r[c.name]) for c in COLUMNS}
+                | {"iterations": r.get("iterations")}
+                for r in rows
+            ]
+
+        per_seed[str(seed)] = context.seed_rows(seed, one_seed)
+        iterations = {
+            r["network"]: r["iterations"] for r in per_seed[str(seed)] if r["network"] in names
+        }
     test = load_split(data, "test")
     shipped = {name: create_dhn(name, pretrained=True) for name in settings["size_study"]}
     plot = None

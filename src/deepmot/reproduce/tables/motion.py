@@ -127,23 +127,28 @@ def _run(
 ) -> TableResult:
     from deepmot.reproduce.plots import bar_plot
     from deepmot.reproduce.run import aggregate_seeds
-    from deepmot.train.compare import compare_over_seeds, validation_clips
+    from deepmot.train.compare import compare_variants, validation_clips
 
     settings = dict(context.settings)
     order = list(paper)
     sequences = _sequences(context)
+    validation = validation_clips(sequences)
     base = _base_config(settings)
-    per_seed = compare_over_seeds(
-        sequences,
-        validation_clips(sequences),
-        lambda seed: variants(replace(base, seed=seed)),
-        settings["seeds"],
-        context.out,
-        progress=context.progress,
-        row=table_row,
-    )
+
+    def one_seed(seed: int) -> list[dict[str, Any]]:
+        rows = compare_variants(
+            sequences,
+            validation,
+            variants(replace(base, seed=seed)),
+            context.out / f"seed{seed}",
+            progress=context.progress,
+            row=table_row,
+        )
+        return sorted(rows, key=lambda r: order.index(r["row"]))
+
     per_seed = {
-        seed: sorted(rows, key=lambda r: order.index(r["row"])) for seed, rows in per_seed.items()
+        str(seed): context.seed_rows(seed, lambda seed=seed: one_seed(seed))
+        for seed in settings["seeds"]
     }
     rows = aggregate_seeds(per_seed, COLUMNS)
     plot = bar_plot(rows, context.out / "plot.png", ("MOTA", "IDF1", "MOTP"), title, paper)

@@ -130,11 +130,14 @@ def run_sot_table(context: TableContext) -> TableResult:
     _check(settings)
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for seed in settings["seeds"]:
-        train, test = seed_scenes(settings, seed)
-        out = context.out / f"seed{seed}"
-        per_seed[str(seed)] = compare_variants(
-            train, test, sot_variants(settings, seed, out), out, context.progress, row=table_row
-        )
+
+        def one_seed(seed: int = seed) -> list[dict[str, Any]]:
+            train, test = seed_scenes(settings, seed)
+            out = context.out / f"seed{seed}"
+            variants = sot_variants(settings, seed, out)
+            return compare_variants(train, test, variants, out, context.progress, row=table_row)
+
+        per_seed[str(seed)] = context.seed_rows(seed, one_seed)
     rows = aggregate_seeds(per_seed, COLUMNS)
     columns = ("MOTA", "IDF1", "MOTP")
     plot = bar_plot(rows, context.out / "plot.png", columns, "MOT-by-SOT", PAPER_SOT)

@@ -52,13 +52,14 @@ def run_tracktor_table(context: TableContext) -> TableResult:
     # Tracktor's published regression threshold (TRACKTOR_PAPER_MANAGEMENT) on these scenes
     options = {"require_verification": bool(settings["verified"]), "min_track_score": 0.5}
     per_seed: dict[str, list[dict[str, Any]]] = {}
-    for seed in settings["seeds"]:
+
+    def one_seed(seed: int) -> list[dict[str, Any]]:
         train, val = demo_sequences(settings["sequences"], settings["frames"], seed)
         config = tracktor_train_config(settings["iterations"], seed, "light", settings["matcher"])
         if settings.get("reid"):
             from deepmot.demos.tracktor_reid import run_reid_rows
 
-            per_seed[str(seed)] = run_reid_rows(
+            return run_reid_rows(
                 train,
                 val,
                 context.out / f"seed{seed}",
@@ -71,8 +72,7 @@ def run_tracktor_table(context: TableContext) -> TableResult:
                 context.progress,
                 settings["head_clip_length"],
             )
-            continue
-        per_seed[str(seed)] = compare_variants(
+        return compare_variants(
             train,
             val,
             tracktor_variants(config),
@@ -81,6 +81,9 @@ def run_tracktor_table(context: TableContext) -> TableResult:
             row=table_row,
             tracker_options=options,
         )
+
+    for seed in settings["seeds"]:
+        per_seed[str(seed)] = context.seed_rows(seed, lambda seed=seed: one_seed(seed))
     rows = aggregate_seeds(per_seed, COLUMNS)
     columns = ("MOTA", "IDF1", "MOTP")
     paper = PAPER_TRACKTOR if settings.get("reid") else PAPER_TABLE3
