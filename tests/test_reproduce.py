@@ -481,7 +481,9 @@ def test_a_stopped_run_resumes_and_keeps_its_finished_seeds(
     CALLS.clear()
     STOP_AT[:] = [1]
     argv = ["reproduce", "resumable", "--scale", "full", "--seeds", "0", "1", "2"]
-    argv += ["--out", str(tmp_path), "--no-progress"]
+    data = tmp_path / "data"  # the toy reads no data; any folder (the default needs ../shared)
+    data.mkdir()
+    argv += ["--out", str(tmp_path), "--data", str(data), "--no-progress"]
     assert main(argv) == 130  # Ctrl-C during seed 1
     assert "interrupted" in capsys.readouterr().err
     folder = tmp_path / "resumable"
