@@ -185,21 +185,14 @@ def find_usable(
             detection file is ambiguous, or no sequence with a detection file.
     """
     from deepmot.data.sequence import Sequence
-    from deepmot.io.mot import find_sequences, select_names
+    from deepmot.io.mot import find_sequences, select_sequences
 
     paths = find_sequences(mot_root)
     if not paths:
         raise DeepMOTError(f"MOT_ROOT {mot_root}: no sequence folders in it")
     chosen = paths
     if patterns:
-        by_name = {p.name: p for p in paths}
-        names, unmatched = select_names(by_name, patterns)
-        if unmatched:
-            raise DeepMOTError(
-                f"--sequences {' '.join(unmatched)}: no sequence under {mot_root} is named or "
-                f"starts so (there: {', '.join(by_name)})"
-            )
-        chosen = [by_name[n] for n in names]
+        chosen = select_sequences(paths, patterns, mot_root)
     files = {p: Sequence.choose_detection_file(p, det_file) for p in chosen}
     usable = [(p, f) for p, f in files.items() if f is not None]
     if not usable:

@@ -372,7 +372,7 @@ def load_sequences(
             (a misspelt name).
     """
     from deepmot.data.sequence import Sequence
-    from deepmot.io.mot import find_sequences, select_names
+    from deepmot.io.mot import find_sequences, select_sequences
 
     if not root.is_dir():
         raise DeepMOTError(f"MOT_ROOT {root}: no such folder of sequences")
@@ -381,14 +381,7 @@ def load_sequences(
         raise DeepMOTError(f"MOT_ROOT {root}: no sequence folders (with gt/gt.txt) in it")
     chosen = paths
     if patterns:
-        by_name = {p.name: p for p in paths}
-        names, unmatched = select_names(by_name, patterns)
-        if unmatched:
-            raise DeepMOTError(
-                f"--sequences {' '.join(unmatched)}: no sequence under {root} is named or starts "
-                f"so (there: {_names(by_name)})"
-            )
-        chosen = [by_name[n] for n in names]
+        chosen = select_sequences(paths, patterns, root)
     files = {p: Sequence.choose_detection_file(p, det_file) for p in chosen}
     if det_file is not None and explicit and not any(files.values()):
         found = sorted({f for p in chosen for f in Sequence.detection_files(p)})

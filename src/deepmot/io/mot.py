@@ -31,7 +31,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from deepmot.errors import MOTFormatError
+from deepmot.errors import DeepMOTError, MOTFormatError
 from deepmot.io.atomic import atomic_write_text
 
 __all__ = [
@@ -562,3 +562,22 @@ def select_names(names: Iterable[str], patterns: Iterable[str]) -> tuple[list[st
         if not hits:
             unmatched.append(pattern)
     return list(chosen), unmatched
+
+
+def select_sequences(paths: Iterable[Path], patterns: Iterable[str], root: Path) -> list[Path]:
+    """The sequence folders among ``paths`` that ``patterns`` choose (see :func:`select_names`),
+    in the patterns' order.
+
+    Raises:
+        DeepMOTError: a pattern chose nothing (the message names it and the sequences there).
+    """
+    by_name = {p.name: p for p in paths}
+    names, unmatched = select_names(by_name, patterns)
+    if unmatched:
+        there = list(by_name)
+        shown = ", ".join(there[:8]) + (f" and {len(there) - 8} more" if len(there) > 8 else "")
+        raise DeepMOTError(
+            f"--sequences {' '.join(unmatched)}: no sequence under {root} is named or starts so "
+            f"(there: {shown})"
+        )
+    return [by_name[n] for n in names]
