@@ -38,10 +38,9 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from deepmot.trackers.base import Tracker
 from deepmot.trackers.registry import register_standalone
 from deepmot.trackers.sort import (
-    FilterBank,
+    FilterTracker,
     _check_counts,
     detection_scores,
     iou_matrix,
@@ -118,24 +117,14 @@ class _Track:
     id: int = 0  # 0 until confirmed
 
 
-class ByteTracker(Tracker):
+class ByteTracker(FilterTracker):
     """ByteTrack (see the module doc): two-stage association of high- and low-score detections.
 
     Args:
         config: :class:`ByteTrackConfig` (None: the paper's MOT17 defaults).
     """
 
-    def __init__(self, config: ByteTrackConfig | None = None) -> None:
-        self.config = config if config is not None else ByteTrackConfig()
-        self.bank = FilterBank()
-        self.reset()
-
-    def reset(self, image_size: tuple[int, int] | None = None) -> None:
-        self.image_size = image_size
-        self.tracks: list[_Track] = []
-        self.bank.reset()
-        self.next_id = 1
-        self.frame_count = 0
+    config_class = ByteTrackConfig
 
     def _cost(
         self, rows: list[int], boxes: np.ndarray, scores: np.ndarray, fuse: bool

@@ -35,11 +35,10 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from deepmot.trackers.base import Tracker
 from deepmot.trackers.kalman import xyxy_to_xyah
 from deepmot.trackers.registry import register_standalone
 from deepmot.trackers.sort import (
-    FilterBank,
+    FilterTracker,
     _check_counts,
     _check_unit,
     detection_scores,
@@ -134,7 +133,7 @@ class _Track:
         return self.observations[max(self.observations)]
 
 
-class OCSortTracker(Tracker):
+class OCSortTracker(FilterTracker):
     """OC-SORT (see the module doc): SORT with momentum, recovery by last observation and
     re-update along a virtual trajectory.
 
@@ -142,17 +141,7 @@ class OCSortTracker(Tracker):
         config: :class:`OCSortConfig` (None: the paper's MOT17 defaults).
     """
 
-    def __init__(self, config: OCSortConfig | None = None) -> None:
-        self.config = config if config is not None else OCSortConfig()
-        self.bank = FilterBank()
-        self.reset()
-
-    def reset(self, image_size: tuple[int, int] | None = None) -> None:
-        self.image_size = image_size
-        self.tracks: list[_Track] = []
-        self.bank.reset()
-        self.next_id = 1
-        self.frame_count = 0
+    config_class = OCSortConfig
 
     def _update(self, dets: Tensor, frame: np.ndarray | Tensor | None) -> Tensor:
         cfg = self.config

@@ -41,6 +41,7 @@ from deepmot.trackers.registry import register_standalone
 
 __all__ = [
     "FilterBank",
+    "FilterTracker",
     "SortConfig",
     "SortTracker",
     "detection_scores",
@@ -196,7 +197,27 @@ class _SortTrack:
     time_since_update: int = 0
 
 
-class SortTracker(Tracker):
+class FilterTracker(Tracker):
+    """What SORT, ByteTrack and OC-SORT share: a config (``config_class``'s defaults when
+    none is given), a :class:`FilterBank` and the per-sequence state ``reset`` clears (tracks,
+    the next id, the frame count)."""
+
+    config_class: type
+
+    def __init__(self, config: Any | None = None) -> None:
+        self.config = config if config is not None else self.config_class()
+        self.bank = FilterBank()
+        self.reset()
+
+    def reset(self, image_size: tuple[int, int] | None = None) -> None:
+        self.image_size = image_size
+        self.tracks: list[Any] = []
+        self.bank.reset()
+        self.next_id = 1
+        self.frame_count = 0
+
+
+class SortTracker(FilterTracker):
     """SORT (see the module doc): Kalman prediction, Hungarian IoU matching, ``min_hits`` and
     ``max_age`` lifecycle.
 
@@ -204,17 +225,7 @@ class SortTracker(Tracker):
         config: :class:`SortConfig` (None: the paper's defaults).
     """
 
-    def __init__(self, config: SortConfig | None = None) -> None:
-        self.config = config if config is not None else SortConfig()
-        self.bank = FilterBank()
-        self.reset()
-
-    def reset(self, image_size: tuple[int, int] | None = None) -> None:
-        self.image_size = image_size
-        self.tracks: list[_SortTrack] = []
-        self.bank.reset()
-        self.next_id = 1
-        self.frame_count = 0
+    config_class = SortConfig
 
     def _update(self, dets: Tensor, frame: np.ndarray | Tensor | None) -> Tensor:
         cfg = self.config
