@@ -4,7 +4,8 @@
     torchrun --nproc_per_node 2 benchmarks/gpu_check.py   # nccl and SyncBatchNorm across 2 GPUs
     python benchmarks/gpu_check.py --dry-run              # the same code on the CPU, tiny sizes
 
-Every part runs the library's own code, in this order, and times itself:
+Every part runs the library's own code, in this order, and times itself (``data`` comes
+second: the frames below, written by rank 0):
 
 - ``process_group``: :func:`deepmot.engine.distributed.setup` with ``nccl`` (``gloo`` in the
   dry run); one process starts its own group of one (``setup`` starts none for one process),
@@ -155,8 +156,8 @@ DRY_SIZES = Sizes(
 
 #: each part's share of the time budget (the data part writes the synthetic frames)
 SHARES = {
-    "data": 0.10,
     "process_group": 0.05,
+    "data": 0.10,
     "detector_fp32": 0.17,
     "detector_amp": 0.17,
     "sync_batchnorm": 0.12,
@@ -237,7 +238,7 @@ class Check:
         self.main = int(os.environ.get("RANK", "0")) == 0
         self.watchdog = Watchdog(self.main)
         self.sequences: list[Sequence] = []
-        self.detector_file = work / "resnet_fpn_random.safetensors"
+        self.detector_file = work / "detector_random.safetensors"
         self.detector = DetectorConfig(
             backbone=sizes.backbone,
             representation=sizes.representation,
@@ -259,6 +260,8 @@ class Check:
         began = time.monotonic()
         if allowed <= 0:
             self.results[part] = {"ok": False, "error": "skipped: the time budget is used up"}
+            if self.main:
+                print(f"{part}: {json.dumps(self.results[part])}", flush=True)
             return
         try:
             with self.watchdog.limit(allowed):
@@ -572,10 +575,10 @@ class Check:
     def all(self) -> dict[str, Any]:
         report: dict[str, Any] = {"machine": self.machine()}
         try:
-            self.run("data", self.data)
+            self.run("process_group", self.process_group)
+            self.run("data", self.data)  # rank 0 writes, the others wait at a barrier
             if not self.results["data"]["ok"]:
                 raise RuntimeError(f"no data: {self.results['data']['error']}")
-            self.run("process_group", self.process_group)
             self.run("detector_fp32", lambda t: self.detector_training(t, None, "detector_fp32"))
             self.run(
                 "detector_amp", lambda t: self.detector_training(t, self.sizes.amp, "detector_amp")

@@ -7,6 +7,8 @@ import functools
 import importlib.util
 import json
 import math
+import re
+import shlex
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -16,8 +18,8 @@ import torch
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "gpu_check.py"
 PARTS = (
-    "data",
     "process_group",
+    "data",
     "detector_fp32",
     "detector_amp",
     "sync_batchnorm",
@@ -99,3 +101,65 @@ def test_bad_options_are_one_line_errors(
     assert _script().main(argv) == 2
     error = capsys.readouterr().err.strip()
     assert says in error and "\n" not in error
+
+
+PAGE = Path(__file__).parents[1] / "docs" / "full-scale.md"
+
+
+def _page_commands() -> list[list[str]]:
+    """Every command of the page's shell blocks, run or not (continuations joined, comments
+    dropped), as words."""
+    out = []
+    for block in re.findall(r"^```bash\n(.*?)^```$", PAGE.read_text(), flags=re.M | re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].strip()
+            if line:
+                out.append(shlex.split(line))
+    return out
+
+
+def _deepmot_words(words: list[str]) -> list[str] | None:
+    """The deepmot arguments of ``deepmot ...`` or ``torchrun ... -m deepmot ...``."""
+    if words[0] == "deepmot":
+        return words[1:]
+    if words[0] == "torchrun" and "-m" in words and words[words.index("-m") + 1] == "deepmot":
+        return words[words.index("-m") + 2 :]
+    return None
+
+
+def _script_words(words: list[str]) -> list[str] | None:
+    """The arguments of ``python benchmarks/gpu_check.py ...`` or under torchrun."""
+    target = "benchmarks/gpu_check.py"
+    return words[words.index(target) + 1 :] if target in words else None
+
+
+def test_the_full_scale_page_commands_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's commands (most need a GPU and MOT17, so the docs test does not run them)
+    name real commands and options: each parses with deepmot's own parser or the script's,
+    in a folder holding (empty) the files and folders they name."""
+    from deepmot.cli import build_parser
+
+    commands = _page_commands()
+    monkeypatch.chdir(tmp_path)
+    for words in commands:
+        for word in words[1:]:
+            path = Path(word.removeprefix("dhn:"))
+            if word.startswith("-") or ("/" not in word and not path.suffix):
+                continue
+            if path.suffix in (".pt", ".safetensors", ".json"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            elif not path.suffix:
+                path.mkdir(parents=True, exist_ok=True)
+    deepmot = [w for w in map(_deepmot_words, commands) if w is not None]
+    script = [w for w in map(_script_words, commands) if w is not None]
+    assert len(deepmot) + len(script) == len(commands), "a command that is neither"
+    assert len(script) >= 2 and len(deepmot) >= 10
+    assert any(w[:1] == ["train"] and "fp16" in w for w in deepmot)
+    for words in deepmot:
+        args = build_parser(words[0]).parse_args(words)
+        assert callable(args.run), words
+    for words in script:
+        _script().parse_args(words)
