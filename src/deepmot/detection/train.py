@@ -35,7 +35,7 @@ from torchvision.models.detection._utils import BalancedPositiveNegativeSampler
 from deepmot.data.sequence import Sequence
 from deepmot.detection.config import DetectorTrainConfig
 from deepmot.detection.data import StepFrames, sampling_weights
-from deepmot.detection.model import build_detector, save_detector
+from deepmot.detection.model import build_detector, init_detector, save_detector
 from deepmot.engine.checkpoint import restore_training_state, training_state
 from deepmot.engine.distributed import Distributed, precision_and_seed, setup
 from deepmot.engine.loop import StepReport, fit
@@ -205,6 +205,8 @@ def _train(
         from deepmot.detection.mobilenet_v2 import init_backbone
 
         init_backbone(model, config.init_backbone)
+    if config.init_detector is not None and run.state is None:
+        init_detector(model, config.detector, config.init_detector)
     freeze_layers(model, config.frozen_layers)
     model = model.to(device)
     synced = config.norm == "batch" and dist.enabled and device.type == "cuda"
