@@ -1,5 +1,5 @@
-"""benchmarks/gpu_check.py's dry run: the GPU check's code on the CPU (gloo, tiny sizes), and
-its refusal without a GPU."""
+"""benchmarks/gpu_check.py's dry run: the GPU check's code on the CPU (gloo, tiny sizes, marked
+slow), its refusal without a GPU, and docs/full-scale.md's commands parsing."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def _positive(value: float) -> bool:
     return isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow  # 42-155 s of wall time measured on the shared 2-core machine (20-30 s of CPU)
 def test_dry_run_measures_every_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
