@@ -357,62 +357,6 @@ def _matcher(text: str) -> str:
     return text
 
 
-def load_sequences(
-    root: Path, det_file: str | None, patterns: list[str] | None, explicit: bool = True
-) -> list:
-    """Sequences under ``root`` with ground truth, chosen by ``patterns`` (names or prefixes),
-    each with its detection file by the rule every command follows
-    (:meth:`~deepmot.data.sequence.Sequence.choose_detection_file`: ``det_file``, else
-    ``det.txt``, else the only one); a sequence without one trains without detections, with
-    one warning naming them.
-
-    Raises:
-        DeepMOTError: no folder, no sequence (matching ``patterns``), a sequence whose
-            detection file is ambiguous, or an ``explicit`` ``det_file`` that no sequence has
-            (a misspelt name).
-    """
-    from deepmot.data.sequence import Sequence
-    from deepmot.io.mot import find_sequences, select_sequences
-
-    if not root.is_dir():
-        raise DeepMOTError(f"MOT_ROOT {root}: no such folder of sequences")
-    paths = find_sequences(root)
-    if not paths:
-        raise DeepMOTError(f"MOT_ROOT {root}: no sequence folders (with gt/gt.txt) in it")
-    chosen = paths
-    if patterns:
-        chosen = select_sequences(paths, patterns, root)
-    files = {p: Sequence.choose_detection_file(p, det_file) for p in chosen}
-    if det_file is not None and explicit and not any(files.values()):
-        found = sorted({f for p in chosen for f in Sequence.detection_files(p)})
-        raise DeepMOTError(
-            f"--det-file {det_file}: no sequence under {root} has det/{det_file} (they have: "
-            f"{', '.join(found) or 'no detection files'})"
-        )
-    sequences, without = [], []
-    for path, name in files.items():
-        if name is None:
-            without.append(path.name)
-        seq = Sequence.from_dir(path, det_file=name)
-        if seq.gt is not None:
-            sequences.append(seq)
-    if without:
-        wanted = f"det/{det_file}" if det_file else "a detection file"
-        log.warning(
-            "%d of %d sequences have no %s and train without detections: %s",
-            len(without), len(chosen), wanted, _names(without),
-        )  # fmt: skip
-    if not sequences:
-        raise DeepMOTError(f"MOT_ROOT {root}: no sequence with ground truth (gt/gt.txt)")
-    return sequences
-
-
-def _names(names, most: int = 8) -> str:
-    names = list(names)
-    shown = ", ".join(names[:most])
-    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
-
-
 def _config(args: argparse.Namespace) -> TrackerTrainConfig:
     from dataclasses import replace
 
@@ -452,7 +396,7 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
             lr=args.lr,
             iterations=args.iterations if args.iterations is not None else _TRAIN.iterations,
             batch_size=args.batch_size,
-            det_file=args.det_file,  # None: each sequence's by the rule of load_sequences
+            det_file=args.det_file,  # None: each sequence's (deepmot.data.loading)
             seed=args.seed,
             device=args.device or _TRAIN.device,
             init_weights=str(args.init_weights) if args.init_weights is not None else None,
@@ -589,8 +533,14 @@ def run(args: argparse.Namespace) -> int:
     check_distributed(args, config.device)
     if not args.resume:
         check_new_run(args.out, args.overwrite, [trainable.weights_file])
+    from deepmot.data.loading import load_sequences
+
     sequences = load_sequences(
-        args.mot_root, config.det_file, args.sequences, explicit=args.det_file is not None
+        args.mot_root,
+        config.det_file,
+        args.sequences,
+        need="gt",
+        explicit=args.det_file is not None,
     )
     import torch
 
