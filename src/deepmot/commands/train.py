@@ -53,6 +53,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=HelpFormatter,
     )
+    _target_options(parser)
+    _training_options(parser)
+    _loss_options(parser)
+    _augmentation_options(parser)
+    _clip_options(parser)
+    _data_options(parser)
+    _run_options(parser)
+    _sot_options(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--workers",
+        type=int_at_least(0),
+        default=0,
+        help="DataLoader processes reading (decoding, rendering) the next steps' frames, for "
+        "trackers that regress from the image (not a stored setting)",
+    )
+    distributed_options(parser)
+    parser.set_defaults(run=run)
+    _DEFAULTS.update({dest: parser.get_default(dest) for dest in _SETTINGS})
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    """MOT_ROOT, the run folder and the tracker to train."""
     parser.add_argument(
         "mot_root", type=existing_dir, metavar="MOT_ROOT", help="folder of sequence folders"
     )
@@ -68,6 +91,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         lister=_trainable_trackers,
         help="print the trainable trackers and exit (needs no other argument)",
     )
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    """The loss, its matcher, the samples and the optimiser."""
     parser.add_argument(
         "--loss",
         choices=["deepmot", "smoothl1", "vanilla"],
@@ -109,6 +136,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lr", type=positive_float, default=_TRAIN.lr, help="Adam's learning rate (A.2: 1e-4)"
     )
+
+
+def _loss_options(parser: argparse.ArgumentParser) -> None:
+    """The DeepMOT loss's weights, dustbin value, softmax scale and gating."""
     loss = parser.add_argument_group("DeepMOT loss")
     loss.add_argument(
         "--lam", type=float_at_least(0), default=_LOSS.lam, help="λ, weight of 1 - dMOTP"
@@ -124,6 +155,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--gate", choices=["soft", "hard", "none"], default=_LOSS.gate, help="gating of far pairs"
     )
     loss.add_argument("--no-dmota", action="store_true", help="train on dMOTP alone")
+
+
+def _augmentation_options(parser: argparse.ArgumentParser) -> None:
+    """Augmentation of the tracks training starts from."""
     aug = parser.add_argument_group("trajectory augmentation (probabilities)")
     aug.add_argument(
         "--perturb", type=probability, default=_AUG.perturb, help="rescale/shift a starting box"
@@ -144,6 +179,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=_AUG.jitter,
         help="noise on every box of a starting history (std. as a share of the box's size)",
     )
+
+
+def _clip_options(parser: argparse.ArgumentParser) -> None:
+    """Clips' box refinement and scoring, the scale's schedule, gradient diagnostics."""
     parser.add_argument(
         "--refine-iou",
         type=probability,
@@ -170,6 +209,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=_TRAIN.diagnose_every,
         help="steps between measurements of each loss term's gradient (log.csv's grad_*)",
     )
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    """Detections, tracktor's detector and appearance term, the sequences."""
     parser.add_argument("--det-file", default=None, help=DET_FILE_HELP)
     parser.add_argument(
         "--no-detections",
@@ -192,6 +235,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "'branch' as a second DeepMOT loss (the authors' code); use with --sampling clips",
     )
     parser.add_argument("--sequences", nargs="+", metavar="NAME", help=SEQUENCES_HELP)
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """Seed, device, resuming, the starting weights and the SOT backbone."""
     parser.add_argument(
         "--seed", type=int_at_least(0), default=_TRAIN.seed, help="seed of model and samples"
     )
@@ -226,6 +273,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="goturn, siamrpn: the light CPU-scale backbone (their default) or the paper's "
         "AlexNet-style one with its crop sizes (untrained: no downloadable weights here)",
     )
+
+
+def _sot_options(parser: argparse.ArgumentParser) -> None:
+    """SiamRPN's training terms as the authors had them."""
     sot = parser.add_argument_group("SiamRPN as the authors trained it")
     sot.add_argument(
         "--focal-weight",
@@ -248,17 +299,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="keep these parameters fixed, by name prefix (e.g. features.0 features.2: the "
         "backbone's first two convolutions)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--workers",
-        type=int_at_least(0),
-        default=0,
-        help="DataLoader processes reading (decoding, rendering) the next steps' frames, for "
-        "trackers that regress from the image (not a stored setting)",
-    )
-    distributed_options(parser)
-    parser.set_defaults(run=run)
-    _DEFAULTS.update({dest: parser.get_default(dest) for dest in _SETTINGS})
 
 
 #: options that set a stored setting of the run (option's dest -> field of the config's
