@@ -129,6 +129,13 @@ def test_help_names_the_id_switch_definition(capsys: pytest.CaptureFixture) -> N
     assert "TrackEval" in text and "py-motmetrics counts differently" in text
 
 
+def test_help_and_json_give_the_same_id_switch_definition() -> None:
+    from deepmot.commands.eval import IDSW_HELP
+    from deepmot.metrics.writers import ID_SWITCHES
+
+    assert IDSW_HELP == ID_SWITCHES
+
+
 def test_eval_does_not_import_torch(folders: tuple[Path, Path]) -> None:
     gt_root, res_dir = folders
     code = (

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepmot import WEIGHTS_DIR
 from deepmot.boxes import box_iou
 from deepmot.data.sequence import Sequence
 from deepmot.data.synthetic import SceneConfig, generate_scene
@@ -18,7 +19,7 @@ from deepmot.trackers import (
     list_trackers,
     track_sequence,
 )
-from deepmot.trackers.registry import tracker_entry
+from deepmot.trackers.registry import get_trainable, shipped_weights, tracker_entry
 
 # Tracktor regresses through a detector and runs its contract on rendered frames in its own test
 # module (tests/test_tracktor.py)
@@ -27,8 +28,9 @@ NAMES = [name for name in list_trackers() if name != "tracktor"]
 MANAGED = [n for n in NAMES if tracker_entry(n).standalone is None]
 STANDALONE = [n for n in NAMES if tracker_entry(n).standalone is not None]
 # managed trackers that follow boxes without the image (the SOT trackers need frames, and
-# untrained they keep each box where it was, so the motion tests below are not theirs)
-BOX_ONLY = [n for n in MANAGED if not create_tracker(n).needs_images]
+# untrained they keep each box where it was, so the motion tests below are not theirs); the
+# contract tests build every tracker untrained (pretrained=False), shipped weights aside
+BOX_ONLY = [n for n in MANAGED if not create_tracker(n, pretrained=False).needs_images]
 FRAME = np.zeros((600, 800, 3), np.uint8)  # a blank frame for the trackers that need one
 
 
@@ -63,6 +65,37 @@ def test_registry_names_and_unknown_name():
         create_tracker("constant_velocity", patience=3)
 
 
+def _state(tracker: Tracker) -> dict[str, torch.Tensor]:
+    return tracker.predictor.model.state_dict()
+
+
+def test_shipped_weights_are_those_in_the_weights_folder():
+    shipped = {n: shipped_weights(n) for n in list_trackers()}
+    assert shipped == {
+        n: WEIGHTS_DIR / f"{n}.safetensors" if n in ("goturn", "siamrpn") else None
+        for n in list_trackers()
+    }
+    with pytest.raises(ValueError, match="valid names"):
+        shipped_weights("deepsort")
+
+
+@pytest.mark.parametrize("name", ["goturn", "siamrpn"])
+def test_create_tracker_loads_shipped_weights_unless_told_not_to(name, caplog):
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    stored = get_trainable(name).load(path).state_dict()
+    with caplog.at_level("INFO", logger="deepmot.trackers.registry"):
+        shipped = _state(create_tracker(name))
+    assert str(path) in caplog.text
+    assert shipped.keys() == stored.keys()
+    assert all(torch.equal(shipped[k], stored[k]) for k in stored)
+    untrained = _state(create_tracker(name, pretrained=False))
+    assert not all(torch.equal(untrained[k], stored[k]) for k in stored)
+    # the shipped weights fix the model's config, as given ones do
+    model_field = next(iter(tracker_entry(name).config.__dataclass_fields__))
+    with pytest.raises(ValueError, match="fix the model's config"):
+        create_tracker(name, **{model_field: getattr(tracker_entry(name).config(), model_field)})
+
+
 @pytest.mark.parametrize("name", STANDALONE)
 def test_standalone_tracker_takes_its_own_settings_only(name):
     tracker = create_tracker(name, image_size=(640, 480), **at_once(name, lifetime=7))
@@ -76,14 +109,14 @@ def test_standalone_tracker_takes_its_own_settings_only(name):
 
 @pytest.mark.parametrize("name", MANAGED)
 def test_is_a_tracker_with_overridable_management(name):
-    tracker = create_tracker(name, max_invisible=7, image_size=(640, 480))
+    tracker = create_tracker(name, pretrained=False, max_invisible=7, image_size=(640, 480))
     assert isinstance(tracker, Tracker)
     assert tracker.config.max_invisible == 7
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_frames(name):
-    tracker = create_tracker(name)
+    tracker = create_tracker(name, pretrained=False)
     for empty in (np.empty((0, 5), np.float32), np.empty((0, 6)), np.empty(0)):
         out = tracker.update(empty, FRAME)
         assert isinstance(out, np.ndarray) and out.shape == (0, 6) and out.dtype == np.float32
@@ -93,7 +126,7 @@ def test_empty_frames(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_frames_without_detections_between_frames_with_them(name):
-    tracker = create_tracker(name, **at_once(name, lifetime=3))
+    tracker = create_tracker(name, pretrained=False, **at_once(name, lifetime=3))
     assert tracker.update(walkers(0), FRAME).shape == (2, 6)
     for _ in range(3):
         assert tracker.update(np.empty((0, 5), np.float32), FRAME).shape == (0, 6)
@@ -103,7 +136,7 @@ def test_frames_without_detections_between_frames_with_them(name):
 
 @pytest.mark.parametrize("name", BOX_ONLY)
 def test_stable_ids_on_a_simple_moving_scene(name):
-    tracker = create_tracker(name)  # paper defaults: born after 3 frames
+    tracker = create_tracker(name, pretrained=False)  # paper defaults: born after 3 frames
     seen = []
     for frame in range(40):
         out = tracker.update(walkers(frame))
@@ -120,7 +153,7 @@ def test_stable_ids_on_a_simple_moving_scene(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_ids_never_reused_and_reset_restarts_at_1(name):
-    tracker = create_tracker(name, **at_once(name, lifetime=2))
+    tracker = create_tracker(name, pretrained=False, **at_once(name, lifetime=2))
     assert tracker.update(walkers(0), FRAME)[:, 4].tolist() == [1.0, 2.0]
     for _ in range(3):
         tracker.update(np.empty((0, 5), np.float32), FRAME)  # both terminated after K = 2
@@ -132,7 +165,7 @@ def test_ids_never_reused_and_reset_restarts_at_1(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_torch_in_torch_out_and_six_columns(name):
-    tracker = create_tracker(name, **at_once(name))
+    tracker = create_tracker(name, pretrained=False, **at_once(name))
     dets = torch.from_numpy(np.concatenate([walkers(0), np.ones((2, 1), np.float32)], axis=1))
     out = tracker.update(dets, FRAME)
     assert isinstance(out, torch.Tensor) and out.shape == (2, 6)
@@ -140,7 +173,7 @@ def test_torch_in_torch_out_and_six_columns(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_input_validation(name):
-    tracker = create_tracker(name, **at_once(name))
+    tracker = create_tracker(name, pretrained=False, **at_once(name))
     with pytest.raises(ValueError, match=r"shape \(K, 5\)"):
         tracker.update(np.zeros((3, 4), np.float32), FRAME)
     with pytest.raises(ValueError, match=r"shape \(K, 5\)"):
@@ -174,7 +207,9 @@ def _synthetic_sequence() -> Sequence:
 
 @pytest.mark.parametrize("name", BOX_ONLY)
 def test_track_sequence_on_a_synthetic_sequence(name, tmp_path):
-    results = track_sequence(create_tracker(name), _synthetic_sequence(), progress=False)
+    results = track_sequence(
+        create_tracker(name, pretrained=False), _synthetic_sequence(), progress=False
+    )
     assert len(results) == 2 * 28  # born at frame 3 (SOT birth rule), 2 people to frame 30
     assert set(results.ids.tolist()) == {1, 2}
     assert results.frames.min() == 3 and results.frames.max() == 30
@@ -193,7 +228,7 @@ def rendered() -> Sequence:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_runs_on_rendered_synthetic_frames(name, rendered):
-    tracker = create_tracker(name)
+    tracker = create_tracker(name, pretrained=False)
     tracker.reset(image_size=(rendered.im_width, rendered.im_height))
     for frame in rendered.frames:
         image = rendered.read_image(frame)

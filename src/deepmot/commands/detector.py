@@ -21,6 +21,7 @@ from deepmot.commands._args import (
     probability,
 )
 from deepmot.commands.train import check_distributed, check_new_run, distributed_options
+from deepmot.data.loading import part_frames as part_frames  # --part's frames
 from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ TRAIN_SEED, HELD_OUT_SEED = 0, 1000  # synthetic scenes: training and held-out o
 
 
 def frame_part(text: str) -> str:
-    """``train``, ``val`` or ``A:B`` (fractions, 0 <= A < B <= 1)."""
+    """``train``, ``val`` or ``A:B`` (fractions, 0 <= A < B <= 1): see :func:`part_frames`."""
     if text in ("train", "val"):
         return text
     try:
@@ -43,18 +44,6 @@ def frame_part(text: str) -> str:
     if not 0.0 <= start < end <= 1.0:
         raise argparse.ArgumentTypeError(f"need 0 <= A < B <= 1, got {text}")
     return text
-
-
-def part_frames(seq_length: int, part: str) -> range:
-    """The frames of ``part`` (see :func:`frame_part`): the paper's split
-    (:func:`deepmot.data.sequence.paper_split`) for ``train`` / ``val``, else frames
-    ``int(n * A) + 1 .. int(n * B)``."""
-    from deepmot.data.sequence import paper_split
-
-    if part in ("train", "val"):
-        return paper_split(seq_length)[0 if part == "train" else 1]
-    start, end = (float(x) for x in part.split(":"))
-    return range(int(seq_length * start) + 1, int(seq_length * end) + 1)
 
 
 def data_options(parser: argparse.ArgumentParser, seed: int, sequences: int) -> None:
@@ -247,41 +236,19 @@ def load_data(args: argparse.Namespace, prefix: str) -> list:
         synthetic = [generate_scene(c).to_sequence() for c in configs]
     if not args.mot_root:
         return synthetic
-    from deepmot.data.sequence import Sequence
-    from deepmot.io.mot import find_sequences
+    from deepmot.data.loading import clip_part, load_sequences
 
     usable = []
     for root in args.mot_root:
-        paths = [
-            p
-            for p in find_sequences(root)
-            if not args.only or any(p.name.startswith(x) for x in args.only)
-        ]
-        sequences = [Sequence.from_dir(p) for p in paths]
-        found = [s for s in sequences if s.gt is not None and s.has_images]
-        if not found:
-            raise DeepMOTError(
-                f"MOT_ROOT {root}: no sequence with img1/ and gt/gt.txt"
-                + (f" whose name starts with {' or '.join(args.only)}" if args.only else "")
-            )
-        usable += found
+        usable += load_sequences(root, sequences=args.only, need="frames")
     if args.part is not None:
         usable = [
-            _part_of(s, args.part)
+            clip_part(s, args.part)
             if not args.part_only or any(s.name.startswith(x) for x in args.part_only)
             else s
             for s in usable
         ]
     return usable + synthetic
-
-
-def _part_of(sequence, part: str):
-    frames = part_frames(sequence.seq_length, part)
-    if len(frames) == 0:
-        raise DeepMOTError(
-            f"--part {part}: no frame of {sequence.name} ({sequence.seq_length} frames)"
-        )
-    return sequence.clip(frames)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ import logging
 import shlex
 from pathlib import Path
 
-from deepmot import WEIGHTS_DIR
 from deepmot.commands._args import (
     DET_FILE_HELP,
     SEQUENCES_HELP,
@@ -18,6 +17,7 @@ from deepmot.commands._args import (
     output_dir,
     probability,
 )
+from deepmot.data.loading import load_sequences as load_sequences  # where tune's benchmark finds it
 from deepmot.errors import DeepMOTError
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _tracker(name: str, weights: Path | None, settings: dict, config: Path | None):
     from deepmot.trackers import create_tracker
-    from deepmot.trackers.registry import tracker_entry
+    from deepmot.trackers.registry import shipped_weights, tracker_entry
 
     try:
         entry = tracker_entry(name)
@@ -146,21 +146,20 @@ def _tracker(name: str, weights: Path | None, settings: dict, config: Path | Non
             f"--weights {weights}: tracker {name!r} has no trained weights to load (drop "
             "--weights, or choose a learned tracker)"
         )
-    shipped = WEIGHTS_DIR / entry.trainable.weights_file if entry.trainable is not None else None
-    if weights is None and shipped is not None and shipped.is_file():
-        log.info("tracker %r: the shipped weights %s (--weights chooses others)", name, shipped)
-        weights = shipped
-    if name == "tracktor" and weights is None:
-        from deepmot.trackers.tracktor import SHIPPED_DETECTOR
+    if weights is None and shipped_weights(name) is None:  # shipped ones: create_tracker says
+        if name == "tracktor":
+            from deepmot.trackers.tracktor import SHIPPED_DETECTOR
 
-        log.info("tracktor runs with the shipped detector %s (no --weights)", SHIPPED_DETECTOR.name)
-    elif entry.trainable is not None and weights is None:
-        log.warning(
-            "tracker %r runs untrained (no --weights): its untrained model tracks like "
-            "constant_velocity; train it with 'deepmot train' and pass --weights RUN/%s",
-            name,
-            entry.trainable.weights_file,
-        )
+            log.info(
+                "tracktor runs with the shipped detector %s (no --weights)", SHIPPED_DETECTOR.name
+            )
+        elif entry.trainable is not None:
+            log.warning(
+                "tracker %r runs untrained (no --weights): its untrained model tracks like "
+                "constant_velocity; train it with 'deepmot train' and pass --weights RUN/%s",
+                name,
+                entry.trainable.weights_file,
+            )
     try:
         return create_tracker(name, weights=weights, **settings)
     except (ValueError, TypeError, KeyError, DeepMOTError) as error:
@@ -170,52 +169,6 @@ def _tracker(name: str, weights: Path | None, settings: dict, config: Path | Non
             f"--weights {weights}: not weights of tracker {name!r} ({error}); give a file "
             f"'deepmot train --tracker {name}' wrote"
         ) from None
-
-
-def find_usable(
-    mot_root: Path, det_file: str | None, patterns: list[str] | None
-) -> tuple[list[tuple[Path, str]], list[str]]:
-    """The sequence folders under ``mot_root`` chosen by ``patterns`` (names or prefixes) with
-    their detection file (:meth:`~deepmot.data.sequence.Sequence.choose_detection_file`:
-    ``det_file``, else ``det.txt``, else the only one), and the names of the chosen ones that
-    have none.
-
-    Raises:
-        DeepMOTError: no sequence folder, a pattern that chooses none, a sequence whose
-            detection file is ambiguous, or no sequence with a detection file.
-    """
-    from deepmot.data.sequence import Sequence
-    from deepmot.io.mot import find_sequences, select_sequences
-
-    paths = find_sequences(mot_root)
-    if not paths:
-        raise DeepMOTError(f"MOT_ROOT {mot_root}: no sequence folders in it")
-    chosen = paths
-    if patterns:
-        chosen = select_sequences(paths, patterns, mot_root)
-    files = {p: Sequence.choose_detection_file(p, det_file) for p in chosen}
-    usable = [(p, f) for p, f in files.items() if f is not None]
-    if not usable:
-        found = sorted({f for p in chosen for f in Sequence.detection_files(p)})
-        wanted = f"det/{det_file}" if det_file else "a detection file in det/"
-        raise DeepMOTError(
-            f"{'--det-file ' + det_file if det_file else 'MOT_ROOT ' + str(mot_root)}: no "
-            f"sequence under {mot_root} has {wanted} (they have: "
-            f"{', '.join(found) or 'no detection files'})"
-        )
-    return usable, [p.name for p, f in files.items() if f is None]
-
-
-def load_sequences(mot_root: Path, det_file: str | None, patterns: list[str] | None) -> list:
-    """The chosen sequences that have a detection file, read (see :func:`find_usable`); the
-    others are skipped with a warning naming them."""
-    from deepmot.data.sequence import Sequence
-
-    usable, skipped = find_usable(mot_root, det_file, patterns)
-    if skipped:
-        what = f"det/{det_file}" if det_file else "detections"
-        log.warning("skipped %d sequence(s) without %s: %s", len(skipped), what, ", ".join(skipped))
-    return [Sequence.from_dir(p, det_file=f) for p, f in usable]
 
 
 def _check_options(args: argparse.Namespace, video: bool) -> None:
@@ -304,6 +257,7 @@ def _track_one(args: argparse.Namespace, tracker, sequence, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from deepmot.data.loading import usable_sequence_dirs
     from deepmot.data.sequence import Sequence
 
     torch.set_num_threads(1)  # tiny models: extra threads only contend (up to 60x slower here)
@@ -326,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
         _track_one(args, tracker, sequence, sequence.name)
         log.info("wrote %s", args.out / f"{sequence.name}.txt")
         return 0
-    usable, skipped = find_usable(args.mot_root, args.det_file, args.sequences)
+    usable, skipped = usable_sequence_dirs(args.mot_root, args.det_file, args.sequences)
     written = []
     for path, det_file in usable:
         _track_one(args, tracker, Sequence.from_dir(path, det_file=det_file), path.name)

@@ -53,6 +53,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=HelpFormatter,
     )
+    _target_options(parser)
+    _training_options(parser)
+    _loss_options(parser)
+    _augmentation_options(parser)
+    _clip_options(parser)
+    _data_options(parser)
+    _run_options(parser)
+    _sot_options(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--workers",
+        type=int_at_least(0),
+        default=0,
+        help="DataLoader processes reading (decoding, rendering) the next steps' frames, for "
+        "trackers that regress from the image (not a stored setting)",
+    )
+    distributed_options(parser)
+    parser.set_defaults(run=run)
+    _DEFAULTS.update({dest: parser.get_default(dest) for dest in _SETTINGS})
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    """MOT_ROOT, the run folder and the tracker to train."""
     parser.add_argument(
         "mot_root", type=existing_dir, metavar="MOT_ROOT", help="folder of sequence folders"
     )
@@ -68,6 +91,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         lister=_trainable_trackers,
         help="print the trainable trackers and exit (needs no other argument)",
     )
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    """The loss, its matcher, the samples and the optimiser."""
     parser.add_argument(
         "--loss",
         choices=["deepmot", "smoothl1", "vanilla"],
@@ -109,6 +136,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lr", type=positive_float, default=_TRAIN.lr, help="Adam's learning rate (A.2: 1e-4)"
     )
+
+
+def _loss_options(parser: argparse.ArgumentParser) -> None:
+    """The DeepMOT loss's weights, dustbin value, softmax scale and gating."""
     loss = parser.add_argument_group("DeepMOT loss")
     loss.add_argument(
         "--lam", type=float_at_least(0), default=_LOSS.lam, help="λ, weight of 1 - dMOTP"
@@ -124,6 +155,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--gate", choices=["soft", "hard", "none"], default=_LOSS.gate, help="gating of far pairs"
     )
     loss.add_argument("--no-dmota", action="store_true", help="train on dMOTP alone")
+
+
+def _augmentation_options(parser: argparse.ArgumentParser) -> None:
+    """Augmentation of the tracks training starts from."""
     aug = parser.add_argument_group("trajectory augmentation (probabilities)")
     aug.add_argument(
         "--perturb", type=probability, default=_AUG.perturb, help="rescale/shift a starting box"
@@ -144,6 +179,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=_AUG.jitter,
         help="noise on every box of a starting history (std. as a share of the box's size)",
     )
+
+
+def _clip_options(parser: argparse.ArgumentParser) -> None:
+    """Clips' box refinement and scoring, the scale's schedule, gradient diagnostics."""
     parser.add_argument(
         "--refine-iou",
         type=probability,
@@ -170,6 +209,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=_TRAIN.diagnose_every,
         help="steps between measurements of each loss term's gradient (log.csv's grad_*)",
     )
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    """Detections, tracktor's detector and appearance term, the sequences."""
     parser.add_argument("--det-file", default=None, help=DET_FILE_HELP)
     parser.add_argument(
         "--no-detections",
@@ -192,6 +235,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "'branch' as a second DeepMOT loss (the authors' code); use with --sampling clips",
     )
     parser.add_argument("--sequences", nargs="+", metavar="NAME", help=SEQUENCES_HELP)
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """Seed, device, resuming, the starting weights and the SOT backbone."""
     parser.add_argument(
         "--seed", type=int_at_least(0), default=_TRAIN.seed, help="seed of model and samples"
     )
@@ -226,6 +273,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="goturn, siamrpn: the light CPU-scale backbone (their default) or the paper's "
         "AlexNet-style one with its crop sizes (untrained: no downloadable weights here)",
     )
+
+
+def _sot_options(parser: argparse.ArgumentParser) -> None:
+    """SiamRPN's training terms as the authors had them."""
     sot = parser.add_argument_group("SiamRPN as the authors trained it")
     sot.add_argument(
         "--focal-weight",
@@ -248,17 +299,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="keep these parameters fixed, by name prefix (e.g. features.0 features.2: the "
         "backbone's first two convolutions)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--workers",
-        type=int_at_least(0),
-        default=0,
-        help="DataLoader processes reading (decoding, rendering) the next steps' frames, for "
-        "trackers that regress from the image (not a stored setting)",
-    )
-    distributed_options(parser)
-    parser.set_defaults(run=run)
-    _DEFAULTS.update({dest: parser.get_default(dest) for dest in _SETTINGS})
 
 
 #: options that set a stored setting of the run (option's dest -> field of the config's
@@ -357,62 +397,6 @@ def _matcher(text: str) -> str:
     return text
 
 
-def load_sequences(
-    root: Path, det_file: str | None, patterns: list[str] | None, explicit: bool = True
-) -> list:
-    """Sequences under ``root`` with ground truth, chosen by ``patterns`` (names or prefixes),
-    each with its detection file by the rule every command follows
-    (:meth:`~deepmot.data.sequence.Sequence.choose_detection_file`: ``det_file``, else
-    ``det.txt``, else the only one); a sequence without one trains without detections, with
-    one warning naming them.
-
-    Raises:
-        DeepMOTError: no folder, no sequence (matching ``patterns``), a sequence whose
-            detection file is ambiguous, or an ``explicit`` ``det_file`` that no sequence has
-            (a misspelt name).
-    """
-    from deepmot.data.sequence import Sequence
-    from deepmot.io.mot import find_sequences, select_sequences
-
-    if not root.is_dir():
-        raise DeepMOTError(f"MOT_ROOT {root}: no such folder of sequences")
-    paths = find_sequences(root)
-    if not paths:
-        raise DeepMOTError(f"MOT_ROOT {root}: no sequence folders (with gt/gt.txt) in it")
-    chosen = paths
-    if patterns:
-        chosen = select_sequences(paths, patterns, root)
-    files = {p: Sequence.choose_detection_file(p, det_file) for p in chosen}
-    if det_file is not None and explicit and not any(files.values()):
-        found = sorted({f for p in chosen for f in Sequence.detection_files(p)})
-        raise DeepMOTError(
-            f"--det-file {det_file}: no sequence under {root} has det/{det_file} (they have: "
-            f"{', '.join(found) or 'no detection files'})"
-        )
-    sequences, without = [], []
-    for path, name in files.items():
-        if name is None:
-            without.append(path.name)
-        seq = Sequence.from_dir(path, det_file=name)
-        if seq.gt is not None:
-            sequences.append(seq)
-    if without:
-        wanted = f"det/{det_file}" if det_file else "a detection file"
-        log.warning(
-            "%d of %d sequences have no %s and train without detections: %s",
-            len(without), len(chosen), wanted, _names(without),
-        )  # fmt: skip
-    if not sequences:
-        raise DeepMOTError(f"MOT_ROOT {root}: no sequence with ground truth (gt/gt.txt)")
-    return sequences
-
-
-def _names(names, most: int = 8) -> str:
-    names = list(names)
-    shown = ", ".join(names[:most])
-    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
-
-
 def _config(args: argparse.Namespace) -> TrackerTrainConfig:
     from dataclasses import replace
 
@@ -458,7 +442,7 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
             lr=args.lr,
             iterations=args.iterations if args.iterations is not None else _TRAIN.iterations,
             batch_size=args.batch_size,
-            det_file=args.det_file,  # None: each sequence's by the rule of load_sequences
+            det_file=args.det_file,  # None: each sequence's (deepmot.data.loading)
             seed=args.seed,
             device=args.device or _TRAIN.device,
             init_weights=str(args.init_weights) if args.init_weights is not None else None,
@@ -595,8 +579,14 @@ def run(args: argparse.Namespace) -> int:
     check_distributed(args, config.device)
     if not args.resume:
         check_new_run(args.out, args.overwrite, [trainable.weights_file])
+    from deepmot.data.loading import load_sequences
+
     sequences = load_sequences(
-        args.mot_root, config.det_file, args.sequences, explicit=args.det_file is not None
+        args.mot_root,
+        config.det_file,
+        args.sequences,
+        need="gt",
+        explicit=args.det_file is not None,
     )
     import torch
 

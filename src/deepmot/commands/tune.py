@@ -88,7 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from deepmot.commands.track import load_sequences
+    from deepmot.data.loading import load_sequences
     from deepmot.tune.study import tune_tracker
 
     torch.set_num_threads(1)

@@ -27,6 +27,7 @@ something ``deepmot train --tracker NAME`` can train::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 
 from torch import nn
 
+from deepmot import WEIGHTS_DIR
 from deepmot.trackers.base import Tracker
 from deepmot.trackers.management import ManagedTracker, TrackManagementConfig
 from deepmot.trackers.predictor import Predictor
@@ -48,8 +50,11 @@ __all__ = [
     "register_standalone",
     "register_tracker",
     "register_trainable",
+    "shipped_weights",
     "tracker_entry",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -179,12 +184,30 @@ def get_trainable(name: str) -> Trainable:
     return entry.trainable
 
 
-def create_tracker(name: str, weights: str | Path | None = None, **overrides: Any) -> Tracker:
+def shipped_weights(name: str) -> Path | None:
+    """The weights shipped with the package for tracker ``name``: ``deepmot.WEIGHTS_DIR /``
+    its :attr:`Trainable.weights_file`, None for a tracker that is not trainable or has none
+    shipped; ValueError for an unknown name."""
+    trainable = tracker_entry(name).trainable
+    if trainable is None:
+        return None
+    path = WEIGHTS_DIR / trainable.weights_file
+    return path if path.is_file() else None
+
+
+def create_tracker(
+    name: str, weights: str | Path | None = None, pretrained: bool = True, **overrides: Any
+) -> Tracker:
     """Build a registered tracker by name.
 
     Args:
         name: one of :func:`list_trackers`.
         weights: trained weights of a trainable tracker (they fix its model config).
+        pretrained: without ``weights``, load the tracker's :func:`shipped_weights` where it
+            has them (GOTURN, SiamRPN), as ``deepmot track`` does; False builds the model
+            untrained from its config (what a trainer starts from; model overrides need it
+            for a tracker with shipped weights). Trackers without shipped weights are built
+            the same either way (Tracktor's untrained build holds the shipped detector).
         **overrides: fields of :class:`~deepmot.trackers.management.TrackManagementConfig`
             (e.g. ``max_invisible=30``) or of the tracker's config (e.g. ``velocity_steps=3``),
             ``image_size=(width, height)``, or ``management=TrackManagementConfig(...)``
@@ -196,9 +219,13 @@ def create_tracker(name: str, weights: str | Path | None = None, **overrides: An
 
     Raises:
         ValueError: an unknown name (the message lists the valid ones) or setting, or model
-            settings given together with weights.
+            settings given together with weights (shipped ones included).
     """
     entry = tracker_entry(name)
+    if weights is None and pretrained:
+        weights = shipped_weights(name)
+        if weights is not None:
+            log.info("tracker %r: the shipped weights %s", name, weights)
     overrides = dict(overrides)
     image_size = overrides.pop("image_size", None)
     if entry.standalone is not None:

@@ -145,7 +145,7 @@ def compare_variants(
             name = variant.tracker or next(
                 (v.train.tracker for v in variants if v.train is not None), "motion"
             )
-            tracker = create_tracker(name, **(tracker_options or {}))
+            tracker = create_tracker(name, pretrained=False, **(tracker_options or {}))
         else:
             summary = train_tracker(
                 list(train_sequences), out / _slug(variant.name), variant.train, progress=progress

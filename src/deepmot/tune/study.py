@@ -213,7 +213,7 @@ def _check_fixed(tracker: str, fixed: Mapping[str, Any], weights: Path | None) -
             f"trained weights fix the model's config; cannot fix {sorted(set(fixed) - manage)}"
         )
     try:  # values in range, weights that load: fail before any trial
-        create_tracker(tracker, weights=weights, **fixed)
+        create_tracker(tracker, weights=weights, pretrained=False, **fixed)
     except (ValueError, TypeError, KeyError) as error:
         what = f"weights {weights} / " if weights is not None else ""
         raise DeepMOTError(
