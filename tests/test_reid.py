@@ -123,7 +123,8 @@ def test_gradients_reach_the_reid_head_only_through_the_appearance_term(appearan
     from deepmot.loss.deepmot import DeepMOTLoss
     from deepmot.train.clips import ClipSampler
     from deepmot.train.config import TrackerTrainConfig
-    from deepmot.train.tracker import run_clips
+    from deepmot.train.losses import DeepMOTTraining
+    from deepmot.train.rollout import run_clips
 
     (sequence,) = _scenes(1, 8, 5, "T", width=320, height=240, people=4)
     config = TrackerTrainConfig(
@@ -140,7 +141,7 @@ def test_gradients_reach_the_reid_head_only_through_the_appearance_term(appearan
         result = run_clips(
             starts,
             predictor,
-            loss_fn,
+            DeepMOTTraining(loss_fn, appearance=mode),
             replace(config, appearance=mode),
             np.random.default_rng(1),
             2,
