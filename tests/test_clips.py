@@ -14,7 +14,13 @@ from deepmot.io import mot
 from deepmot.loss.deepmot import DeepMOTLoss
 from deepmot.metrics.clear import clear_matches
 from deepmot.metrics.frame_pair import clear_frame_pair
-from deepmot.trackers import ConstantVelocityModel, MotionPredictor, Prediction, TrackBatch
+from deepmot.trackers import (
+    ConstantVelocityModel,
+    MotionPredictor,
+    Prediction,
+    Predictor,
+    TrackBatch,
+)
 from deepmot.train.clips import ClipSampler
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 from deepmot.train.losses import DeepMOTTraining, SmoothL1Training
@@ -108,7 +114,7 @@ def test_swapped_ids_are_switches_at_the_next_frame_only():
     assert result.soft["ids"] > 0.5  # the loss's IDS~ sees them too (averaged over 3 frames)
 
 
-class FailsOnce:
+class FailsOnce(Predictor):
     """Predicts each track onto the nearest ground-truth box, except at its first call, where
     it sends every track far away."""
 
@@ -232,7 +238,7 @@ def test_jitter_moves_every_box_of_the_history_a_little():
         AugmentationConfig(jitter=-0.1)
 
 
-class Offset:
+class Offset(Predictor):
     """Constant velocity moved right by ``dx`` pixels: the box the refinement reports for an
     exact prediction averaged with a detection ``2 dx`` to its right."""
 

@@ -111,7 +111,9 @@ def test_tracktor_compares_the_embeddings_its_reid_setting_names(tmp_path):
     tracks = TrackBatch.from_histories([b[None] for b in boxes], 1)
     none.on_birth(image, tracks)
     assert all("reid" not in e for e in tracks.extras)
-    assert none.appearance_similarity is None  # the management revives by IoU alone
+    # no appearance: the management revives by IoU alone
+    assert none.appearance_similarity(image, tracks, boxes) is None
+    assert predictor.has_reid_head is False and none.has_reid_head is False
     for bad in ("external", "external:", "triplet"):
         with pytest.raises(ValueError, match="reid must be"):
             TracktorConfig(reid=bad)

@@ -32,8 +32,10 @@ from torch import Tensor
 from deepmot.assign.matcher import build_matcher
 from deepmot.boxes import cosine_distance, distance_matrix
 from deepmot.data.sequence import Sequence
+from deepmot.errors import DeepMOTError
 from deepmot.loss.deepmot import DeepMOTLoss, DeepMOTLossOutput
 from deepmot.loss.smooth_l1 import SmoothL1Loss
+from deepmot.trackers.predictor import Predictor
 from deepmot.train.clips import ClipStart
 from deepmot.train.config import TrackerTrainConfig
 from deepmot.train.diagnostics import GRADIENT_TERMS, FrameRecord, gradient_norms
@@ -67,6 +69,12 @@ class TrainingLoss(ABC):
     """
 
     name: ClassVar[str]
+
+    def check(self, predictor: Predictor, tracker: str) -> None:
+        """Refuse (:class:`~deepmot.errors.DeepMOTError`) a predictor this loss cannot train,
+        from its declared capabilities; ``tracker`` is its registered name, for the message.
+        Default: any predictor."""
+        return None
 
     @abstractmethod
     def step(
@@ -155,6 +163,14 @@ class DeepMOTTraining(ClipLoss):
         self.loss = loss
         self.appearance = appearance
         self.uses_appearance = appearance != "none"
+
+    def check(self, predictor: Predictor, tracker: str) -> None:
+        """The appearance term trains a ReID head: it needs a predictor that has one."""
+        if self.uses_appearance and not predictor.has_reid_head:
+            raise DeepMOTError(
+                "appearance training needs a tracker with a ReID head (tracktor with reid "
+                f"'head'), not {tracker!r} with these model settings"
+            )
 
     def step(
         self,
@@ -259,6 +275,14 @@ class VanillaTraining(TrainingLoss):
     SiamRPN, :func:`~deepmot.train.sot.single_object_step`); no soft terms."""
 
     name = "vanilla"
+
+    def check(self, predictor: Predictor, tracker: str) -> None:
+        """The single-object objective is the predictor's own: it needs one."""
+        if not predictor.has_single_object_loss:
+            raise DeepMOTError(
+                f"{tracker!r} has no single-object objective: --loss vanilla trains the "
+                "single-object trackers (goturn, siamrpn)"
+            )
 
     def step(
         self,

@@ -175,7 +175,7 @@ def _predict(
     appearance: bool = False,
 ) -> tuple[Prediction, Tensor | None, Any]:
     """The predictor's prediction (boxes ``(T, 4)``) at ``frame`` for the clip's live tracks
-    (its ``on_birth`` hook, where it has one, first sees the tracks new since the last frame).
+    (its ``on_birth`` hook first sees the tracks new since the last frame).
 
     Also returns, with ``appearance``, each track's embedding ``(T, E)`` from the frames
     before ``frame`` (the predictor's ``track_embeddings``, read before ``predict`` stores this
@@ -192,13 +192,12 @@ def _predict(
         verified=[True] * len(state.histories),
         extras=state.extras,
     ).to(device)
-    on_birth = getattr(predictor, "on_birth", None)
     new = [i for i, tid in enumerate(state.track_ids) if tid not in state.born]
-    if on_birth is not None and new:
+    if new:
         # tracks started at the previous frame (the clip's first tracks, births): as at test
         # time, the predictor sees them with the frame they were born in
         born_image = seq.read_image(frame - 1) if predictor.needs_images else None
-        on_birth(
+        predictor.on_birth(
             born_image,
             TrackBatch.from_histories(
                 [state.histories[i] for i in new],

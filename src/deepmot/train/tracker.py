@@ -47,7 +47,6 @@ from deepmot.engine.loop import StepReport, fit
 from deepmot.engine.prefetch import prefetching, step_loader
 from deepmot.engine.run import TrainingRun, resolve_resumed_config
 from deepmot.errors import DeepMOTError
-from deepmot.trackers.predictor import Predictor
 from deepmot.trackers.registry import Trainable, get_trainable
 from deepmot.train.clips import ClipSampler, ClipStart, StepClipFrames
 from deepmot.train.config import TrackerTrainConfig
@@ -180,14 +179,15 @@ def _train(
         restore_training_state(run.state, model, optimizer, scaler)
     trained = dist.wrap(model)  # DDP with several processes; the frozen matcher stays out
     predictor = trainable.predictor(trained)
-    _check_appearance(config, predictor, model_config)
     rollout = Rollout(predictor, config, max(2, int(predictor.history_len)), dist.device)
     sampler, read_ahead = _clip_sampler(
         sequences, rollout, trainable.needs_images(model_config), dist, run, workers
     )
+    training_loss = create_training_loss(config, dist.device)
+    training_loss.check(predictor, config.tracker)
     step = _TrainingStep(
         rollout,
-        create_training_loss(config, dist.device),
+        training_loss,
         sampler,
         read_ahead,
         model,
@@ -248,18 +248,6 @@ def _model_and_optimizer(
     _freeze(model, config.freeze)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     return model, optimizer
-
-
-def _check_appearance(config: TrackerTrainConfig, predictor: Predictor, model_config: Any) -> None:
-    """Appearance training needs a predictor with a ReID head."""
-    if config.appearance != "none" and not (
-        hasattr(predictor, "embed") and getattr(model_config, "reid", None) == "head"
-    ):
-        raise DeepMOTError(
-            f"appearance training needs a tracker with a ReID head (tracktor with reid 'head'), "
-            f"not {config.tracker!r}"
-            + (f" with reid {model_config.reid!r}" if hasattr(model_config, "reid") else "")
-        )
 
 
 def _clip_sampler(
