@@ -16,6 +16,7 @@ from deepmot.detection.model import (
     BACKBONE_BUILDERS,
     build_detector,
     infer_config,
+    init_detector,
     load_detector,
     save_detector,
 )
@@ -156,6 +157,27 @@ def test_a_tiny_training_run_reduces_the_loss(tmp_path):
     assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:4])
     model, loaded = load_detector(tmp_path / "run" / "detector.safetensors")
     assert loaded == TINY and not model.training
+
+
+def test_a_trained_detector_starts_a_run_at_another_image_size(tmp_path):
+    trained = build_detector(TINY)
+    with torch.no_grad():
+        for parameter in trained.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    save_detector(trained, TINY, tmp_path / "trained.safetensors")
+    smaller = DetectorConfig.light(min_size=64, max_size=96)
+    model = build_detector(smaller)
+    init_detector(model, smaller, tmp_path / "trained.safetensors")
+    for (name, got), expected in zip(
+        model.state_dict().items(), trained.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(got, expected, msg=name)
+    assert model.transform.min_size == (64,)
+    other = DetectorConfig.light(backbone="resnet18_fpn", min_size=64, max_size=96)
+    with pytest.raises(DeepMOTError, match="mobilenet_v3_fpn detector; this one is resnet18_fpn"):
+        init_detector(build_detector(other), other, tmp_path / "trained.safetensors")
+    with pytest.raises(ValueError, match="exclude each other"):
+        DetectorTrainConfig(detector=DetectorConfig.ssdlite(), init_backbone="a", init_detector="b")
 
 
 @pytest.mark.slow

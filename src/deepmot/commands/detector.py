@@ -159,6 +159,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(scripts/convert_ssdlite_backbone.py)",
     )
     train.add_argument(
+        "--init-detector",
+        type=existing_file,
+        default=None,
+        metavar="FILE",
+        help="start from a trained detector's weights (all of them; e.g. the shipped "
+        "detector_real.safetensors, fine-tuned at another --min-size); --backbone must be its",
+    )
+    train.add_argument(
         "--frozen-layers",
         type=int_at_least(0),
         default=0,
@@ -299,6 +307,8 @@ def run_train(args: argparse.Namespace) -> int:
             f"--init-backbone holds MobileNetV2 weights: use --backbone mobilenet_v2_fpn, "
             f"not {args.backbone}"
         )
+    if args.init_backbone is not None and args.init_detector is not None:
+        raise DeepMOTError("--init-backbone and --init-detector exclude each other")
     if args.backbone == "resnet50_fpn":
         detector = DetectorConfig(**overrides)
     elif args.backbone == "mobilenet_v2_fpn":
@@ -320,6 +330,7 @@ def run_train(args: argparse.Namespace) -> int:
             norm=args.norm,
             device=device,
             init_backbone=str(args.init_backbone) if args.init_backbone else None,
+            init_detector=str(args.init_detector) if args.init_detector else None,
             frozen_layers=args.frozen_layers,
             synthetic_share=args.synthetic_share,
         )

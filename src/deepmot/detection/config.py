@@ -129,6 +129,9 @@ class DetectorTrainConfig:
         init_backbone: a converted backbone file (``scripts/convert_ssdlite_backbone.py``)
             loaded into ``mobilenet_v2_fpn``'s backbone before the first step, or None (an
             untrained start).
+        init_detector: a detector weights file (e.g. a shipped ``detector_real.safetensors``)
+            whose weights, all of them, start the training: fine-tuning a trained detector,
+            e.g. at another image size. Its backbone must be ``detector.backbone``.
         frozen_layers: the first N modules of the backbone's body are not trained (with
             pretrained weights the early, generic layers are kept, as torchvision's
             ``trainable_backbone_layers`` does; MobileNetV2's body has 19).
@@ -149,6 +152,7 @@ class DetectorTrainConfig:
     norm: str = "batch"
     device: str = "cpu"
     init_backbone: str | None = None
+    init_detector: str | None = None
     frozen_layers: int = 0
     synthetic_share: float | None = None
 
@@ -171,6 +175,9 @@ class DetectorTrainConfig:
                 "init_backbone holds MobileNetV2 weights: it needs backbone mobilenet_v2_fpn, "
                 f"not {self.detector.backbone}"
             )
+
+        if self.init_backbone is not None and self.init_detector is not None:
+            raise ValueError("init_backbone and init_detector exclude each other")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

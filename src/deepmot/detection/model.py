@@ -43,6 +43,7 @@ __all__ = [
     "WithoutBatchCounters",
     "build_detector",
     "infer_config",
+    "init_detector",
     "load_detector",
     "load_detector_state",
     "save_detector",
@@ -250,6 +251,19 @@ def load_detector(
         config = config if config is not None else infer_config(state, path)
     model = build_detector(config).to(map_location)
     return load_detector_state(model, state, path).eval(), config
+
+
+def init_detector(model: nn.Module, config: DetectorConfig, path: str | Path) -> None:
+    """Start ``model`` (built from ``config``) from a detector file's weights, all of them:
+    fine-tuning a trained detector, e.g. at other image sizes (``config``'s, not the file's).
+
+    Raises:
+        DeepMOTError: the file is unreadable, holds another backbone, or does not fit.
+    """
+    trained, stored = load_detector(path)
+    if stored.backbone != config.backbone:
+        raise DeepMOTError(f"{path}: a {stored.backbone} detector; this one is {config.backbone}")
+    load_detector_state(model, trained.state_dict(), path)
 
 
 def save_detector(

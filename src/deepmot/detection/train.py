@@ -38,7 +38,7 @@ from torchvision.models.detection._utils import BalancedPositiveNegativeSampler
 from deepmot.data.sequence import Sequence
 from deepmot.detection.config import DetectorTrainConfig
 from deepmot.detection.data import StepFrames, sampling_weights
-from deepmot.detection.model import build_detector, save_detector
+from deepmot.detection.model import build_detector, init_detector, save_detector
 from deepmot.engine.checkpoint import restore_training_state, training_state
 from deepmot.engine.distributed import Distributed, precision_and_seed, setup
 from deepmot.engine.loop import StepReport, fit
@@ -276,14 +276,17 @@ def _train(
 def _model(
     config: DetectorTrainConfig, run: TrainingRun, dist: Distributed
 ) -> tuple[nn.Module, bool]:
-    """The detector to train on ``dist.device`` (its backbone from ``init_backbone`` on a fresh
-    run, the leading layers frozen) and whether its BatchNorm is synchronised across the
-    processes (batch norm, several CUDA processes)."""
+    """The detector to train on ``dist.device`` (its backbone from ``init_backbone``, or the
+    whole detector from ``init_detector``, on a fresh run; the leading layers frozen) and
+    whether its BatchNorm is synchronised across the processes (batch norm, several CUDA
+    processes)."""
     model = build_detector(config.detector, trainable_norm=config.norm == "batch")
     if config.init_backbone is not None and run.state is None:
         from deepmot.detection.mobilenet_v2 import init_backbone
 
         init_backbone(model, config.init_backbone)
+    if config.init_detector is not None and run.state is None:
+        init_detector(model, config.detector, config.init_detector)
     freeze_layers(model, config.frozen_layers)
     model = model.to(dist.device)
     synced = config.norm == "batch" and dist.enabled and dist.device.type == "cuda"

@@ -43,6 +43,7 @@ from torchvision.models.detection.transform import resize_boxes
 from deepmot import WEIGHTS_DIR
 from deepmot.data.frames import image_to_tensor
 from deepmot.detection.config import DetectorConfig
+from deepmot.detection.inference import InferenceBackbone
 from deepmot.detection.model import (
     WithoutBatchCounters,
     build_detector,
@@ -219,6 +220,7 @@ class TracktorModel(nn.Module):
         for name, parameter in self.detector.named_parameters():
             parameter.requires_grad_(name.startswith("roi_heads.box_predictor.bbox_pred."))
         self.detector.eval()
+        self.inference_backbone = InferenceBackbone(self.detector.backbone)
 
     def train(self, mode: bool = True) -> TracktorModel:
         """Only the ReID head changes mode; the detector stays in eval mode (frozen)."""
@@ -229,9 +231,14 @@ class TracktorModel(nn.Module):
     @torch.no_grad()
     def features(self, image: Tensor) -> tuple[dict[str, Tensor], tuple[int, int]]:
         """The frozen backbone's feature maps of ``image (3, H, W)`` in [0, 1], and the
-        resized image's ``(h, w)`` (the detector's transform normalises and resizes)."""
+        resized image's ``(h, w)`` (the detector's transform normalises and resizes).
+
+        In eval mode (tracking) the backbone runs as its folded channels-last copy
+        (:mod:`deepmot.detection.inference`), equal up to float rounding and faster; in
+        training mode as itself, so that a seeded training run repeats exactly."""
         images, _ = self.detector.transform([image])
-        return self.detector.backbone(images.tensors), images.image_sizes[0]
+        backbone = self.detector.backbone if self.training else self.inference_backbone
+        return backbone(images.tensors), images.image_sizes[0]
 
     def regress(
         self,

@@ -1,0 +1,81 @@
+"""The inference copy of a frozen backbone: BatchNorm folded into the convolutions equals the
+unfolded backbone, is rebuilt when weights are loaded, and never enters a state dict."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from deepmot.detection.config import DetectorConfig
+from deepmot.detection.inference import fold_frozen_batchnorm, inference_copy
+from deepmot.detection.model import build_detector
+from deepmot.trackers.tracktor import TracktorConfig, TracktorModel
+
+TINY = DetectorConfig.ssdlite(min_size=96, max_size=128)
+
+
+def _randomise_norms(module: nn.Module, seed: int) -> None:
+    """Frozen norms away from identity, so that folding them is tested."""
+    generator = torch.Generator().manual_seed(seed)
+    for norm in module.modules():
+        if isinstance(norm, FrozenBatchNorm2d):
+            for buffer in (norm.weight, norm.bias, norm.running_mean):
+                buffer.copy_(torch.randn(buffer.shape, generator=generator) * 0.2)
+            norm.running_var.copy_(torch.rand(norm.running_var.shape, generator=generator) + 0.5)
+
+
+def test_a_folded_convolution_equals_convolution_then_norm_by_hand():
+    torch.manual_seed(0)
+    conv, norm = nn.Conv2d(3, 4, 3, padding=1, bias=False), FrozenBatchNorm2d(4, eps=1e-3)
+    _randomise_norms(nn.Sequential(norm), seed=1)
+    block = nn.Sequential(nn.Sequential(conv, norm, nn.ReLU6()))
+    x = torch.randn(2, 3, 9, 11)
+    scale = norm.weight / torch.sqrt(norm.running_var + 1e-3)
+    by_hand = (conv(x) - norm.running_mean[:, None, None]) * scale[:, None, None]
+    by_hand = (by_hand + norm.bias[:, None, None]).clamp(0, 6)
+    assert fold_frozen_batchnorm(block) == 1
+    assert isinstance(block[0][1], nn.Identity)
+    torch.testing.assert_close(block(x), by_hand, rtol=1e-5, atol=1e-5)
+
+
+def test_the_detector_backbone_folds_every_norm_and_gives_the_same_features():
+    backbone = build_detector(TINY).backbone
+    _randomise_norms(backbone, seed=2)
+    fast = inference_copy(backbone)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in fast.modules())
+    x = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        expected, got = backbone(x), fast(x.contiguous(memory_format=torch.channels_last))
+    assert list(got) == list(expected)
+    for level in expected:
+        torch.testing.assert_close(got[level], expected[level], rtol=1e-4, atol=1e-4)
+
+
+def test_the_copy_follows_loaded_weights_and_stays_out_of_the_state_dict():
+    model = TracktorModel(TracktorConfig(detector="untrained"), build_detector(TINY), TINY)
+    keys = set(model.state_dict())
+    x = torch.rand(1, 3, 96, 128)
+    first = model.inference_backbone(x)["0"]
+    other = build_detector(TINY)
+    _randomise_norms(other.backbone, seed=3)
+    model.detector.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        expected = other.backbone(x)["0"]
+    after = model.inference_backbone(x)["0"]
+    assert not torch.allclose(after, first, atol=1e-4)
+    torch.testing.assert_close(after, expected, rtol=1e-4, atol=1e-4)
+    assert set(model.state_dict()) == keys
+
+
+def test_tracking_features_equal_the_training_path():
+    model = TracktorModel(TracktorConfig(detector="untrained"), build_detector(TINY), TINY)
+    _randomise_norms(model.detector.backbone, seed=4)
+    image = torch.rand(3, 120, 160)
+    model.train()
+    trained, size = model.features(image)
+    model.eval()
+    tracked, same_size = model.features(image)
+    assert size == same_size
+    for level in trained:
+        torch.testing.assert_close(tracked[level], trained[level], rtol=1e-4, atol=1e-4)
