@@ -1,15 +1,25 @@
-"""The inference copy of a frozen backbone: BatchNorm folded into the convolutions equals the
-unfolded backbone, is rebuilt when weights are loaded, and never enters a state dict."""
+"""The inference copy of a frozen backbone: BatchNorm folded into the convolutions, and the
+OpenVINO runtime, equal the backbone itself; the copy is rebuilt when weights are loaded and
+never enters a state dict."""
 
 from __future__ import annotations
 
+import importlib.util
+
+import pytest
 import torch
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from deepmot.detection.config import DetectorConfig
-from deepmot.detection.inference import fold_frozen_batchnorm, inference_copy
+from deepmot.detection.inference import (
+    InferenceBackbone,
+    fold_frozen_batchnorm,
+    inference_copy,
+    resolve_runtime,
+)
 from deepmot.detection.model import build_detector
+from deepmot.errors import DeepMOTError
 from deepmot.trackers.tracktor import TracktorConfig, TracktorModel
 
 TINY = DetectorConfig.ssdlite(min_size=96, max_size=128)
@@ -79,3 +89,34 @@ def test_tracking_features_equal_the_training_path():
     assert size == same_size
     for level in trained:
         torch.testing.assert_close(tracked[level], trained[level], rtol=1e-4, atol=1e-4)
+
+
+def test_the_openvino_runtime_gives_the_torch_features_for_each_input_size():
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    backbone = build_detector(TINY).backbone
+    _randomise_norms(backbone, seed=5)
+    compiled = InferenceBackbone(backbone, runtime="openvino")
+    for height, width in ((96, 128), (64, 96)):
+        x = torch.rand(1, 3, height, width)
+        with torch.no_grad():
+            expected = backbone(x)
+        first = compiled(x)
+        again = compiled(x)  # the compiled request's buffers are reused: outputs are copies
+        assert list(first) == list(expected)
+        for level in expected:
+            torch.testing.assert_close(first[level], expected[level], rtol=1e-4, atol=1e-4)
+            assert first[level].data_ptr() != again[level].data_ptr()
+    assert len(compiled._copy.compiled) == 2
+
+
+def test_runtimes_resolve_or_say_why_not(monkeypatch):
+    cpu = torch.device("cpu")
+    assert resolve_runtime("torch", cpu) == "torch"
+    with pytest.raises(DeepMOTError, match="must be one of auto, torch, openvino"):
+        resolve_runtime("onnx", cpu)
+    with pytest.raises(ValueError, match="backbone_runtime must be one of"):
+        TracktorConfig(backbone_runtime="onnx")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert resolve_runtime("auto", cpu) == "torch"
+    with pytest.raises(DeepMOTError, match=r"pip install 'deepmot\[openvino\]'"):
+        resolve_runtime("openvino", cpu)

@@ -129,13 +129,14 @@ def test_gradients_reach_the_reid_head_only_through_the_appearance_term(appearan
     from deepmot.train.rollout import run_clips
 
     (sequence,) = _scenes(1, 8, 5, "T", width=320, height=240, people=4)
+    head = {**UNTRAINED, "reid": "head"}
     config = TrackerTrainConfig(
-        tracker="tracktor", model=UNTRAINED, sampling="clips", clip_length=3, train_fraction=1.0
+        tracker="tracktor", model=head, sampling="clips", clip_length=3, train_fraction=1.0
     )
     grads = {}
     for mode in ("none", appearance):
         torch.manual_seed(0)
-        model = build_tracktor(TracktorConfig(**UNTRAINED)).train()
+        model = build_tracktor(TracktorConfig(**head)).train()
         predictor = TracktorPredictor(model)
         sampler = ClipSampler([sequence], 3, 2, 1.0, config.augment)
         starts = sampler.sample(np.random.default_rng(0), 2)

@@ -68,7 +68,12 @@ def test_ecc_on_shrunk_frames_gives_the_full_size_warp(scale):
 
 def test_empty_frames_and_frames_without_detections(rendered):
     tracker = create_tracker(
-        "tracktor", **UNTRAINED, detection_thresh=0.0, min_track_score=None, image_size=(320, 240)
+        "tracktor",
+        **UNTRAINED,
+        detection_thresh=0.0,
+        min_track_score=None,
+        birth_min_frames=1,  # births at once, as published
+        image_size=(320, 240),
     )
     image = rendered.read_image(1)
     for empty in (np.empty((0, 5), np.float32), np.empty((0, 6))):
@@ -175,7 +180,11 @@ def _occluded_run(sequence, revive_similarity):
     the background beside them, their detection removed); returns the id that follows them
     at frame 5 and at frame 12 (None where no track does)."""
     tracker = create_tracker(  # the shipped detector; a still camera: no ECC needed
-        "tracktor", revive_similarity=revive_similarity, camera_motion=False, image_size=(640, 480)
+        "tracktor",
+        reid="head",
+        revive_similarity=revive_similarity,
+        camera_motion=False,
+        image_size=(640, 480),
     )
     follow = {}
     for frame in range(1, 13):

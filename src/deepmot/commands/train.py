@@ -423,6 +423,12 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
                 **_backbone(args.tracker, args.backbone),
                 **({"use_detections": False} if args.no_detections else {}),
                 **({"detector": str(args.detector)} if args.detector else {}),
+                # the head the appearance term trains is the one the tracker revives with
+                **(
+                    {"reid": "head"}
+                    if args.tracker == "tracktor" and args.appearance != "none"
+                    else {}
+                ),
             },
             loss=args.loss,
             deepmot=replace(

@@ -59,13 +59,17 @@ def _finish(
 
 def run_tracktor_ablation(context: TableContext) -> TableResult:
     """Table 2's rows for Tracktor, per seed on that seed's scenes; mean ± std over seeds."""
-    from deepmot.demos.tracktor import SCENE_SEED_OFFSET, demo_sequences, tracktor_train_config
+    from deepmot.demos.tracktor import (
+        PUBLISHED_MANAGEMENT,
+        SCENE_SEED_OFFSET,
+        demo_sequences,
+        tracktor_train_config,
+    )
     from deepmot.reproduce.tables.motion import table_row
     from deepmot.train.compare import Variant, compare_variants, paper_variants
 
     settings = context.settings
-    # Tracktor's published regression threshold (TRACKTOR_PAPER_MANAGEMENT) on these scenes
-    options = {"require_verification": bool(settings["verified"]), "min_track_score": 0.5}
+    options = {"require_verification": bool(settings["verified"]), **PUBLISHED_MANAGEMENT}
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for seed in settings["seeds"]:
 

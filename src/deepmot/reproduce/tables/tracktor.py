@@ -38,6 +38,7 @@ def run_tracktor_table(context: TableContext) -> TableResult:
     training seed), mean ± std over the seeds; with ``reid``, each without ReID, +ReIDhead
     and +ReIDext (:mod:`deepmot.demos.tracktor_reid`)."""
     from deepmot.demos.tracktor import (
+        PUBLISHED_MANAGEMENT,
         SCENE_SEED_OFFSET,
         demo_sequences,
         tracktor_train_config,
@@ -49,8 +50,7 @@ def run_tracktor_table(context: TableContext) -> TableResult:
     from deepmot.train.compare import compare_variants
 
     settings = context.settings
-    # Tracktor's published regression threshold (TRACKTOR_PAPER_MANAGEMENT) on these scenes
-    options = {"require_verification": bool(settings["verified"]), "min_track_score": 0.5}
+    options = {"require_verification": bool(settings["verified"]), **PUBLISHED_MANAGEMENT}
     per_seed: dict[str, list[dict[str, Any]]] = {}
 
     def one_seed(seed: int) -> list[dict[str, Any]]:
