@@ -210,7 +210,7 @@ def test_the_contract_needs_predict_and_defaults_every_hook():
 
 def test_registered_predictors_declare_their_capabilities():
     managed_names = [n for n in list_trackers() if tracker_entry(n).standalone is None]
-    untrained = {"tracktor": {"detector": "untrained"}}
+    untrained = {"tracktor": {"detector": "untrained", "reid": "head"}}
     declared = {}
     for name in managed_names:
         predictor = create_tracker(name, **untrained.get(name, {})).predictor
