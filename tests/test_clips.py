@@ -12,13 +12,19 @@ from deepmot.data.sequence import Sequence
 from deepmot.data.synthetic import SceneConfig, generate_scene
 from deepmot.io import mot
 from deepmot.loss.deepmot import DeepMOTLoss
-from deepmot.loss.smooth_l1 import SmoothL1Loss
 from deepmot.metrics.clear import clear_matches
 from deepmot.metrics.frame_pair import clear_frame_pair
-from deepmot.trackers import ConstantVelocityModel, MotionPredictor, Prediction, TrackBatch
+from deepmot.trackers import (
+    ConstantVelocityModel,
+    MotionPredictor,
+    Prediction,
+    Predictor,
+    TrackBatch,
+)
 from deepmot.train.clips import ClipSampler
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
-from deepmot.train.tracker import run_clips
+from deepmot.train.losses import DeepMOTTraining, SmoothL1Training
+from deepmot.train.rollout import run_clips
 
 NO_AUG = AugmentationConfig(perturb=0.0, jitter=0.0)
 
@@ -47,7 +53,7 @@ def run(starts, predictor, loss=None, config=None):
     return run_clips(
         starts,
         predictor,
-        loss or DeepMOTLoss(Sinkhorn()),
+        loss or DeepMOTTraining(DeepMOTLoss(Sinkhorn())),
         config,
         np.random.default_rng(0),
         2,
@@ -108,7 +114,7 @@ def test_swapped_ids_are_switches_at_the_next_frame_only():
     assert result.soft["ids"] > 0.5  # the loss's IDS~ sees them too (averaged over 3 frames)
 
 
-class FailsOnce:
+class FailsOnce(Predictor):
     """Predicts each track onto the nearest ground-truth box, except at its first call, where
     it sends every track far away."""
 
@@ -141,7 +147,7 @@ def test_smooth_l1_regresses_each_track_to_the_object_it_follows():
     seq = walkers()
     start = ClipSampler([seq], 3, 2, 1.0, NO_AUG)._start(0, 2, np.random.default_rng(0))
     config = TrackerTrainConfig(loss="smoothl1", augment=NO_AUG)
-    perfect = run([start], MotionPredictor(ConstantVelocityModel()), SmoothL1Loss(), config)
+    perfect = run([start], MotionPredictor(ConstantVelocityModel()), SmoothL1Training(), config)
     assert float(perfect.loss) == pytest.approx(0.0, abs=1e-6)
     assert np.isnan(perfect.soft["fp"])
 
@@ -232,7 +238,7 @@ def test_jitter_moves_every_box_of_the_history_a_little():
         AugmentationConfig(jitter=-0.1)
 
 
-class Offset:
+class Offset(Predictor):
     """Constant velocity moved right by ``dx`` pixels: the box the refinement reports for an
     exact prediction averaged with a detection ``2 dx`` to its right."""
 
@@ -255,9 +261,11 @@ def with_detections(seq: Sequence, dx: float) -> Sequence:
     return Sequence(seq.name, seq.seq_length, seq.im_width, seq.im_height, 30.0, gt, dets)
 
 
-@pytest.mark.parametrize("loss", [SmoothL1Loss(), DeepMOTLoss(Sinkhorn())], ids=["l1", "deepmot"])
+@pytest.mark.parametrize(
+    "loss", [SmoothL1Training(), DeepMOTTraining(DeepMOTLoss(Sinkhorn()))], ids=["l1", "deepmot"]
+)
 def test_score_refined_scores_the_average_with_the_detection(loss):
-    name = "smoothl1" if isinstance(loss, SmoothL1Loss) else "deepmot"
+    name = loss.name
     exact = MotionPredictor(ConstantVelocityModel())  # predicts the walkers exactly
 
     def loss_of(predictor, dx: float, **settings) -> float:

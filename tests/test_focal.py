@@ -20,7 +20,8 @@ from deepmot.trackers.siamrpn import SiamRPNConfig, SiamRPNModel, SiamRPNPredict
 from deepmot.train.clips import ClipSampler
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 from deepmot.train.focal import anchor_labels, focal_classification_loss
-from deepmot.train.tracker import run_clips
+from deepmot.train.losses import DeepMOTTraining
+from deepmot.train.rollout import run_clips
 
 NAN = float("nan")
 
@@ -90,7 +91,7 @@ def _classification_grad(sequence, focal_weight: float) -> float:
     result = run_clips(
         starts,
         SiamRPNPredictor(model),
-        DeepMOTLoss(Sinkhorn()),
+        DeepMOTTraining(DeepMOTLoss(Sinkhorn())),
         config,
         np.random.default_rng(0),
         2,
@@ -115,7 +116,7 @@ def test_focal_term_needs_anchor_scores(sequence):
         run_clips(
             starts,
             GoturnPredictor(GoturnModel()),
-            DeepMOTLoss(Sinkhorn()),
+            DeepMOTTraining(DeepMOTLoss(Sinkhorn())),
             config,
             np.random.default_rng(0),
             2,

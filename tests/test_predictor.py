@@ -21,6 +21,7 @@ from deepmot.trackers import (
     track_sequence,
 )
 from deepmot.trackers import registry as registry_module
+from deepmot.trackers.registry import tracker_entry
 
 A = (0.0, 0.0, 10.0, 20.0)
 B = (100.0, 100.0, 110.0, 120.0)
@@ -37,7 +38,7 @@ def frame(score: float = 1.0) -> np.ndarray:
     return image
 
 
-class ImagePredictor:
+class ImagePredictor(Predictor):
     """Keeps boxes where they are; scores every track with the frame's first pixel; records
     what it was given."""
 
@@ -173,3 +174,59 @@ def test_register_tracker_decorator(monkeypatch):
         get_trainable("still")
     with pytest.raises(ValueError, match="unknown settings"):
         create_tracker("still", nope=1)
+
+
+class Still(Predictor):
+    """Only ``predict``: every hook is the contract's default."""
+
+    def predict(self, frame, tracks: TrackBatch, detections, image_size) -> Prediction:
+        return Prediction(tracks.last.clone())
+
+
+def test_the_contract_needs_predict_and_defaults_every_hook():
+    with pytest.raises(TypeError, match="abstract"):
+        Predictor()  # type: ignore[abstract]
+    still = Still()
+    assert (still.history_len, still.needs_images) == (1, False)
+    assert not still.has_reid_head and not still.has_single_object_loss
+    tracks = TrackBatch.from_histories([torch.tensor([A])], 1)
+    dets = torch.tensor([[*A, 0.9]])
+    assert still.prepare_detections(None, dets, (100, 100)) is dets
+    assert still.appearance_similarity(None, tracks, dets[:, :4]) is None
+    assert still.on_birth(None, tracks) is None and still.use_frame_cache(None) is None
+    for call in (
+        lambda: still.embed(None, dets[:, :4]),
+        lambda: still.track_embeddings(tracks),
+        lambda: still.single_object_loss(None, None, dets[:, :4], dets[:, :4]),
+    ):
+        with pytest.raises(NotImplementedError, match="Still has no"):
+            call()
+    # in the management: revival by IoU alone, births without a hook
+    tracker = managed(still, birth_min_frames=1, max_invisible=5)
+    assert tracker.update(det(A), frame=frame()).tolist() == [[*A, 1.0, 1.0]]
+    assert tracker.update(det(), frame=frame()).shape == (0, 6)
+    assert tracker.update(det(A), frame=frame())[:, 4].tolist() == [1]  # revived, same id
+
+
+def test_registered_predictors_declare_their_capabilities():
+    managed_names = [n for n in list_trackers() if tracker_entry(n).standalone is None]
+    untrained = {"tracktor": {"detector": "untrained", "reid": "head"}}
+    declared = {}
+    for name in managed_names:
+        predictor = create_tracker(name, **untrained.get(name, {})).predictor
+        assert isinstance(predictor, Predictor), name
+        declared[name] = (predictor.has_reid_head, predictor.has_single_object_loss)
+    assert declared == {
+        "constant_velocity": (False, False),
+        "goturn": (False, True),
+        "kalman": (False, False),
+        "motion": (False, False),
+        "siamrpn": (False, True),
+        "tracktor": (True, False),
+    }
+    without = create_tracker("tracktor", detector="untrained", reid="none").predictor
+    assert not without.has_reid_head
+    # no appearance hook without embeddings: revival falls back to IoU alone
+    tracks = TrackBatch.from_histories([torch.tensor([A])], 1)
+    image = np.zeros((64, 64, 3), np.uint8)
+    assert without.appearance_similarity(image, tracks, torch.tensor([A])) is None

@@ -111,7 +111,9 @@ def test_tracktor_compares_the_embeddings_its_reid_setting_names(tmp_path):
     tracks = TrackBatch.from_histories([b[None] for b in boxes], 1)
     none.on_birth(image, tracks)
     assert all("reid" not in e for e in tracks.extras)
-    assert none.appearance_similarity is None  # the management revives by IoU alone
+    # no appearance: the management revives by IoU alone
+    assert none.appearance_similarity(image, tracks, boxes) is None
+    assert predictor.has_reid_head is False and none.has_reid_head is False
     for bad in ("external", "external:", "triplet"):
         with pytest.raises(ValueError, match="reid must be"):
             TracktorConfig(reid=bad)
@@ -123,7 +125,8 @@ def test_gradients_reach_the_reid_head_only_through_the_appearance_term(appearan
     from deepmot.loss.deepmot import DeepMOTLoss
     from deepmot.train.clips import ClipSampler
     from deepmot.train.config import TrackerTrainConfig
-    from deepmot.train.tracker import run_clips
+    from deepmot.train.losses import DeepMOTTraining
+    from deepmot.train.rollout import run_clips
 
     (sequence,) = _scenes(1, 8, 5, "T", width=320, height=240, people=4)
     head = {**UNTRAINED, "reid": "head"}
@@ -141,7 +144,7 @@ def test_gradients_reach_the_reid_head_only_through_the_appearance_term(appearan
         result = run_clips(
             starts,
             predictor,
-            loss_fn,
+            DeepMOTTraining(loss_fn, appearance=mode),
             replace(config, appearance=mode),
             np.random.default_rng(1),
             2,

@@ -21,7 +21,9 @@ from deepmot.trackers.motion import LearnedMotionModel, load_motion_model
 from deepmot.trackers.predictor import MotionPredictor
 from deepmot.train.clips import ClipSampler
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
-from deepmot.train.tracker import run_clips, train_tracker
+from deepmot.train.losses import DeepMOTTraining
+from deepmot.train.rollout import run_clips
+from deepmot.train.tracker import train_tracker
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def _held_out_loss(model: LearnedMotionModel, sequences, config: TrackerTrainCon
         result = run_clips(
             sampler.sample(rng, 32),
             MotionPredictor(model),
-            DeepMOTLoss(Sinkhorn()),
+            DeepMOTTraining(DeepMOTLoss(Sinkhorn())),
             config,
             rng,
             history_len,

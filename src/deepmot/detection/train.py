@@ -25,6 +25,9 @@ on CUDA (not yet run on a GPU).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -198,20 +201,9 @@ def _train(
     amp: str | None,
     workers: int,
 ) -> dict[str, Any]:
-    device = dist.device
+    """Set the run up, fit it (:func:`~deepmot.engine.loop.fit`), save the weights."""
     precision, scaler = precision_and_seed(dist, config.batch_size, amp, config.seed)
-    model = build_detector(config.detector, trainable_norm=config.norm == "batch")
-    if config.init_backbone is not None and run.state is None:
-        from deepmot.detection.mobilenet_v2 import init_backbone
-
-        init_backbone(model, config.init_backbone)
-    if config.init_detector is not None and run.state is None:
-        init_detector(model, config.detector, config.init_detector)
-    freeze_layers(model, config.frozen_layers)
-    model = model.to(device)
-    synced = config.norm == "batch" and dist.enabled and device.type == "cuda"
-    if synced:  # batch statistics over all processes' frames
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model, synced = _model(config, run, dist)
     rpn_sampler, head_sampler = use_seeded_samplers(model)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
@@ -244,44 +236,20 @@ def _train(
         run.save_checkpoint(training_state(config, model, optimizer, iteration, scaler))
 
     run.start(config.to_dict())
-    figures = {"loss": float("nan")}
     model.train()
-    batches = step_loader(steps, iteration, config.iterations, workers)
-
-    def step(iteration: int) -> StepReport:
-        images, targets, seeds = next(batches)
-        images = [image.to(device) for image in images]
-        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        rpn_sampler.seeds = seeds[:, 0].tolist()
-        head_sampler.seeds = seeds[:, 1].tolist()
-        with precision:
-            losses = trained(images, targets)
-        counts = (rpn_sampler.drawn,) * 2 + (head_sampler.drawn,) * 2
-        # the whole batch's samples, and each term summed over its samples
-        sums = dist.sum_named(
-            {
-                "stop": float(run.stop_requested is not None),
-                "rpn_samples": rpn_sampler.drawn,
-                "head_samples": head_sampler.drawn,
-                **{k: n * float(losses[k].detach()) for k, n in zip(LOSSES, counts, strict=True)},
-            }
-        )
-        totals = (sums["rpn_samples"],) * 2 + (sums["head_samples"],) * 2
-        loss = share_of_loss(losses, counts, totals, dist.world_size)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if config.norm == "batch" and not synced:
-            dist.average_buffers(model)
-        means = [sums[k] / max(t, 1.0) for k, t in zip(LOSSES, totals, strict=True)]
-        figures["loss"] = sum(means)
-        return StepReport(
-            [f"{figures['loss']:.6g}", *(f"{m:.6g}" for m in means)],
-            {"loss": f"{figures['loss']:.4f}"},
-            stop_elsewhere=sums["stop"] > 0,
-        )
-
+    step = _DetectorStep(
+        config,
+        model,
+        trained,
+        optimizer,
+        scaler,
+        precision,
+        dist,
+        run,
+        (rpn_sampler, head_sampler),
+        synced,
+        step_loader(steps, iteration, config.iterations, workers),
+    )
     iteration = fit(
         run,
         step,
@@ -302,4 +270,81 @@ def _train(
             **(card or {}),
         }
         save_detector(model, config.detector, weights, full_card, half=half)
-    return {"iterations": iteration, "weights": str(weights), "loss": figures["loss"]}
+    return {"iterations": iteration, "weights": str(weights), "loss": step.figures["loss"]}
+
+
+def _model(
+    config: DetectorTrainConfig, run: TrainingRun, dist: Distributed
+) -> tuple[nn.Module, bool]:
+    """The detector to train on ``dist.device`` (its backbone from ``init_backbone``, or the
+    whole detector from ``init_detector``, on a fresh run; the leading layers frozen) and
+    whether its BatchNorm is synchronised across the processes (batch norm, several CUDA
+    processes)."""
+    model = build_detector(config.detector, trainable_norm=config.norm == "batch")
+    if config.init_backbone is not None and run.state is None:
+        from deepmot.detection.mobilenet_v2 import init_backbone
+
+        init_backbone(model, config.init_backbone)
+    if config.init_detector is not None and run.state is None:
+        init_detector(model, config.detector, config.init_detector)
+    freeze_layers(model, config.frozen_layers)
+    model = model.to(dist.device)
+    synced = config.norm == "batch" and dist.enabled and dist.device.type == "cuda"
+    if synced:  # batch statistics over all processes' frames
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model, synced
+
+
+@dataclass
+class _DetectorStep:
+    """One optimisation step on a batch of frames (``step(iteration) -> StepReport`` for
+    :func:`~deepmot.engine.loop.fit`); ``figures`` holds the last step's loss."""
+
+    config: DetectorTrainConfig
+    model: nn.Module
+    trained: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    precision: AbstractContextManager
+    dist: Distributed
+    run: TrainingRun
+    samplers: tuple[SeededSampler, SeededSampler]  # the RPN's and the box head's
+    synced: bool
+    batches: Iterator[Any]
+    figures: dict[str, float] = field(default_factory=lambda: {"loss": float("nan")})
+
+    def __call__(self, iteration: int) -> StepReport:
+        dist, device = self.dist, self.dist.device
+        rpn_sampler, head_sampler = self.samplers
+        images, targets, seeds = next(self.batches)
+        images = [image.to(device) for image in images]
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        rpn_sampler.seeds = seeds[:, 0].tolist()
+        head_sampler.seeds = seeds[:, 1].tolist()
+        with self.precision:
+            losses = self.trained(images, targets)
+        counts = (rpn_sampler.drawn,) * 2 + (head_sampler.drawn,) * 2
+        # the whole batch's samples, and each term summed over its samples
+        sums = dist.sum_named(
+            {
+                "stop": float(self.run.stop_requested is not None),
+                "rpn_samples": rpn_sampler.drawn,
+                "head_samples": head_sampler.drawn,
+                **{k: n * float(losses[k].detach()) for k, n in zip(LOSSES, counts, strict=True)},
+            }
+        )
+        totals = (sums["rpn_samples"],) * 2 + (sums["head_samples"],) * 2
+        loss = share_of_loss(losses, counts, totals, dist.world_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.config.norm == "batch" and not self.synced:
+            dist.average_buffers(self.model)
+        means = [sums[k] / max(t, 1.0) for k, t in zip(LOSSES, totals, strict=True)]
+        self.figures["loss"] = sum(means)
+        return StepReport(
+            [f"{self.figures['loss']:.6g}", *(f"{m:.6g}" for m in means)],
+            {"loss": f"{self.figures['loss']:.4f}"},
+            stop_elsewhere=sums["stop"] > 0,
+        )

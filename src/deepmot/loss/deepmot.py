@@ -31,7 +31,7 @@ CLEAR MOT's FP, FN and ID switches of the frame (tested against the reference ev
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -243,6 +243,7 @@ class DeepMOTLoss(nn.Module):
         memories: Sequence[dict[int, int]] | None = None,
         ious: Sequence[Tensor] | None = None,
         detach_gate: bool = False,
+        scale: float | None = None,
     ) -> tuple[DeepMOTLossOutput, list[dict[int, int]]]:
         """Score independent frames at once (one matcher call on a padded batch).
 
@@ -254,6 +255,8 @@ class DeepMOTLoss(nn.Module):
                 for tracks initialised from the ground truth at t − 1); empty when None.
             ious: optional B IoU matrices for gating by IoU.
             detach_gate: no gradient through the soft gate's weight (see :meth:`gate`).
+            scale: the softmax scale of this call (a trainer moving it over a run passes
+                each step's); None: ``config.scale``.
 
         Returns:
             ``(output with (B,) tensors, updated memories)``.
@@ -304,7 +307,7 @@ class DeepMOTLoss(nn.Module):
             valid_cols,
             torch.from_numpy(previous_ok).to(distance.device),
             torch.from_numpy(has_previous).to(distance.device),
-            self.config,
+            self.config if scale is None else replace(self.config, scale=scale),
         )
         updated = []
         matches = b_tp.nonzero().cpu().numpy()

@@ -49,6 +49,7 @@ from deepmot.io.mot import (
 )
 from deepmot.io.trackeval_layout import (
     EvaluationError,
+    GtLayout,
     SequenceSource,
     find_trackers,
     resolve_gt,
@@ -710,6 +711,41 @@ def evaluate_trackers(
     families = tuple(_resolve_metrics(metrics))
     layout = resolve_gt(gt_root, benchmark=benchmark, split=split, seqmap=seqmap)
     kind = layout.kind
+    wanted = _wanted_classes(kind, classes)
+    if benchmark == "auto" and layout.gt_set is not None and kind == "MOT":
+        set_benchmark = layout.gt_set.rsplit("-", 1)[0]
+        if set_benchmark in MOT_STYLE_SETTINGS:
+            benchmark = set_benchmark  # TrackEval applies its BENCHMARK to every sequence
+    folders = _tracker_folders(trackers, layout, tracker_sub_folder, tracker_names)
+    names = _sequence_names(layout, folders, sequences)
+    tasks = [
+        _Task(
+            tracker=tracker,
+            source=layout.sequences[name],
+            result_file=folder / f"{name}.txt",
+            kind=kind,
+            benchmark=benchmark,
+            classes=wanted,
+            families=families,
+            with_events=with_events,
+            frames=frames,
+        )
+        for tracker, folder in folders.items()
+        for name in names
+    ]
+    outcomes = _run_tasks(tasks, workers)
+    return {
+        tracker: {
+            cls: _combined_evaluation(tracker, cls, tasks, outcomes, families, with_events)
+            for cls in wanted
+        }
+        for tracker in folders
+    }
+
+
+def _wanted_classes(kind: str, classes: Iterable[str] | None) -> tuple[str, ...]:
+    """The classes to evaluate (lower case, in order, once each); all of ``kind``'s without
+    ``classes``. ValueError for a class not evaluated on ``kind`` data."""
     valid_classes = CLASSES[kind]
     wanted = tuple(dict.fromkeys(c.lower() for c in classes)) if classes else valid_classes
     bad = [c for c in wanted if c not in valid_classes]
@@ -717,24 +753,40 @@ def evaluate_trackers(
         raise ValueError(
             f"class {bad[0]!r} is not evaluated on {kind} data; valid: {', '.join(valid_classes)}"
         )
-    if benchmark == "auto" and layout.gt_set is not None and kind == "MOT":
-        set_benchmark = layout.gt_set.rsplit("-", 1)[0]
-        if set_benchmark in MOT_STYLE_SETTINGS:
-            benchmark = set_benchmark  # TrackEval applies its BENCHMARK to every sequence
+    return wanted
 
+
+def _tracker_folders(
+    trackers: str | Path | Mapping[str, str | Path],
+    layout: GtLayout,
+    sub_folder: str,
+    tracker_names: Iterable[str] | None,
+) -> dict[str, Path]:
+    """Tracker name -> results folder: the mapping given (each folder checked) or the
+    trackers found under a folder (:func:`find_trackers`)."""
     if isinstance(trackers, Mapping):
         folders = {str(k): Path(v) for k, v in trackers.items()}
         for name, folder in folders.items():
             if not folder.is_dir():
                 raise EvaluationError(f"{folder}: results folder of {name} does not exist")
-    else:
-        folders = find_trackers(
-            trackers,
-            gt_set=layout.gt_set,
-            sub_folder=tracker_sub_folder,
-            names=list(tracker_names) if tracker_names is not None else None,
-        )
+        return folders
+    return find_trackers(
+        trackers,
+        gt_set=layout.gt_set,
+        sub_folder=sub_folder,
+        names=list(tracker_names) if tracker_names is not None else None,
+    )
 
+
+def _sequence_names(
+    layout: GtLayout, folders: Mapping[str, Path], sequences: Iterable[str] | None
+) -> list[str]:
+    """The sequences to evaluate, each with a result file in every folder.
+
+    Raises:
+        EvaluationError: a selection naming no sequence; without a selection (and a seqmap),
+            a result file of an unknown sequence; a missing result file.
+    """
     found = layout.sequences
     if sequences is not None:
         names, unknown = select_names(found, sequences)
@@ -762,51 +814,39 @@ def evaluate_trackers(
                 f"no result file for sequence{'s' if len(missing) > 1 else ''} "
                 f"{', '.join(missing)} in {folder} (expected {folder / (missing[0] + '.txt')})"
             )
+    return names
 
-    tasks = [
-        _Task(
-            tracker=tracker,
-            source=found[name],
-            result_file=folder / f"{name}.txt",
-            kind=kind,
-            benchmark=benchmark,
-            classes=wanted,
-            families=families,
-            with_events=with_events,
-            frames=frames,
-        )
-        for tracker, folder in folders.items()
-        for name in names
-    ]
-    outcomes = _run_tasks(tasks, workers)
 
-    out: dict[str, dict[str, Evaluation]] = {}
-    for tracker in folders:
-        mine = [(t, o) for t, o in zip(tasks, outcomes, strict=True) if t.tracker == tracker]
-        out[tracker] = {}
-        for cls in wanted:
-            per_seq = {t.source.name: o.by_class[cls][0] for t, o in mine}
-            counts = {t.source.name: o.by_class[cls][1] for t, o in mine}
-            combined = {
-                m.name: m.combine_sequences({s: r[m.name] for s, r in per_seq.items()})
-                for m in families
-            }
-            counts[Evaluation.COMBINED] = {
-                f: sum(c[f] for s, c in counts.items() if s != Evaluation.COMBINED)
-                for f in COUNT_FIELDS
-            }
-            events = {t.source.name: o.by_class[cls][2] for t, o in mine} if with_events else None
-            out[tracker][cls] = Evaluation(
-                metrics=list(families),
-                sequences=per_seq,
-                combined=combined,
-                benchmarks={t.source.name: o.benchmark for t, o in mine},
-                events=events,
-                tracker=tracker,
-                cls=cls,
-                counts=counts,
-            )
-    return out
+def _combined_evaluation(
+    tracker: str,
+    cls: str,
+    tasks: list[_Task],
+    outcomes: list[_Outcome],
+    families: tuple[MetricFamily, ...],
+    with_events: bool,
+) -> Evaluation:
+    """One tracker's :class:`Evaluation` of class ``cls``: its sequences' results (from
+    ``outcomes``, one per task) and their combination."""
+    mine = [(t, o) for t, o in zip(tasks, outcomes, strict=True) if t.tracker == tracker]
+    per_seq = {t.source.name: o.by_class[cls][0] for t, o in mine}
+    counts = {t.source.name: o.by_class[cls][1] for t, o in mine}
+    combined = {
+        m.name: m.combine_sequences({s: r[m.name] for s, r in per_seq.items()}) for m in families
+    }
+    counts[Evaluation.COMBINED] = {
+        f: sum(c[f] for s, c in counts.items() if s != Evaluation.COMBINED) for f in COUNT_FIELDS
+    }
+    events = {t.source.name: o.by_class[cls][2] for t, o in mine} if with_events else None
+    return Evaluation(
+        metrics=list(families),
+        sequences=per_seq,
+        combined=combined,
+        benchmarks={t.source.name: o.benchmark for t, o in mine},
+        events=events,
+        tracker=tracker,
+        cls=cls,
+        counts=counts,
+    )
 
 
 def evaluate(

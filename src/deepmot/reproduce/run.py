@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from deepmot.io.atomic import atomic_write_text
-from deepmot.reproduce.registry import SEED_ROWS_FILE, Column, TableContext, get_table
+from deepmot.reproduce.registry import (
+    SEED_ROWS_FILE,
+    Column,
+    TableContext,
+    TableSpec,
+    get_table,
+)
 
 __all__ = ["RESULTS_FILE", "aggregate_seeds", "format_rows", "machine", "reproduce_table"]
 
@@ -153,6 +159,41 @@ def _check_run_folder(folder: Path, settings: Mapping[str, Any], resume: bool) -
             atomic_write_text(path, json.dumps({"seed": int(seed), "rows": rows}, indent=1) + "\n")
 
 
+def _start_record(
+    spec: TableSpec,
+    scale: str,
+    settings: dict[str, Any],
+    data: str | Path,
+    started: datetime,
+    load_before: Any,
+) -> dict[str, Any]:
+    """The ``results.json`` record of a run before its first seed: the table's description,
+    the settings, the paper's rows, the versions and the machine."""
+    return {
+        "table": spec.name,
+        "title": spec.title,
+        "paper_ref": spec.paper_ref,
+        "scale": scale,
+        "settings": settings,
+        "seeds": [],
+        "data": str(data),
+        "columns": [
+            {"name": c.name, "higher_is_better": c.higher_is_better, "decimals": c.decimals}
+            for c in spec.columns
+        ],
+        "rows": [],
+        "per_seed": {},
+        "paper": {k: dict(v) for k, v in spec.paper.items()},
+        "explanation": spec.explanation,
+        "notes": "",
+        "plot": None,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "versions": versions(),
+        "machine": {**machine(), "load_average_at_start": load_before},
+        "finished": False,
+    }
+
+
 def reproduce_table(
     name: str,
     out: str | Path,
@@ -196,29 +237,7 @@ def reproduce_table(
     started = datetime.now(timezone.utc)
     load_before = machine().get("load_average")
     start, cpu_start = time.perf_counter(), time.process_time()
-    record = {
-        "table": spec.name,
-        "title": spec.title,
-        "paper_ref": spec.paper_ref,
-        "scale": scale,
-        "settings": settings,
-        "seeds": [],
-        "data": str(data),
-        "columns": [
-            {"name": c.name, "higher_is_better": c.higher_is_better, "decimals": c.decimals}
-            for c in spec.columns
-        ],
-        "rows": [],
-        "per_seed": {},
-        "paper": {k: dict(v) for k, v in spec.paper.items()},
-        "explanation": spec.explanation,
-        "notes": "",
-        "plot": None,
-        "started_utc": started.isoformat(timespec="seconds"),
-        "versions": versions(),
-        "machine": {**machine(), "load_average_at_start": load_before},
-        "finished": False,
-    }
+    record = _start_record(spec, scale, settings, data, started, load_before)
 
     def save(**fields: Any) -> None:
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from deepmot.io.weights import load_state, read_weights, save_weights
 from deepmot.trackers.crops import context_regions, crop, to_crop, to_image
 from deepmot.trackers.management import TrackManagementConfig
-from deepmot.trackers.predictor import Frame, Prediction, TrackBatch, module_device
+from deepmot.trackers.predictor import Frame, Prediction, Predictor, TrackBatch, module_device
 from deepmot.trackers.registry import Trainable, register_trainable
 from deepmot.trackers.sot import (
     as_image,
@@ -114,12 +114,13 @@ class GoturnModel(nn.Module):
         return self.base + self.regressor(torch.cat([prev, cur], dim=1))
 
 
-class GoturnPredictor:
+class GoturnPredictor(Predictor):
     """:class:`GoturnModel` behind the predictor contract; state per track: the frame of its
     last box (``extras``), written at birth and after every prediction."""
 
     history_len = 1
     needs_images = True
+    has_single_object_loss = True
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model

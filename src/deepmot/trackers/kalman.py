@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from deepmot.trackers.management import DETECTION_KEY
-from deepmot.trackers.predictor import Frame, Prediction, TrackBatch
+from deepmot.trackers.predictor import Frame, Prediction, Predictor, TrackBatch
 from deepmot.trackers.registry import register_tracker
 
 __all__ = [
@@ -290,7 +290,7 @@ def _diag(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- the predictor
 
 
-class KalmanPredictor:
+class KalmanPredictor(Predictor):
     """A :class:`KalmanBoxFilter` behind the :class:`~deepmot.trackers.predictor.Predictor`
     contract: no image, no score, no parameters.
 

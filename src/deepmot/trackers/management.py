@@ -41,7 +41,7 @@ call of :meth:`TrackManager.update` per frame does, in this order:
 Only active tracks are reported. Ids start at 1, are never reused, and restart with
 :meth:`TrackManager.reset`. Tracking is inference: :meth:`TrackManager.update` runs without
 gradients (a graph across a whole sequence would only grow). Training calls the same
-``predictor.predict`` on sampled tracks (:mod:`deepmot.train.tracker`), where it is
+``predictor.predict`` on sampled tracks (:mod:`deepmot.train.rollout`), where it is
 differentiable.
 """
 
@@ -357,9 +357,7 @@ class TrackManager:
         """
         cfg = self.config
         self.frame_count += 1
-        prepare = getattr(self.predictor, "prepare_detections", None)
-        if prepare is not None:
-            dets = prepare(frame, dets, self.image_size).float().cpu()
+        dets = self.predictor.prepare_detections(frame, dets, self.image_size).float().cpu()
         if cfg.min_score is not None and len(dets):
             dets = dets[dets[:, 4] >= cfg.min_score]
         det_boxes, det_scores = _clip(dets[:, :4].float(), self.image_size), dets[:, 4].float()
@@ -463,11 +461,13 @@ class TrackManager:
         if not invisible or not free:
             return free
         boxes = torch.stack([t.box for t in invisible])
-        similarity_of = getattr(self.predictor, "appearance_similarity", None)
-        if similarity_of is None:
+        similarity = self.predictor.appearance_similarity(
+            frame, self.batch(invisible), det_boxes[free]
+        )
+        if similarity is None:
             matches, _ = _match(boxes, det_boxes[free], self.config.revive_iou)
         else:
-            similarity = similarity_of(frame, self.batch(invisible), det_boxes[free]).float().cpu()
+            similarity = similarity.float().cpu()
             iou = box_iou(boxes, det_boxes[free])
             cost = 1.0 - similarity
             cost[(iou < self.config.revive_iou) | (similarity < self.config.revive_similarity)] = (
@@ -529,10 +529,9 @@ class TrackManager:
             self.tracks.append(track)
             if cfg.birth_min_frames <= 1:
                 self._confirm(track)
-        on_birth = getattr(self.predictor, "on_birth", None)
         born = [t for t in self.tracks if t.id >= before]
-        if on_birth is not None and born:
-            on_birth(frame, self.batch(born))
+        if born:
+            self.predictor.on_birth(frame, self.batch(born))
 
     def _confirm(self, track: Track) -> None:
         track.state = TrackState.ACTIVE

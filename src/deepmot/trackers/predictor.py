@@ -12,21 +12,29 @@ scored below the management's ``min_track_score`` is hidden, as Tracktor's regre
 threshold does) and an appearance embedding per track.
 
 The same ``predict`` call serves tracking (under ``torch.no_grad`` inside the manager) and
-training (with gradients, from :mod:`deepmot.train.tracker`), so what the loss sees is what
+training (with gradients, from :mod:`deepmot.train.rollout`), so what the loss sees is what
 the tracker does.
 
-Optional hooks, looked up with ``getattr``:
+Every predictor subclasses :class:`Predictor`, which declares ``predict`` and every hook the
+management and the trainer call, each with a default that does nothing (the docstrings say
+when each is called and with what):
 
-* ``on_birth(frame, tracks: TrackBatch) -> None``: called for tracks just confirmed (an SOT
-  tracker cuts its template here; a ReID head stores the first embedding);
-* ``appearance_similarity(frame, tracks: TrackBatch, boxes (K, 4)) -> (T, K)`` in [0, 1]:
-  used, with IoU, to re-activate invisible tracks (ReID revival);
-* ``prepare_detections(frame, dets (K, 5|6), image_size) -> (K', 5)``: called first in every
+* ``prepare_detections(frame, dets (K, 5|6), image_size) -> (K', 5|6)``: called first in every
   frame, replaces the frame's detections (Tracktor re-scores and refines the public ones with
   its box head, or detects on its own);
+* ``on_birth(frame, tracks: TrackBatch) -> None``: called for tracks just confirmed (an SOT
+  tracker cuts its template here; a ReID head stores the first embedding);
+* ``appearance_similarity(frame, tracks: TrackBatch, boxes (K, 4)) -> (T, K) | None`` in
+  [0, 1]: used, with IoU, to re-activate invisible tracks (ReID revival); None: IoU alone;
 * ``use_frame_cache(cache: FrameCache) -> None``: read and keep what depends on the frames
   alone in a :class:`~deepmot.trackers.frame_cache.FrameCache` shared with other predictors
-  of the same model (the trials of ``deepmot tune``; Tracktor's backbone features).
+  of the same model (the trials of ``deepmot tune``; Tracktor's backbone features);
+* for training: ``embed`` / ``track_embeddings`` (the appearance term, where
+  ``has_reid_head``) and ``single_object_loss`` (``--loss vanilla``, where
+  ``has_single_object_loss``).
+
+Capabilities are class attributes: ``history_len``, ``needs_images``, ``has_reid_head``,
+``has_single_object_loss``.
 
 :class:`MotionPredictor` adapts a history-only :class:`MotionModel` (constant velocity, the
 learned motion model) to this contract without changing it.
@@ -34,12 +42,16 @@ learned motion model) to this contract without changing it.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from deepmot.trackers.frame_cache import FrameCache
 
 __all__ = [
     "Frame",
@@ -178,25 +190,108 @@ class Prediction:
     proposals: Proposals | None = None
 
 
-@runtime_checkable
-class Predictor(Protocol):
+class Predictor(ABC):
     """The contract between :class:`~deepmot.trackers.management.TrackManager` (and the
-    trainer) and a tracker's predicting part; see the module doc.
+    trainer) and a tracker's predicting part; see the module doc. Every predictor subclasses
+    it: :meth:`predict` is required, every hook has a default that does nothing, and the
+    capabilities are declared as class attributes (or properties where they depend on the
+    model's settings).
 
-    ``history_len``: recent boxes per track it looks at; ``needs_images``: whether ``frame``
-    must be given.
+    Attributes:
+        history_len: the recent boxes per track it looks at (``L`` of :class:`TrackBatch`).
+        needs_images: ``frame`` must be given (tracking refuses a frame-less update; training
+            insists on sequences with frames).
+        has_reid_head: :meth:`embed` and :meth:`track_embeddings` come from a trainable ReID
+            head, so the trainer's appearance term can train it (Tracktor with
+            ``reid="head"``).
+        has_single_object_loss: :meth:`single_object_loss` exists (``--loss vanilla``:
+            GOTURN, SiamRPN).
     """
 
-    history_len: int
-    needs_images: bool
+    history_len: int = 1
+    needs_images: bool = False
+    has_reid_head: bool = False
+    has_single_object_loss: bool = False
 
+    @abstractmethod
     def predict(
         self,
         frame: Frame,
         tracks: TrackBatch,
         detections: Tensor | None,
         image_size: tuple[int, int] | None,
-    ) -> Prediction: ...
+    ) -> Prediction:
+        """Move ``tracks`` (their boxes at t − 1) to the frame t.
+
+        Called once per frame by the management (under ``torch.no_grad``, the active and
+        invisible tracks; ``verified`` False for the ones it could not verify at t − 1) and by
+        the trainer's rollout (with gradients, a clip's live tracks).
+
+        Args:
+            frame: the frame t (``(H, W, 3) uint8`` RGB), or None without ``needs_images``.
+            tracks: ``T`` tracks; ``extras`` is the predictor's per-track state.
+            detections: ``(K, 5|6)`` xyxy + score [+ class] of the frame t, or None.
+            image_size: ``(width, height)``, or None where unknown.
+
+        Returns:
+            A :class:`Prediction` with ``boxes (T, 4)`` xyxy at t (differentiable where
+            learned), optional ``scores (T,)``, ``embeddings (T, E)`` and ``proposals``.
+        """
+
+    def prepare_detections(
+        self, frame: Frame, dets: Tensor, image_size: tuple[int, int] | None
+    ) -> Tensor:
+        """Called first in every frame the management tracks, before any matching, with the
+        frame's detections ``dets (K, 5|6)`` float32 xyxy + score [+ class] on the CPU;
+        returns the detections to track with ``(K', 5|6)``. Tracktor re-scores and refines the
+        public ones with its box head (or detects on its own). Default: ``dets`` unchanged."""
+        return dets
+
+    def on_birth(self, frame: Frame, tracks: TrackBatch) -> None:
+        """Called with tracks just confirmed (by the management, after the frame they were
+        confirmed in; by the rollout, for a clip's first tracks and each birth) and ``frame``,
+        the frame their box ``tracks.last (T, 4)`` lies in. An SOT tracker cuts its template
+        here, a ReID head stores the first embedding (in ``tracks.extras``). Default:
+        nothing."""
+        return None
+
+    def appearance_similarity(
+        self, frame: Frame, tracks: TrackBatch, boxes: Tensor
+    ) -> Tensor | None:
+        """Called when free detections may re-activate invisible ``tracks``: the similarity
+        ``(T, K)`` in [0, 1] of each track to each box ``boxes (K, 4)`` xyxy of ``frame``, used
+        with IoU (``revive_similarity``); None (the default): no appearance, IoU alone
+        decides."""
+        return None
+
+    def use_frame_cache(self, cache: FrameCache) -> None:
+        """Called once before tracking by a caller running many trackers on the same frames
+        (``deepmot tune``'s trials): read and keep what depends on the frames alone in
+        ``cache``, a :class:`~deepmot.trackers.frame_cache.FrameCache` shared with other
+        predictors of the same model (Tracktor's backbone features). Default: nothing."""
+        return None
+
+    def embed(self, frame: Frame, boxes: Tensor) -> Tensor:
+        """The appearance embeddings ``(K, E)`` of ``boxes (K, 4)`` xyxy in ``frame``
+        (differentiable in a trainable head); the trainer's appearance term calls it for the
+        ground-truth objects of each frame. Only for a predictor with embeddings."""
+        raise NotImplementedError(f"{type(self).__name__} has no appearance embeddings")
+
+    def track_embeddings(self, tracks: TrackBatch) -> Tensor:
+        """Each track's embedding ``(T, E)`` from the frames before the one being predicted
+        (the trainer's appearance term reads it before :meth:`predict`). Only for a predictor
+        with embeddings."""
+        raise NotImplementedError(f"{type(self).__name__} has no appearance embeddings")
+
+    def single_object_loss(
+        self, previous_frame: Frame, frame: Frame, boxes: Tensor, targets: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The single-object objective of one frame pair (``--loss vanilla``,
+        :mod:`deepmot.train.sot`): each track starts at ``boxes (T, 4)`` xyxy in
+        ``previous_frame`` and is compared in ``frame`` with ``targets (T, 4)``, the box of the
+        object it follows. Returns the loss (a scalar tensor) and the predicted boxes
+        ``(T, 4)``. Only where ``has_single_object_loss``."""
+        raise NotImplementedError(f"{type(self).__name__} has no single-object objective")
 
 
 @runtime_checkable
@@ -229,7 +324,7 @@ def module_device(module: Any) -> torch.device:
     return torch.device("cpu")
 
 
-class MotionPredictor:
+class MotionPredictor(Predictor):
     """Adapts a :class:`MotionModel` to the :class:`Predictor` contract (no image, no score).
 
     Args:

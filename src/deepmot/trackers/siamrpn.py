@@ -28,7 +28,14 @@ from deepmot.boxes import box_iou
 from deepmot.io.weights import load_state, read_weights, save_weights
 from deepmot.trackers.crops import crop, siamese_regions
 from deepmot.trackers.management import TrackManagementConfig
-from deepmot.trackers.predictor import Frame, Prediction, Proposals, TrackBatch, module_device
+from deepmot.trackers.predictor import (
+    Frame,
+    Prediction,
+    Predictor,
+    Proposals,
+    TrackBatch,
+    module_device,
+)
 from deepmot.trackers.registry import Trainable, register_trainable
 from deepmot.trackers.sot import as_image, backbone, config_from_dict, config_to_dict
 
@@ -243,12 +250,13 @@ def _padded_size(wh: Tensor) -> Tensor:
     return torch.sqrt((wh + pad).prod(-1))
 
 
-class SiamRPNPredictor:
+class SiamRPNPredictor(Predictor):
     """:class:`SiamRPNModel` behind the predictor contract; per track, the template features
     (``extras``), cut at birth."""
 
     history_len = 1
     needs_images = True
+    has_single_object_loss = True
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model

@@ -17,7 +17,7 @@ supplementary) gives each regressed box an embedding; a track keeps its last
 management revive invisible tracks with their old id. ``reid`` picks where embeddings come
 from: the head (``"head"``), an external network (``"external:PATH"``, the paper's +ReIDext,
 :mod:`deepmot.trackers.reid`) or nowhere (``"none"``: revival by IoU alone). DeepMOT trains the
-head through the appearance term of D (:func:`~deepmot.train.tracker.run_clips`, with the
+head through the appearance term of D (:func:`~deepmot.train.rollout.run_clips`, with the
 trainer's ``appearance``), using :meth:`TracktorPredictor.embed` and
 :meth:`TracktorPredictor.track_embeddings`.
 
@@ -56,7 +56,7 @@ from deepmot.trackers.camera_motion import ecc_warp, warp_boxes
 from deepmot.trackers.frame_cache import FrameCache
 from deepmot.trackers.management import TrackManagementConfig
 from deepmot.trackers.motion import ConstantVelocityConfig, ConstantVelocityModel
-from deepmot.trackers.predictor import Frame, Prediction, TrackBatch, module_device
+from deepmot.trackers.predictor import Frame, Prediction, Predictor, TrackBatch, module_device
 from deepmot.trackers.registry import Trainable, register_trainable
 
 __all__ = [
@@ -311,7 +311,7 @@ class TracktorModel(nn.Module):
         return torch.cat([boxes, found[0]["scores"][:, None]], dim=1)
 
 
-class TracktorPredictor:
+class TracktorPredictor(Predictor):
     """:class:`TracktorModel` behind the predictor contract (see the module doc). The trained
     path (``predict``) calls the model (its ``forward``, so that DDP sees it); the paths
     without gradients call :attr:`inner`'s methods.
@@ -334,10 +334,6 @@ class TracktorPredictor:
         self._align: tuple[Frame, Frame] | None = None
         self._warp: tuple[Frame, np.ndarray] | None = None
         self._external: nn.Module | None = None
-        if self.config.reid == "none":
-            # no appearance hook: the management revives invisible tracks by IoU matching
-            # alone (an all-ones similarity would leave its assignment arbitrary)
-            self.appearance_similarity = None
         self._shared: FrameCache | None = None
 
     def use_frame_cache(self, cache: FrameCache) -> None:
@@ -532,11 +528,22 @@ class TracktorPredictor:
         for extra, embedding in zip(tracks.extras, self.embed(frame, tracks.last), strict=True):
             extra["reid"] = [embedding]
 
+    @property
+    def has_reid_head(self) -> bool:  # type: ignore[override]
+        """Its embeddings come from the trainable ReID head (``reid="head"``)."""
+        return self.config.reid == "head"
+
     @torch.no_grad()
-    def appearance_similarity(self, frame: Frame, tracks: TrackBatch, boxes: Tensor) -> Tensor:
+    def appearance_similarity(
+        self, frame: Frame, tracks: TrackBatch, boxes: Tensor
+    ) -> Tensor | None:
         """``(T, K)``: cosine similarity, clamped to [0, 1], between each track's mean stored
         embedding and the embedding of each box in ``frame`` (Tracktor compares the mean of
-        its stored features too). Absent (None) with ``reid="none"``."""
+        its stored features too). None with ``reid="none"``: the management revives invisible
+        tracks by IoU matching alone (an all-ones similarity would leave its assignment
+        arbitrary)."""
+        if self.config.reid == "none":
+            return None
         found = self.embed(frame, boxes)
         means = self.track_embeddings(tracks)
         similarity = F.normalize(means, dim=1) @ F.normalize(found, dim=1).T

@@ -6,7 +6,7 @@ frame and builds the tracks the clip starts from: one per ground-truth object at
 its recent ground-truth boxes as history, then the :class:`~deepmot.train.config.
 AugmentationConfig` applied — the last box perturbed (supp. A.2), objects dropped, false
 tracks added, ids swapped. The trainer then lets the tracker run on its own outputs through
-the clip (:mod:`deepmot.train.tracker`), using :func:`clear_matches` — the evaluator's
+the clip (:mod:`deepmot.train.rollout`), using :func:`clear_matches` — the evaluator's
 matching rule — to decide which tracks live on and which objects are born.
 """
 

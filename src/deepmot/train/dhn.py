@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from deepmot.assign.dhn import SHIPPED_CONFIG, DHNConfig, build_dhn, save_dhn
 from deepmot.data.dhn_dataset import (
@@ -272,6 +273,7 @@ def _train(
     card: dict[str, Any] | None,
     amp: str | None,
 ) -> dict[str, Any]:
+    """Set the run up, fit it (:func:`~deepmot.engine.loop.fit`), save the weights."""
     device = dist.device
     precision, scaler = precision_and_seed(dist, config.batch_size, amp, config.seed)
     model = build_dhn(config.dhn).to(device)
@@ -281,13 +283,8 @@ def _train(
     total = all_epochs
     if config.max_iters is not None:
         total = min(total, config.max_iters)
-
     if run.state is not None:
-        state = run.state
-        restore_training_state(state, model, optimizer, scaler)
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        _restore(run.state, model, optimizer, scaler, device)
 
     def checkpoint(iteration: int) -> None:
         cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
@@ -305,63 +302,10 @@ def _train(
 
     trained = dist.wrap(model, "logits")  # DDP with several processes
     run.start(config.to_dict())
-    start = time.monotonic()
+    step = _DHNStep(
+        dataset, config, model, trained, optimizer, scaler, precision, dist, run, batches_per_epoch
+    )
     model.train()
-    figures = {"loss": float("nan"), "wa": float("nan")}
-    epoch_cache: tuple[int, list[np.ndarray]] | None = None
-
-    def step(iteration: int) -> StepReport:
-        nonlocal epoch_cache
-        epoch, index = divmod(iteration, batches_per_epoch)
-        if epoch_cache is None or epoch_cache[0] != epoch:
-            epoch_cache = (epoch, _epoch_batches(dataset.shapes, config, epoch))
-        batch = epoch_cache[1][index]
-        # this process's share; with none (an epoch's last batch smaller than the world), one
-        # matrix weighted 0 keeps it in step with the others
-        share, weight = dist.shard(batch), 1.0
-        if not share:
-            share, weight = [batch[0]], 0.0
-        d, a, mask = (t.to(device) for t in collate([dataset[int(i)] for i in share]))
-        totals = _batch_totals(dataset, batch, device) if dist.enabled else None
-        lr = config.lr * config.lr_decay ** (iteration // config.lr_decay_every)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with precision:
-            logits = trained(d, mask)
-            loss = weighted_focal_loss(
-                logits.float(), a, mask, config.gamma, config.weighting, totals
-            )
-        optimizer.zero_grad(set_to_none=True)
-        if dist.enabled:
-            # DDP averages the processes' gradients; their losses add up to the batch's
-            scaler.scale(weight * dist.world_size * loss + zero_term(model)).backward()
-        else:
-            scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        wa = batch_wa(torch.sigmoid(logits.detach().float()), a, mask)
-        elapsed = time.monotonic() - start
-        sums = dist.sum_named(
-            {
-                "loss": weight * float(loss.detach()),
-                "wa": weight * wa * len(share),
-                "stop": float(run.stop_requested is not None),
-                "budget": float(
-                    config.max_minutes is not None and elapsed > 60 * config.max_minutes
-                ),
-            }
-        )
-        figures["loss"] = sums["loss"]
-        figures["wa"] = sums["wa"] / len(batch) if dist.enabled else wa
-        if sums["budget"] > 0:
-            log.info("time budget of %s minutes used up", config.max_minutes)
-        return StepReport(
-            [epoch, f"{figures['loss']:.6g}", f"{figures['wa']:.5f}", f"{lr:.6g}", len(batch)],
-            {"loss": f"{figures['loss']:.4f}", "wa": f"{figures['wa']:.4f}"},
-            stop_elsewhere=sums["stop"] > 0,
-            done=sums["budget"] > 0,
-        )
-
     iteration = fit(
         run,
         step,
@@ -388,10 +332,104 @@ def _train(
         "iterations": iteration,
         "total": total,
         "finished": iteration >= all_epochs,
-        "loss": figures["loss"],
-        "wa": figures["wa"],
+        "loss": step.figures["loss"],
+        "wa": step.figures["wa"],
         "weights": str(weights),
     }
+
+
+def _restore(
+    state: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+) -> None:
+    """A resumed run's model, optimizer, scaler and random generators."""
+    restore_training_state(state, model, optimizer, scaler)
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
+@dataclass
+class _DHNStep:
+    """One optimisation step on a batch of matrices (``step(iteration) -> StepReport`` for
+    :func:`~deepmot.engine.loop.fit`); ``figures`` holds the last step's loss and WA."""
+
+    dataset: DHNDataset
+    config: DHNTrainConfig
+    model: nn.Module
+    trained: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    precision: AbstractContextManager
+    dist: Distributed
+    run: TrainingRun
+    batches_per_epoch: int
+    figures: dict[str, float] = field(
+        default_factory=lambda: {"loss": float("nan"), "wa": float("nan")}
+    )
+    epoch_cache: tuple[int, list[np.ndarray]] | None = None
+    start: float = field(default_factory=time.monotonic)
+
+    def batch(self, iteration: int) -> tuple[int, np.ndarray]:
+        """The epoch and the matrix indices of step ``iteration`` (an epoch's batches drawn
+        once)."""
+        epoch, index = divmod(iteration, self.batches_per_epoch)
+        if self.epoch_cache is None or self.epoch_cache[0] != epoch:
+            self.epoch_cache = (epoch, _epoch_batches(self.dataset.shapes, self.config, epoch))
+        return epoch, self.epoch_cache[1][index]
+
+    def __call__(self, iteration: int) -> StepReport:
+        config, dist, device = self.config, self.dist, self.dist.device
+        epoch, batch = self.batch(iteration)
+        # this process's share; with none (an epoch's last batch smaller than the world), one
+        # matrix weighted 0 keeps it in step with the others
+        share, weight = dist.shard(batch), 1.0
+        if not share:
+            share, weight = [batch[0]], 0.0
+        d, a, mask = (t.to(device) for t in collate([self.dataset[int(i)] for i in share]))
+        totals = _batch_totals(self.dataset, batch, device) if dist.enabled else None
+        lr = config.lr * config.lr_decay ** (iteration // config.lr_decay_every)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.precision:
+            logits = self.trained(d, mask)
+            loss = weighted_focal_loss(
+                logits.float(), a, mask, config.gamma, config.weighting, totals
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        if dist.enabled:
+            # DDP averages the processes' gradients; their losses add up to the batch's
+            self.scaler.scale(weight * dist.world_size * loss + zero_term(self.model)).backward()
+        else:
+            self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        wa = batch_wa(torch.sigmoid(logits.detach().float()), a, mask)
+        elapsed = time.monotonic() - self.start
+        sums = dist.sum_named(
+            {
+                "loss": weight * float(loss.detach()),
+                "wa": weight * wa * len(share),
+                "stop": float(self.run.stop_requested is not None),
+                "budget": float(
+                    config.max_minutes is not None and elapsed > 60 * config.max_minutes
+                ),
+            }
+        )
+        figures = self.figures
+        figures["loss"] = sums["loss"]
+        figures["wa"] = sums["wa"] / len(batch) if dist.enabled else wa
+        if sums["budget"] > 0:
+            log.info("time budget of %s minutes used up", config.max_minutes)
+        return StepReport(
+            [epoch, f"{figures['loss']:.6g}", f"{figures['wa']:.5f}", f"{lr:.6g}", len(batch)],
+            {"loss": f"{figures['loss']:.4f}", "wa": f"{figures['wa']:.4f}"},
+            stop_elsewhere=sums["stop"] > 0,
+            done=sums["budget"] > 0,
+        )
 
 
 def load_train_config(out: str | Path) -> DHNTrainConfig:

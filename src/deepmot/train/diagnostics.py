@@ -45,9 +45,12 @@ def _norm(term: Tensor, inputs: list[Tensor]) -> float:
     return float(torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None)))
 
 
-def gradient_norms(records: list[FrameRecord], loss_fn: DeepMOTLoss) -> dict[str, float]:
+def gradient_norms(
+    records: list[FrameRecord], loss_fn: DeepMOTLoss, scale: float | None = None
+) -> dict[str, float]:
     """The gradient norm each term sends to the predicted boxes of ``records`` (see the module
-    doc); the graph is kept, so the step's backward can follow."""
+    doc); the graph is kept, so the step's backward can follow. ``scale``: the softmax scale
+    the records were scored with (None: the loss's configured one)."""
     inputs = [p for r in records for p in r.predictions if p.requires_grad]
     if not inputs:
         return dict.fromkeys(GRADIENT_TERMS, 0.0)
@@ -70,7 +73,12 @@ def gradient_norms(records: list[FrameRecord], loss_fn: DeepMOTLoss) -> dict[str
     without_gate = []
     for record in records:
         out, _ = loss_fn.forward_batch(
-            record.distances, record.track_ids, record.gt_ids, record.memories, detach_gate=True
+            record.distances,
+            record.track_ids,
+            record.gt_ids,
+            record.memories,
+            detach_gate=True,
+            scale=scale,
         )
         without_gate.append(1 - out.dmota)
     if dmota_part.requires_grad:

@@ -4,7 +4,8 @@ The paper's Vanilla GOTURN and SiamRPN are the trackers trained with their own s
 objective: regress the same target's box in the next frame. :func:`single_object_step` does
 that on the trainer's frame pairs (``deepmot train --loss vanilla``): each track starts at its
 (augmented) ground-truth box at t, and the predictor's ``single_object_loss`` (GOTURN: L1 in
-search-region units; SiamRPN: anchor classification + regression) compares its prediction at
+search-region units; SiamRPN: anchor classification + regression; where the predictor
+``has_single_object_loss``) compares its prediction at
 t + 1 with the box of the object it follows. The counts it returns score those predictions as
 the evaluator would with one track per object (a match where IoU >= 0.5), for the log's true
 MOTA/MOTP.
@@ -29,8 +30,7 @@ def single_object_step(
 ) -> tuple[Tensor, dict[str, float]]:
     """The mean single-object loss over ``starts`` (pairs: frames t, t + 1) and the counts
     ``tp, fp, fn, idsw, objects, iou_sum`` of the predictions."""
-    objective = getattr(predictor, "single_object_loss", None)
-    if objective is None:
+    if not predictor.has_single_object_loss:
         raise DeepMOTError(
             f"{type(predictor).__name__} has no single-object objective: --loss vanilla trains "
             "the single-object trackers (goturn, siamrpn)"
@@ -47,7 +47,9 @@ def single_object_step(
         boxes = torch.from_numpy(np.stack([start.histories[i][-1] for i in rows])).to(device)
         wanted = np.stack([nxt.boxes[where[int(start.targets[i])]] for i in rows])
         targets = torch.from_numpy(wanted.astype(np.float32)).to(device)
-        loss, predicted = objective(seq.read_image(t), seq.read_image(t + 1), boxes, targets)
+        loss, predicted = predictor.single_object_loss(
+            seq.read_image(t), seq.read_image(t + 1), boxes, targets
+        )
         losses.append(loss)
         iou = box_iou(predicted.float().cpu(), targets.cpu()).diagonal()
         hit = iou >= 0.5

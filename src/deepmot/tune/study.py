@@ -37,7 +37,7 @@ from deepmot.metrics.evaluate import detect_benchmark, evaluate_data, preprocess
 from deepmot.trackers import Tracker, create_tracker, track_sequence
 from deepmot.trackers.frame_cache import FrameCache
 from deepmot.trackers.management import ManagedTracker, TrackManagementConfig
-from deepmot.trackers.registry import tracker_entry
+from deepmot.trackers.registry import TrackerEntry, tracker_entry
 from deepmot.trackers.settings_file import setting_names, write_tracker_settings
 
 __all__ = [
@@ -163,8 +163,9 @@ def trial_trackers(
     management ``settings``.
 
     A trainable tracker's model is built (or loaded from ``weights``) once and shared by every
-    tracker made, each with a fresh predictor; a predictor with the ``use_frame_cache`` hook
-    reads and fills ``cache``. Other trackers are made by :func:`create_tracker` each time.
+    tracker made, each with a fresh predictor, whose ``use_frame_cache`` hook gets ``cache``
+    (Tracktor reads and fills it; the others ignore it). Other trackers are made by
+    :func:`create_tracker` each time.
     """
     entry = tracker_entry(tracker)
     if entry.trainable is None:
@@ -180,7 +181,7 @@ def trial_trackers(
 
     def make(settings: Mapping[str, Any]) -> Tracker:
         predictor = trainable.predictor(module)
-        if cache is not None and hasattr(predictor, "use_frame_cache"):
+        if cache is not None:
             predictor.use_frame_cache(cache)
         chosen = {k: v for k, v in {**fixed, **settings}.items() if k in manage}
         return ManagedTracker(predictor, replace(entry.management, **chosen))
@@ -291,25 +292,13 @@ def tune_tracker(
             study with other settings.
         ValueError: ``trials`` < 1 or no sequences.
     """
-    import optuna
-
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
     if not sequences:
         raise ValueError("no sequences to tune on")
     if cache_mib < 0:
         raise ValueError(f"cache_mib must be >= 0, got {cache_mib}")
-    if objective not in OBJECTIVES:
-        raise DeepMOTError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
-    try:
-        entry = tracker_entry(tracker)
-    except ValueError as error:
-        raise DeepMOTError(str(error)) from None
-    if entry.standalone is not None:
-        raise DeepMOTError(
-            f"tracker {tracker!r} has its own track management; tuning searches the shared "
-            "management's settings (choose a managed tracker)"
-        )
+    entry = _managed_entry(tracker, objective)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights = Path(weights) if weights is not None else None
@@ -337,81 +326,12 @@ def tune_tracker(
     study, done = _open_study(storage_path, settings, baseline_params, seed)
     cache = FrameCache(int(cache_mib * 2**20)) if cache_mib > 0 else None
     make = trial_trackers(tracker, weights, fixed, cache)
-
-    interrupted: list[int] = []
-
-    def run_trial(trial: optuna.Trial) -> float:
-        params = {name: param.suggest(trial, name) for name, param in searched.items()}
-        try:
-            scores = score_tracker(make(params), train)
-        except KeyboardInterrupt:
-            # Optuna would log the interrupted trial with its traceback: end the study quietly
-            # (the trial is kept as pruned) and say so once, below
-            interrupted.append(trial.number)
-            trial.study.stop()
-            raise optuna.TrialPruned() from None
-        for key, value in scores.items():
-            trial.set_user_attr(key, value)
-        return scores[OBJECTIVES[objective]]
-
     todo = max(0, trials - done)
-    seconds = 0.0
-    if todo == 0:
-        log.info("the study holds %d finished trials already; nothing to run", done)
-    else:
-        from tqdm.auto import tqdm
-
-        start = time.perf_counter()
-        bar = tqdm(total=trials, initial=done, desc="trials", disable=not progress)
-
-        def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            bar.update(1)
-            bar.set_postfix(best=f"{study.best_value:.2f}")
-
-        with bar:
-            study.optimize(run_trial, n_trials=todo, callbacks=[advance])
-        if interrupted:
-            finished = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-            raise KeyboardInterrupt(
-                f"trial {interrupted[0]} stopped; {finished} finished trial(s) kept in "
-                f"{storage_path}, the same command continues the study"
-            )
-        seconds = time.perf_counter() - start
-        log.info("%d trials in %.1f s (%.2f trials/min)", todo, seconds, 60 * todo / seconds)
-
-    best = study.best_trial
-    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    baseline_trial = next((t for t in completed if t.user_attrs.get("baseline")), None)
-    full_baseline = {**fixed, **baseline_params}
-    full_best = {**fixed, **best.params}
-    result_train = {
-        "baseline": (
-            {k: baseline_trial.user_attrs[k] for k in REPORTED}
-            if baseline_trial is not None
-            else score_tracker(make(baseline_params), train)
-        ),
-        "best": {k: best.user_attrs[k] for k in REPORTED},
-    }
-    result_val = {
-        name: score_tracker(make(chosen), val)
-        for name, chosen in (("baseline", baseline_params), ("best", best.params))
-    }
-    best_management = {k: v for k, v in full_best.items() if k in defaults}
-    management = asdict(replace(entry.management, **best_management))
-    model = {k: v for k, v in fixed.items() if k not in defaults}
-    config_path = out / "best_config.json"
-    write_tracker_settings(config_path, tracker, {**management, **model})
-    result = TuneResult(
-        baseline=full_baseline,
-        best=full_best,
-        best_trial=best.number,
-        train=result_train,
-        val=result_val,
-        trials=len(completed),
-        ran=todo,
-        config_path=config_path,
-        seconds=seconds,
-        cache=cache.stats() if cache is not None else None,
+    seconds = _run_trials(
+        study, todo, trials, done, searched, make, train, objective, storage_path, progress
+    )
+    result = _score_best(
+        study, entry, make, train, val, fixed, baseline_params, todo, seconds, cache, out
     )
     summary = {
         "settings": settings,
@@ -429,6 +349,140 @@ def tune_tracker(
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(out / "table.md", format_tune_table(result, objective) + "\n")
     return result
+
+
+def _managed_entry(tracker: str, objective: str) -> TrackerEntry:
+    """The registration of ``tracker``, a tracker in the shared management.
+
+    Raises:
+        DeepMOTError: an unknown objective or tracker, or a standalone tracker.
+    """
+    if objective not in OBJECTIVES:
+        raise DeepMOTError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
+    try:
+        entry = tracker_entry(tracker)
+    except ValueError as error:
+        raise DeepMOTError(str(error)) from None
+    if entry.standalone is not None:
+        raise DeepMOTError(
+            f"tracker {tracker!r} has its own track management; tuning searches the shared "
+            "management's settings (choose a managed tracker)"
+        )
+    return entry
+
+
+def _run_trials(
+    study: Any,
+    todo: int,
+    trials: int,
+    done: int,
+    searched: Mapping[str, Param],
+    make: Callable[[Mapping[str, Any]], Tracker],
+    train: list[Sequence],
+    objective: str,
+    storage_path: Path,
+    progress: bool,
+) -> float:
+    """Run the study's ``todo`` missing trials (each tracks and scores ``train``) under a
+    progress bar; their seconds (0 with none to run).
+
+    Raises:
+        KeyboardInterrupt: a trial was interrupted (the finished ones stay in the storage).
+    """
+    import optuna
+
+    interrupted: list[int] = []
+
+    def run_trial(trial: optuna.Trial) -> float:
+        params = {name: param.suggest(trial, name) for name, param in searched.items()}
+        try:
+            scores = score_tracker(make(params), train)
+        except KeyboardInterrupt:
+            # Optuna would log the interrupted trial with its traceback: end the study quietly
+            # (the trial is kept as pruned) and say so once, below
+            interrupted.append(trial.number)
+            trial.study.stop()
+            raise optuna.TrialPruned() from None
+        for key, value in scores.items():
+            trial.set_user_attr(key, value)
+        return scores[OBJECTIVES[objective]]
+
+    if todo == 0:
+        log.info("the study holds %d finished trials already; nothing to run", done)
+        return 0.0
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    bar = tqdm(total=trials, initial=done, desc="trials", disable=not progress)
+
+    def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        bar.update(1)
+        bar.set_postfix(best=f"{study.best_value:.2f}")
+
+    with bar:
+        study.optimize(run_trial, n_trials=todo, callbacks=[advance])
+    if interrupted:
+        finished = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        raise KeyboardInterrupt(
+            f"trial {interrupted[0]} stopped; {finished} finished trial(s) kept in "
+            f"{storage_path}, the same command continues the study"
+        )
+    seconds = time.perf_counter() - start
+    log.info("%d trials in %.1f s (%.2f trials/min)", todo, seconds, 60 * todo / seconds)
+    return seconds
+
+
+def _score_best(
+    study: Any,
+    entry: TrackerEntry,
+    make: Callable[[Mapping[str, Any]], Tracker],
+    train: list[Sequence],
+    val: list[Sequence],
+    fixed: dict[str, Any],
+    baseline_params: dict[str, Any],
+    ran: int,
+    seconds: float,
+    cache: FrameCache | None,
+    out: Path,
+) -> TuneResult:
+    """The defaults and the best trial on the training frames (from the study) and on the
+    validation frames (tracked now); the best settings written as ``out/best_config.json``."""
+    import optuna
+
+    best = study.best_trial
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    baseline_trial = next((t for t in completed if t.user_attrs.get("baseline")), None)
+    full_best = {**fixed, **best.params}
+    result_train = {
+        "baseline": (
+            {k: baseline_trial.user_attrs[k] for k in REPORTED}
+            if baseline_trial is not None
+            else score_tracker(make(baseline_params), train)
+        ),
+        "best": {k: best.user_attrs[k] for k in REPORTED},
+    }
+    result_val = {
+        name: score_tracker(make(chosen), val)
+        for name, chosen in (("baseline", baseline_params), ("best", best.params))
+    }
+    defaults = asdict(entry.management)
+    best_management = {k: v for k, v in full_best.items() if k in defaults}
+    management = asdict(replace(entry.management, **best_management))
+    model = {k: v for k, v in fixed.items() if k not in defaults}
+    config_path = out / "best_config.json"
+    write_tracker_settings(config_path, entry.name, {**management, **model})
+    return TuneResult(
+        baseline={**fixed, **baseline_params},
+        best=full_best,
+        best_trial=best.number,
+        train=result_train,
+        val=result_val,
+        trials=len(completed),
+        ran=ran,
+        config_path=config_path,
+        seconds=seconds,
+        cache=cache.stats() if cache is not None else None,
+    )
 
 
 def format_tune_table(result: TuneResult, objective: str) -> str:
