@@ -362,3 +362,15 @@ def test_sot_preset_births_refines_and_kills_on_one_scenario():
         60,
     )
     assert sot.detection_nms == 0.5
+
+
+def test_sot_defaults_differ_from_the_papers_rules_in_refinement_alone():
+    from dataclasses import replace
+
+    from deepmot.trackers.management import PAPER_SOT_REFINEMENT, SOT_MANAGEMENT
+
+    assert replace(SOT_MANAGEMENT, **PAPER_SOT_REFINEMENT) == TrackManagementConfig.sot()
+    assert SOT_MANAGEMENT.refine_iou <= SOT_MANAGEMENT.match_iou  # every verified track
+    # the tables pass these to every row: they must be the other trackers' defaults
+    defaults = TrackManagementConfig()
+    assert all(getattr(defaults, k) == v for k, v in PAPER_SOT_REFINEMENT.items())

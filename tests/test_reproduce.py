@@ -226,6 +226,7 @@ def test_sot_table_rows_are_the_evaluators(tmp_path: Path) -> None:
     each row equals its saved weights tracked again and scored from files."""
     from deepmot.reproduce.tables.sot import scenes
     from deepmot.trackers import create_tracker
+    from deepmot.trackers.management import PAPER_SOT_REFINEMENT
 
     spec = get_table("sot")
     tiny = {"train_sequences": 1, "test_sequences": 1, "frames": 20, "width": 320,
@@ -250,7 +251,9 @@ def test_sot_table_rows_are_the_evaluators(tmp_path: Path) -> None:
         else:
             name = row["row"].split()[0].lower()
             folder = seed0 / re.sub(r"[^a-z0-9]+", "_", row["row"].lower())
-            tracker = create_tracker(name, weights=folder / f"{name}.safetensors")
+            tracker = create_tracker(  # the table's management: the paper's SOT rules
+                name, weights=folder / f"{name}.safetensors", **PAPER_SOT_REFINEMENT
+            )
         slug = row["row"].replace(" ", "_")
         _same_row(row, _rescored(row["row"], tracker, test, tmp_path / slug))
 
@@ -371,6 +374,7 @@ def test_goturn_loss_ablation_rows_and_results_page(tmp_path: Path) -> None:
     from files, and the results page picks the table up from its results.json."""
     from deepmot.reproduce.tables.sot import scenes
     from deepmot.trackers import create_tracker
+    from deepmot.trackers.management import PAPER_SOT_REFINEMENT
 
     tiny = {"train_sequences": 1, "test_sequences": 1, "frames": 12, "width": 160,
             "height": 120, "people": 3, "batch_size": 2, "vanilla_iterations": 1,
@@ -395,7 +399,9 @@ def test_goturn_loss_ablation_rows_and_results_page(tmp_path: Path) -> None:
     assert losses["dmota_dmotp_ids"][1] == {**full, "gamma": 0.0}
     settings = record["settings"]
     test = scenes(settings, 1, settings["test_seed"], "TEST")
-    tracker = create_tracker("goturn", weights=seed0 / "dmota" / "goturn.safetensors")
+    tracker = create_tracker(  # the table's management: the paper's SOT rules
+        "goturn", weights=seed0 / "dmota" / "goturn.safetensors", **PAPER_SOT_REFINEMENT
+    )
     dmota = record["per_seed"]["0"][ABLATION_ROWS.index("dMOTA")]
     _same_row(dmota, _rescored("dMOTA", tracker, test, tmp_path / "rescored"))
     page = write_results_page([tmp_path / "runs"], tmp_path / "docs" / "results.md", "cmd")

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from deepmot.io.weights import load_state, read_weights, save_weights
 from deepmot.trackers.crops import context_regions, crop, to_crop, to_image
-from deepmot.trackers.management import TrackManagementConfig
+from deepmot.trackers.management import SOT_MANAGEMENT
 from deepmot.trackers.predictor import Frame, Prediction, Predictor, TrackBatch, module_device
 from deepmot.trackers.registry import Trainable, register_trainable
 from deepmot.trackers.sot import (
@@ -198,7 +198,7 @@ GOTURN = register_trainable(
         save=save_goturn,
         load=load_goturn,
         weights_file="goturn.safetensors",
-        management=TrackManagementConfig.sot(),
+        management=SOT_MANAGEMENT,
         needs_images=lambda config: True,
     )
 )

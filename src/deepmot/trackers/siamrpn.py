@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from deepmot.boxes import box_iou
 from deepmot.io.weights import load_state, read_weights, save_weights
 from deepmot.trackers.crops import crop, siamese_regions
-from deepmot.trackers.management import TrackManagementConfig
+from deepmot.trackers.management import SOT_MANAGEMENT
 from deepmot.trackers.predictor import (
     Frame,
     Prediction,
@@ -425,7 +425,7 @@ SIAMRPN = register_trainable(
         save=save_siamrpn,
         load=load_siamrpn,
         weights_file="siamrpn.safetensors",
-        management=TrackManagementConfig.sot(),
+        management=SOT_MANAGEMENT,
         needs_images=lambda config: True,
     )
 )

@@ -104,6 +104,7 @@ def run_sot_ablation(context: TableContext, tracker: str) -> TableResult:
     with its own objective, the other rows fine-tuned from it; mean ± std over seeds."""
     from deepmot.reproduce.tables.motion import table_row
     from deepmot.reproduce.tables.sot import seed_scenes, sot_variants
+    from deepmot.trackers.management import PAPER_SOT_REFINEMENT
     from deepmot.train.compare import compare_variants, paper_variants
 
     settings = dict(context.settings)
@@ -124,7 +125,15 @@ def run_sot_ablation(context: TableContext, tracker: str) -> TableResult:
             # Vanilla keeps sot's name, so it trains into the folder the fine-tuned rows start
             # from (compare_variants trains the rows in order)
             variants = [vanilla, *paper_variants(deepmot.train)[1:]]
-            rows = compare_variants(train, test, variants, out, context.progress, row=table_row)
+            rows = compare_variants(
+                train,
+                test,
+                variants,
+                out,
+                context.progress,
+                row=table_row,
+                tracker_options=PAPER_SOT_REFINEMENT,  # the paper's rules, as measured
+            )
             return [
                 {**row, "row": "Vanilla" if row["row"] == vanilla.name else row["row"]}
                 for row in rows
