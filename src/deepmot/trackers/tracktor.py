@@ -255,9 +255,10 @@ class TracktorModel(nn.Module):
         """The frozen backbone's feature maps of ``image (3, H, W)`` in [0, 1], and the
         resized image's ``(h, w)`` (the detector's transform normalises and resizes).
 
-        In eval mode (tracking) the backbone runs as its folded channels-last copy
-        (:mod:`deepmot.detection.inference`), equal up to float rounding and faster; in
-        training mode as itself, so that a seeded training run repeats exactly."""
+        In eval mode (tracking) the backbone runs as its inference copy (BatchNorm folded,
+        channels-last, compiled by OpenVINO where installed: :mod:`deepmot.detection.inference`),
+        equal up to float rounding and faster; in training mode as itself, so that a seeded
+        training run repeats exactly."""
         images, _ = self.detector.transform([image])
         backbone = self.detector.backbone if self.training else self.inference_backbone
         return backbone(images.tensors), images.image_sizes[0]
