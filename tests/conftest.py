@@ -20,7 +20,12 @@ def mot_root() -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     """One intra-op thread: the tests' tensors are small, and on a busy 2-core machine torch's
-    thread pool made them up to 60x slower (measured on Sinkhorn's logsumexp)."""
+    thread pool made them up to 60x slower (measured on Sinkhorn's logsumexp). Tracking runs
+    the backbone in PyTorch unless a test asks for OpenVINO by name
+    (``deepmot.detection.inference.AUTO_USES_OPENVINO``)."""
     import torch
 
+    from deepmot.detection import inference
+
     torch.set_num_threads(1)
+    inference.AUTO_USES_OPENVINO = False
