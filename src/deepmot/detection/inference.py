@@ -82,12 +82,15 @@ def fold_frozen_batchnorm(module: nn.Module) -> int:
     return folded
 
 
-def inference_copy(backbone: nn.Module) -> nn.Module:
-    """A folded, channels-last, gradient-free copy of ``backbone`` in eval mode."""
+def inference_copy(
+    backbone: nn.Module, memory_format: torch.memory_format = torch.channels_last
+) -> nn.Module:
+    """A folded, gradient-free copy of ``backbone`` in eval mode, its weights in
+    ``memory_format`` (channels-last for oneDNN's convolutions)."""
     fast = copy.deepcopy(backbone).eval()
     fold_frozen_batchnorm(fast)
     fast.requires_grad_(False)
-    return fast.to(memory_format=torch.channels_last)
+    return fast.to(memory_format=memory_format)
 
 
 def resolve_runtime(runtime: str, device: torch.device) -> str:
@@ -122,6 +125,16 @@ def _core() -> Any:
     return ov.Core()
 
 
+class _TorchBackbone:
+    """The folded copy in PyTorch, fed channels-last images like its weights."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __call__(self, images: Tensor) -> dict[str, Tensor]:
+        return self.module(images.contiguous(memory_format=torch.channels_last))
+
+
 class _OpenVINOBackbone:
     """A backbone compiled by OpenVINO, once per input size; returns the torch copy's dict."""
 
@@ -153,6 +166,7 @@ class _OpenVINOBackbone:
         return request, names
 
     def __call__(self, images: Tensor) -> dict[str, Tensor]:
+        images = images.float()
         key = tuple(images.shape)
         if key not in self.compiled:
             self.compiled[key] = self._compile(images)
@@ -188,11 +202,10 @@ class InferenceBackbone:
         parameter = next(self.backbone.parameters())
         where = (parameter.device, parameter.dtype)
         if self._copy is None or self._made_for != where:
-            fast = inference_copy(self.backbone)
             if resolve_runtime(self.runtime, parameter.device) == "openvino":
-                fast = _OpenVINOBackbone(fast.to(memory_format=torch.contiguous_format))
+                fast = _OpenVINOBackbone(inference_copy(self.backbone, torch.contiguous_format))
+            else:
+                fast = _TorchBackbone(inference_copy(self.backbone))
             self._copy, self._made_for = fast, where
         with torch.no_grad():
-            if isinstance(self._copy, _OpenVINOBackbone):
-                return self._copy(images.float())
-            return self._copy(images.contiguous(memory_format=torch.channels_last))
+            return self._copy(images)
