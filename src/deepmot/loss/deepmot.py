@@ -17,6 +17,13 @@ For one frame, with D the ``(N, M)`` track-to-object distance matrix and Â = ma
 - ``L = (1 − dMOTA) + λ (1 − dMOTP)`` (eq. 9; without the first term when ``use_dmota`` is
   off, the dMOTP-only ablation of Table 2).
 
+With a per-track confidence ``c (N,)`` in [0, 1] (the probability that track n is reported),
+each track's part of the terms is weighted by it (``docs/loss.md``, "Presence-weighted loss"):
+``FP~ = Σ_n c_n C^r[n, M+1]``, ``FN~ = Σ_m (C^c[N+1, m] + Σ_n (1 − c_n) C^c[n, m])``, ``IDS~ = Σ c_n C^c[n, m]
+¬B^TP_{-1}[n, m]``, ``dMOTP = 1 − Σ c_n D B^TP / Σ c_n B^TP``, and only tracks with
+``c_n >= 0.5`` (reported) enter ``B^TP``. ``c = 1`` is the paper's loss; ``c_n = 0`` removes
+track n (it is no FP, no switch, and the objects it covered are missed).
+
 Gating (paper footnotes 1–2, and the "large value" of the DHN's training data): pairs CLEAR MOT
 could never match (IoU below 0.5 when IoU is given, else D above ``gate_distance``) are set to
 ``large_value`` before the matcher, so that they count as FP/FN instead of as matches
@@ -41,6 +48,7 @@ from torch import Tensor, nn
 from deepmot.loss.config import DeepMOTLossConfig
 
 __all__ = [
+    "REPORTED",
     "DeepMOTLossConfig",
     "DeepMOTLossOutput",
     "DeepMOTLoss",
@@ -52,6 +60,10 @@ Matcher = Callable[..., Tensor]
 ACTIVE_BAND = 0.01
 """A softmax entry p counts as active (not saturated) when ``ACTIVE_BAND < p < 1 − ACTIVE_BAND``."""
 IdsLike = Sequence[int] | np.ndarray | Tensor
+REPORTED = 0.5
+"""With confidences, a track enters ``B^TP`` (and the match memory) when its confidence is at
+least this: a track counts as reported when it is more likely present than not."""
+_TINY = 1e-12  # floor of dMOTP's weighted denominator (0 only where the numerator is 0)
 
 
 @dataclass
@@ -89,6 +101,7 @@ def deepmot_terms(
     previous_ok: Tensor,
     has_previous: Tensor,
     config: DeepMOTLossConfig,
+    confidence: Tensor | None = None,
 ) -> tuple[DeepMOTLossOutput, Tensor]:
     """The soft CLEAR MOT terms of a padded batch of frames (eqs. 5–9).
 
@@ -102,6 +115,9 @@ def deepmot_terms(
         has_previous: ``(B, M) bool``, objects matched before; the columns of the others are
             filled in from ``B^TP``, so that a first match is not a switch.
         config: loss settings.
+        confidence: ``(B, N)`` in [0, 1], each track's presence (padding ignored), which
+            weights its part of FP~, FN~, IDS~ and dMOTP (see the module doc); None: the
+            paper's loss, computed exactly as without the argument.
 
     Returns:
         The output and ``B^TP`` as a ``(B, N, M) bool`` tensor.
@@ -121,8 +137,16 @@ def deepmot_terms(
     logits_c = logits_c.masked_fill(~row_mask_c[:, :, None], neg_inf)
     c_c = F.softmax(logits_c * config.scale, dim=1)
 
-    fp = (c_r[:, :, m] * valid_rows).sum(1)
-    fn = (c_c[:, n, :] * valid_cols).sum(1)
+    if confidence is None:
+        fp = (c_r[:, :, m] * valid_rows).sum(1)
+        fn = (c_c[:, n, :] * valid_cols).sum(1)
+    else:
+        presence = confidence * valid_rows  # (B, N)
+        fp = (c_r[:, :, m] * presence).sum(1)
+        # an object is missed by its dustbin mass and by the mass of the tracks on it as far
+        # as they are absent (written so that c = 1 adds an exact 0)
+        absent = (c_c[:, :n, :] * (1 - presence)[:, :, None] * valid_rows[:, :, None]).sum(1)
+        fn = ((c_c[:, n, :] + absent) * valid_cols).sum(1)
 
     with torch.no_grad():
         rows_valid = valid_rows[:, :, None] & col_mask_r[:, None, :]
@@ -138,14 +162,24 @@ def deepmot_terms(
         cols = torch.arange(m, device=distance.device)[None, None, :]
         mutual = (best_col[:, :, None] == cols) & (best_row[:, None, :] == rows)
         b_tp = mutual & ~gated & cell_valid
+        if confidence is not None:  # only reported tracks are true positives
+            b_tp = b_tp & (confidence >= REPORTED)[:, :, None]
         b_prev = torch.where(has_previous[:, None, :], previous_ok, b_tp)
 
-    ids = (c_c[:, :n, :] * (~b_prev & cell_valid)).sum((1, 2))
+    switched = c_c[:, :n, :] * (~b_prev & cell_valid)
+    if confidence is not None:
+        switched = switched * confidence[:, :, None]
+    ids = switched.sum((1, 2))
     num_objects = valid_cols.sum(1)
     dmota = 1 - (fp + fn + config.gamma * ids) / num_objects.clamp(min=1)
     tp = b_tp.sum((1, 2))
-    matched_distance = (distance * b_tp).sum((1, 2))
-    dmotp = 1 - matched_distance / tp.clamp(min=1)
+    if confidence is None:
+        matched_distance = (distance * b_tp).sum((1, 2))
+        dmotp = 1 - matched_distance / tp.clamp(min=1)
+    else:
+        weight = b_tp * confidence[:, :, None]
+        matched_distance = (distance * weight).sum((1, 2))
+        dmotp = 1 - matched_distance / weight.sum((1, 2)).clamp(min=_TINY)
     dmota_term = (1 - dmota) if config.use_dmota else torch.zeros_like(dmota)
     loss = dmota_term + config.lam * (1 - dmotp)
     out = DeepMOTLossOutput(loss, dmota, dmotp, fp, fn, ids, tp, num_objects, active_share)
@@ -244,6 +278,7 @@ class DeepMOTLoss(nn.Module):
         ious: Sequence[Tensor] | None = None,
         detach_gate: bool = False,
         scale: float | None = None,
+        confidences: Sequence[Tensor] | None = None,
     ) -> tuple[DeepMOTLossOutput, list[dict[int, int]]]:
         """Score independent frames at once (one matcher call on a padded batch).
 
@@ -257,6 +292,9 @@ class DeepMOTLoss(nn.Module):
             detach_gate: no gradient through the soft gate's weight (see :meth:`gate`).
             scale: the softmax scale of this call (a trainer moving it over a run passes
                 each step's); None: ``config.scale``.
+            confidences: B tensors ``(N_i,)`` in [0, 1], each track's presence, weighting its
+                part of the terms (differentiable; see :func:`deepmot_terms`); None: the
+                paper's loss.
 
         Returns:
             ``(output with (B,) tensors, updated memories)``.
@@ -295,6 +333,9 @@ class DeepMOTLoss(nn.Module):
             previous = np.array([memory.get(int(g), -1) for g in c], dtype=np.int64)
             has_previous[b, :mi] = [int(g) in memory for g in c]
             previous_ok[b, :ni, :mi] = r[:, None] == previous[None, :]
+        confidence = None
+        if confidences is not None:
+            confidence = _pad_confidences(confidences, shapes, reference, n)
         cell_valid = valid_rows[:, :, None] & valid_cols[:, None, :]
         gated_distance, gated = self.gate(distance, iou, detach_gate)
         gated_distance = gated_distance.masked_fill(~cell_valid, self.config.large_value)
@@ -308,6 +349,7 @@ class DeepMOTLoss(nn.Module):
             torch.from_numpy(previous_ok).to(distance.device),
             torch.from_numpy(has_previous).to(distance.device),
             self.config if scale is None else replace(self.config, scale=scale),
+            confidence,
         )
         updated = []
         matches = b_tp.nonzero().cpu().numpy()
@@ -319,14 +361,42 @@ class DeepMOTLoss(nn.Module):
         return out, updated
 
     def forward(
-        self, distance: Tensor, track_ids: IdsLike, gt_ids: IdsLike, iou: Tensor | None = None
+        self,
+        distance: Tensor,
+        track_ids: IdsLike,
+        gt_ids: IdsLike,
+        iou: Tensor | None = None,
+        confidence: Tensor | None = None,
     ) -> DeepMOTLossOutput:
-        """Score one frame ``D (N, M)`` and remember its matches for the next frame.
+        """Score one frame ``D (N, M)`` and remember its matches for the next frame
+        (``confidence (N,)``: each track's presence, see :func:`deepmot_terms`).
 
         Returns scalars: ``out.loss``, ``out.dmota``, ``out.dmotp``, ``out.fp``, ``out.fn``,
         ``out.ids``.
         """
         out, (self.memory,) = self.forward_batch(
-            [distance], [track_ids], [gt_ids], [self.memory], None if iou is None else [iou]
+            [distance],
+            [track_ids],
+            [gt_ids],
+            [self.memory],
+            None if iou is None else [iou],
+            confidences=None if confidence is None else [confidence],
         )
         return out.squeeze()
+
+
+def _pad_confidences(
+    confidences: Sequence[Tensor], shapes: list[tuple[int, ...]], reference: Tensor, n: int
+) -> Tensor:
+    """The ``(B, N)`` batch of the per-frame confidences ``(N_i,)`` (padding 0)."""
+    if len(confidences) != len(shapes):
+        raise ValueError(f"{len(confidences)} confidence vectors for {len(shapes)} frames")
+    out = reference.new_zeros((len(shapes), n))
+    for b, (c, shape) in enumerate(zip(confidences, shapes, strict=True)):
+        if tuple(c.shape) != (shape[0],):
+            raise ValueError(
+                f"confidences[{b}] must have shape ({shape[0]},), one per row of D, "
+                f"got {tuple(c.shape)}"
+            )
+        out[b, : shape[0]] = c.to(out)
+    return out
