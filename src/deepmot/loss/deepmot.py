@@ -19,9 +19,10 @@ For one frame, with D the ``(N, M)`` track-to-object distance matrix and Â = ma
 
 With a per-track confidence ``c (N,)`` in [0, 1] (the probability that track n is reported),
 each track's part of the terms is weighted by it (``docs/loss.md``, "Presence-weighted loss"):
-``FP~ = Σ_n c_n C^r[n, M+1]``, ``FN~ = Σ_m (C^c[N+1, m] + Σ_n (1 − c_n) C^c[n, m])``, ``IDS~ = Σ c_n C^c[n, m]
-¬B^TP_{-1}[n, m]``, ``dMOTP = 1 − Σ c_n D B^TP / Σ c_n B^TP``, and only tracks with
-``c_n >= 0.5`` (reported) enter ``B^TP``. ``c = 1`` is the paper's loss; ``c_n = 0`` removes
+``FP~ = Σ_n c_n C^r[n, M+1]``, ``FN~ = Σ_m (C^c[N+1, m] + Σ_n (1 − c_n) C^c[n, m])``,
+``IDS~ = Σ c_n C^c[n, m] ¬B^TP_{-1}[n, m]``,
+``dMOTP = 1 − Σ c_n D B^TP / Σ c_n B^TP``, and only tracks with ``c_n >= 0.5`` (reported)
+enter ``B^TP``. ``c = 1`` is the paper's loss; ``c_n = 0`` removes
 track n (it is no FP, no switch, and the objects it covered are missed).
 
 Gating (paper footnotes 1–2, and the "large value" of the DHN's training data): pairs CLEAR MOT
