@@ -36,9 +36,12 @@ call of :meth:`TrackManager.update` per frame does, in this order:
    *tentative* track with no id; it is confirmed (and gets the next id) once it has been seen in
    ``birth_min_frames`` consecutive frames, and dropped at its first miss. The predictor's
    ``on_birth`` hook sees each confirmed track with the frame.
-7. **Termination**: a track invisible for more than ``max_invisible`` (K) frames is terminated.
+7. **Termination**: a track invisible for more than ``max_invisible`` (K) frames is terminated
+   (or, with ``end_confidence``, as soon as its predicted confidence falls below it).
 
-Only active tracks are reported. Ids start at 1, are never reused, and restart with
+Only active tracks are reported; with ``report_confidence``, so is an invisible track whose
+predicted confidence (the predictor's ``scores``) is above it and that no active track
+overlaps by more than ``track_nms``. Ids start at 1, are never reused, and restart with
 :meth:`TrackManager.reset`. Tracking is inference: :meth:`TrackManager.update` runs without
 gradients (a graph across a whole sequence would only grow). Training calls the same
 ``predictor.predict`` on sampled tracks (:mod:`deepmot.train.rollout`), where it is
@@ -132,6 +135,13 @@ class TrackManagementConfig:
         require_verification: an active track no detection verifies becomes invisible (supp.
             A.2). False keeps it active (Tracktor: a track lives while its regression score
             passes ``min_track_score``, detections or not).
+        report_confidence: an invisible track whose predicted score (its confidence, e.g. the
+            learned motion model's confidence head) is above this is reported with its
+            predicted box, unless an active track overlaps it by more than ``track_nms``; it
+            stays invisible (unverified) otherwise. None: invisible tracks are never reported
+            (supp. A.2). Tracks of a predictor without scores follow the None rule.
+        end_confidence: an invisible track whose predicted score is below this is terminated
+            at once, before K. None: only K ends tracks.
     """
 
     max_invisible: int = 60
@@ -148,6 +158,8 @@ class TrackManagementConfig:
     min_track_score: float | None = None
     revive_similarity: float = 0.5
     require_verification: bool = True
+    report_confidence: float | None = None
+    end_confidence: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_invisible < 0:
@@ -163,6 +175,10 @@ class TrackManagementConfig:
             raise ValueError(f"refine_iou must be in [0, 1] or None, got {self.refine_iou}")
         if not 0.0 <= self.refine_weight <= 1.0:
             raise ValueError(f"refine_weight must be in [0, 1], got {self.refine_weight}")
+        for name in ("report_confidence", "end_confidence"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1] or None, got {value}")
 
     @classmethod
     def tracktor(cls, **overrides: Any) -> TrackManagementConfig:
@@ -241,6 +257,7 @@ class Track:
         extra: room for what a tracker keeps per track beyond boxes (e.g. appearance
             embeddings for re-identification); the manager does not read it, and writes only
             ``extra["detection"]`` (:data:`DETECTION_KEY`), the detection last assigned to it.
+        confidence: the predictor's last score of it (None for a predictor without scores).
     """
 
     id: int
@@ -251,6 +268,7 @@ class Track:
     hits: int = 1
     frames_invisible: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    confidence: float | None = None
 
     @property
     def box(self) -> Tensor:
@@ -405,6 +423,7 @@ class TrackManager:
         predicted = _clip(out.boxes.float().cpu(), self.image_size)
         threshold = self.config.min_track_score
         scores = None if out.scores is None or threshold is None else out.scores.float().cpu()
+        self._keep_confidences(tracks, out.scores)
         for i, (track, box) in enumerate(zip(tracks, predicted, strict=True)):
             if not bool((box[2:] > box[:2]).all()) or not bool(torch.isfinite(box).all()):
                 track.state = TrackState.TERMINATED
@@ -413,6 +432,14 @@ class TrackManager:
             active = track.state is TrackState.ACTIVE
             if scores is not None and active and float(scores[i]) < threshold:
                 track.state = TrackState.INVISIBLE
+
+    def _keep_confidences(self, tracks: list[Track], scores: Tensor | None) -> None:
+        """Remember each moved track's predicted score where a confidence rule reads it."""
+        cfg = self.config
+        if scores is None or (cfg.report_confidence is None and cfg.end_confidence is None):
+            return
+        for track, score in zip(tracks, scores.float().cpu().tolist(), strict=True):
+            track.confidence = score
 
     def _verify(self, det_boxes: Tensor, det_scores: Tensor) -> set[int]:
         """Step 2: detections verify (and may refine) active tracks; the rest turn invisible.
@@ -556,19 +583,44 @@ class TrackManager:
 
     def _age_invisible(self) -> None:
         """Step 7: count invisible frames; terminate after K; forget terminated tracks."""
+        end = self.config.end_confidence
         for track in self.tracks_in(TrackState.INVISIBLE):
             track.frames_invisible += 1
-            if track.frames_invisible > self.config.max_invisible:
+            doubted = end is not None and track.confidence is not None and track.confidence < end
+            if track.frames_invisible > self.config.max_invisible or doubted:
                 track.state = TrackState.TERMINATED
         self.tracks = [t for t in self.tracks if t.state is not TrackState.TERMINATED]
 
+    def reported_unverified(self) -> list[Track]:
+        """The invisible tracks reported this frame (``report_confidence``): confidence above
+        it, no active track overlapping by more than ``track_nms``."""
+        threshold = self.config.report_confidence
+        if threshold is None:
+            return []
+        chosen = [
+            t
+            for t in self.tracks_in(TrackState.INVISIBLE)
+            if t.confidence is not None and t.confidence > threshold
+        ]
+        active = self.tracks_in(TrackState.ACTIVE)
+        if chosen and active:
+            iou = box_iou(
+                torch.stack([t.box for t in chosen]), torch.stack([t.box for t in active])
+            )
+            free = (iou <= self.config.track_nms).all(dim=1).tolist()
+            chosen = [t for t, ok in zip(chosen, free, strict=True) if ok]
+        return chosen
+
     def _output(self) -> Tensor:
-        active = sorted(self.tracks_in(TrackState.ACTIVE), key=lambda t: t.id)
-        if not active:
+        unverified = self.reported_unverified()
+        tracks = sorted(self.tracks_in(TrackState.ACTIVE) + unverified, key=lambda t: t.id)
+        if not tracks:
             return torch.zeros((0, 6))
-        boxes = torch.stack([t.box for t in active])
-        ids = torch.tensor([[float(t.id)] for t in active])
-        scores = torch.tensor([[t.score] for t in active])
+        boxes = torch.stack([t.box for t in tracks])
+        ids = torch.tensor([[float(t.id)] for t in tracks])
+        reported = {id(t) for t in unverified}
+        # a reported unverified track's score is its confidence, a verified one's its detection's
+        scores = torch.tensor([[t.confidence if id(t) in reported else t.score] for t in tracks])
         return torch.cat([boxes, ids, scores], dim=1)
 
 

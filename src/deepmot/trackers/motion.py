@@ -34,7 +34,13 @@ from torch import Tensor, nn
 
 from deepmot.boxes import box_iou
 from deepmot.io.weights import load_state, read_weights, save_weights
-from deepmot.trackers.predictor import MotionPredictor, Prediction, Predictor, TrackBatch
+from deepmot.trackers.predictor import (
+    MotionPredictor,
+    Prediction,
+    Predictor,
+    TrackBatch,
+    module_device,
+)
 from deepmot.trackers.registry import Trainable, register_tracker, register_trainable
 
 __all__ = [
@@ -42,12 +48,17 @@ __all__ = [
     "ConstantVelocityModel",
     "LearnedMotionConfig",
     "LearnedMotionModel",
+    "UNVERIFIED_KEY",
     "decode_deltas",
     "encode_boxes",
     "load_motion_model",
     "save_motion_model",
 ]
 
+UNVERIFIED_KEY = "unverified_frames"
+"""The key, in a track's ``extras``, of the learned motion predictor's count of the frames since
+a detection last verified the track (an input of its confidence head)."""
+_CONFIDENCE_INPUTS = 2  # verified at t − 1, log(1 + frames unverified)
 _MIN_SIZE = 1e-3  # px: widths/heights are floored here before dividing or taking logs
 _MAX_LOG_SCALE = math.log(1000.0 / 16)  # torchvision's BoxCoder clamp of dw, dh
 
@@ -191,6 +202,14 @@ class LearnedMotionConfig:
             seeds 0-2): it raised the DeepMOT-trained model's IDF1 in each of 5 training
             settings (pairs 60.71 -> 61.69, clips of 5 with refinement 61.51 -> 62.54, against
             62.29 untrained) with MOTA within ±0.18; the untrained model is unchanged.
+        confidence: a second small MLP (``confidence_hidden`` wide, ``num_layers`` deep) on
+            the same features, plus whether the track was verified at t − 1 and for how many
+            frames it has not been, predicts each track's confidence in (0, 1) (the
+            :class:`~deepmot.trackers.predictor.Prediction` ``scores``): the track management
+            reports an unverified track above ``report_confidence`` and ends one below
+            ``end_confidence``. Off by default (no scores: every existing number unchanged).
+            Its last layer starts at zero: an untrained head says 0.5 for every track.
+        confidence_hidden: width of its hidden layers.
     """
 
     history_len: int = 5
@@ -203,6 +222,8 @@ class LearnedMotionConfig:
     base_velocity_steps: int = 1
     max_delta: float = 4.0
     correct_unverified: bool = False
+    confidence: bool = False
+    confidence_hidden: int = 32
 
     def __post_init__(self) -> None:
         if self.history_len < 2:
@@ -211,7 +232,13 @@ class LearnedMotionConfig:
             raise ValueError("base_velocity_steps must be < history_len")
         if self.base not in ("constant_velocity", "identity"):
             raise ValueError(f"base must be 'constant_velocity' or 'identity', got {self.base!r}")
-        for name in ("hidden", "num_layers", "num_neighbours", "base_velocity_steps"):
+        for name in (
+            "hidden",
+            "num_layers",
+            "num_neighbours",
+            "base_velocity_steps",
+            "confidence_hidden",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_delta <= 0:
@@ -260,6 +287,16 @@ class LearnedMotionModel(nn.Module):
         self.head = nn.Linear(width, 4)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        if c.confidence:
+            # its own layers, so that training it alone leaves the boxes as they are
+            layers, width = [], in_size + _CONFIDENCE_INPUTS
+            for _ in range(c.num_layers):
+                layers += [nn.Linear(width, c.confidence_hidden), nn.ReLU()]
+                width = c.confidence_hidden
+            last = nn.Linear(width, 1)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.confidence_mlp = nn.Sequential(*layers, last)
 
     @property
     def history_len(self) -> int:
@@ -354,6 +391,38 @@ class LearnedMotionModel(nn.Module):
         correction = self.head(self.mlp(x))
         return decode_deltas(encode_boxes(base, last) + correction, last)
 
+    def confidence(
+        self,
+        history: Tensor,
+        mask: Tensor,
+        verified: Tensor,
+        unverified_frames: Tensor,
+        detections: Tensor | None = None,
+        image_size: tuple[float, float] | None = None,
+    ) -> Tensor:
+        """Each track's confidence ``(T,)`` in (0, 1), differentiable (needs
+        ``config.confidence``).
+
+        Args:
+            history, mask, detections, image_size: as :meth:`forward`.
+            verified: ``(T,)`` bool, whether a detection verified the track at t − 1.
+            unverified_frames: ``(T,)`` frames since a detection last verified it (0 if it
+                did at t − 1).
+        """
+        if not self.config.confidence:
+            raise ValueError("this motion model has no confidence head (config.confidence)")
+        _check_history(history, mask)
+        history, mask = self._fit_length(history, mask)
+        base = self.base_prediction(history, mask)
+        if len(history) == 0:
+            return base.new_zeros((0,))
+        x = self.features(history, mask, base, detections, image_size)
+        state = torch.stack(
+            [verified.to(x.dtype), torch.log1p(unverified_frames.to(x.dtype))], dim=1
+        )
+        logit = self.confidence_mlp(torch.cat([x, state], dim=1))[:, 0]
+        return torch.sigmoid(logit)
+
     def _fit_length(self, history: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         length = self.config.history_len
         if history.shape[1] >= length:
@@ -368,7 +437,9 @@ class LearnedMotionModel(nn.Module):
 class LearnedMotionPredictor(MotionPredictor):
     """:class:`~deepmot.trackers.predictor.MotionPredictor` of a :class:`LearnedMotionModel`
     that, unless its config's ``correct_unverified``, moves the tracks not verified at t − 1
-    by the model's base prediction (the untrained model's) and the others by the model."""
+    by the model's base prediction (the untrained model's) and the others by the model; with
+    the config's ``confidence``, its scores are the confidence head's (each track's count of
+    frames since it was last verified lives in its ``extras``, :data:`UNVERIFIED_KEY`)."""
 
     model: LearnedMotionModel
 
@@ -380,13 +451,35 @@ class LearnedMotionPredictor(MotionPredictor):
         image_size: tuple[int, int] | None,
     ) -> Prediction:
         out = super().predict(frame, tracks, detections, image_size)
-        if self.model.config.correct_unverified or bool(tracks.verified.all()):
-            return out
         device = out.boxes.device
-        history, mask = self.model._fit_length(tracks.history.to(device), tracks.mask.to(device))
-        base = self.model.base_prediction(history, mask)
-        verified = tracks.verified.to(device)[:, None]
-        return Prediction(torch.where(verified, out.boxes, base))
+        boxes = out.boxes
+        if not (self.model.config.correct_unverified or bool(tracks.verified.all())):
+            history, mask = self.model._fit_length(
+                tracks.history.to(device), tracks.mask.to(device)
+            )
+            base = self.model.base_prediction(history, mask)
+            boxes = torch.where(tracks.verified.to(device)[:, None], out.boxes, base)
+        if not self.model.config.confidence:
+            return Prediction(boxes)
+        return Prediction(boxes, scores=self._confidence(tracks, detections, image_size))
+
+    def _confidence(
+        self, tracks: TrackBatch, detections: Tensor | None, image_size: tuple[int, int] | None
+    ) -> Tensor:
+        """The confidence head's ``(T,)``; counts each track's unverified frames first."""
+        counts = []
+        for extra, verified in zip(tracks.extras, tracks.verified.tolist(), strict=True):
+            extra[UNVERIFIED_KEY] = 0 if verified else int(extra.get(UNVERIFIED_KEY, 0)) + 1
+            counts.append(extra[UNVERIFIED_KEY])
+        device = module_device(self.model)
+        return self.model.confidence(
+            tracks.history.to(device),
+            tracks.mask.to(device),
+            tracks.verified.to(device),
+            torch.tensor(counts, dtype=torch.float32, device=device),
+            None if detections is None else detections.to(device),
+            image_size,
+        )
 
 
 # --------------------------------------------------------------------------- save / load
