@@ -155,6 +155,21 @@ def _loss_options(parser: argparse.ArgumentParser) -> None:
         "--gate", choices=["soft", "hard", "none"], default=_LOSS.gate, help="gating of far pairs"
     )
     loss.add_argument("--no-dmota", action="store_true", help="train on dMOTP alone")
+    loss.add_argument(
+        "--confidence",
+        choices=["none", "presence", "bce"],
+        default=_TRAIN.confidence,
+        help="train a confidence per track (the motion tracker gets its confidence head): "
+        "presence weights each track's part of the DeepMOT loss by it (docs/loss.md); bce adds "
+        "binary cross-entropy against 'matched to an object at IoU >= 0.5' (the baseline); "
+        "track with report_confidence in the tracker settings (--config) to use it",
+    )
+    loss.add_argument(
+        "--confidence-weight",
+        type=float_at_least(0),
+        default=_TRAIN.confidence_weight,
+        help="weight of the bce confidence term",
+    )
 
 
 def _augmentation_options(parser: argparse.ArgumentParser) -> None:
@@ -335,6 +350,8 @@ _SETTINGS = {
     "focal_weight": "focal_weight",
     "focal_gamma": "focal_gamma",
     "freeze": "freeze",
+    "confidence": "confidence",
+    "confidence_weight": "confidence_weight",
 }
 _DEFAULTS: dict = {}
 
@@ -407,6 +424,12 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
                 **_backbone(args.tracker, args.backbone),
                 **({"use_detections": False} if args.no_detections else {}),
                 **({"detector": str(args.detector)} if args.detector else {}),
+                # the head the confidence loss trains
+                **(
+                    {"confidence": True}
+                    if args.tracker == "motion" and args.confidence != "none"
+                    else {}
+                ),
                 # the head the appearance term trains is the one the tracker revives with
                 **(
                     {"reid": "head"}
@@ -450,6 +473,8 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
             focal_gamma=args.focal_gamma,
             freeze=tuple(args.freeze),
             appearance=args.appearance,
+            confidence=args.confidence,
+            confidence_weight=args.confidence_weight,
         )
     except ValueError as error:  # the parser's types catch most; this names the rest
         raise DeepMOTError(str(error)) from None

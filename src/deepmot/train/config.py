@@ -135,6 +135,18 @@ class TrackerTrainConfig:
             code); ``"none"``: boxes only. FP~, FN~, IDS~ and dMOTP then train the predictor's
             ReID head (Tracktor with ``reid="head"``). DeepMOT loss only; the paper trains it
             on ten-frame clips (``sampling="clips"``, ``clip_length=10``).
+        confidence: how the tracker's per-track confidence (its predictor's ``scores``, e.g.
+            the motion model with ``model={"confidence": True}``) trains. ``"presence"``: the
+            DeepMOT loss weights each track's part of FP~, FN~, IDS~ and dMOTP by it
+            (``docs/loss.md``, "Presence-weighted loss"; loss ``deepmot``); ``"bce"``: binary
+            cross-entropy against "the scored box matches an object at IoU >= 0.5" (Hungarian
+            on IoU), ``confidence_weight`` times it added to the loss (``deepmot`` or
+            ``smoothl1``); ``"none"``: not trained. With either of the first two, the clips
+            mark a track unverified, as the track management does at test time, when no
+            detection of its frame matches it at IoU >= ``verify_iou`` (so the predictor sees,
+            as when tracking, which tracks are unverified); without, every track is verified.
+        confidence_weight: weight of the BCE term.
+        verify_iou: the least IoU of that verification (the management's ``match_iou``).
     """
 
     tracker: str = "motion"
@@ -162,6 +174,9 @@ class TrackerTrainConfig:
     focal_gamma: float = 2.0
     freeze: tuple[str, ...] = ()
     appearance: Literal["none", "joint", "branch"] = "none"
+    confidence: Literal["none", "presence", "bce"] = "none"
+    confidence_weight: float = 1.0
+    verify_iou: float = 0.3  # TrackManagementConfig.match_iou
 
     def __post_init__(self) -> None:
         if self.appearance not in ("none", "joint", "branch"):
@@ -193,6 +208,22 @@ class TrackerTrainConfig:
             raise ValueError("focal_weight adds to the deepmot or smoothl1 loss, not to vanilla")
         if self.refine_iou is not None and not 0 <= self.refine_iou <= 1:
             raise ValueError(f"refine_iou must lie in [0, 1], got {self.refine_iou}")
+        if self.confidence not in ("none", "presence", "bce"):
+            raise ValueError(
+                f"confidence must be 'none', 'presence' or 'bce', got {self.confidence!r}"
+            )
+        if self.confidence == "presence" and self.loss != "deepmot":
+            raise ValueError(
+                "confidence 'presence' weights the DeepMOT loss: it needs loss 'deepmot'"
+            )
+        if self.confidence == "bce" and self.loss == "vanilla":
+            raise ValueError(
+                "confidence 'bce' adds to the deepmot or smoothl1 loss, not to vanilla"
+            )
+        if self.confidence_weight < 0:
+            raise ValueError(f"confidence_weight must be >= 0, got {self.confidence_weight}")
+        if not 0 <= self.verify_iou <= 1:
+            raise ValueError(f"verify_iou must lie in [0, 1], got {self.verify_iou}")
         if self.score_refined and self.refine_iou is None:
             raise ValueError("score_refined scores the refined boxes: it needs refine_iou")
 

@@ -21,7 +21,13 @@ from torch import Tensor
 
 from deepmot.loss.deepmot import DeepMOTLoss, DeepMOTLossOutput
 
-__all__ = ["GRADIENT_TERMS", "FrameRecord", "gradient_norms"]
+__all__ = [
+    "CONFIDENCE_TERMS",
+    "GRADIENT_TERMS",
+    "FrameRecord",
+    "confidence_gradients",
+    "gradient_norms",
+]
 
 GRADIENT_TERMS = ("fp", "fn", "ids", "dmotp", "gate")
 
@@ -36,6 +42,7 @@ class FrameRecord:
     gt_ids: list
     memories: list[dict[int, int]]
     output: DeepMOTLossOutput
+    confidences: list[Tensor] | None = None  # the presence weights, when the loss had them
 
 
 def _norm(term: Tensor, inputs: list[Tensor]) -> float:
@@ -79,6 +86,7 @@ def gradient_norms(
             record.memories,
             detach_gate=True,
             scale=scale,
+            confidences=record.confidences,
         )
         without_gate.append(1 - out.dmota)
     if dmota_part.requires_grad:
@@ -99,3 +107,48 @@ def gradient_norms(
     else:
         norms["gate"] = 0.0
     return norms
+
+
+CONFIDENCE_TERMS = ("fp", "fn", "ids", "dmotp")
+
+
+def confidence_gradients(
+    records: list[FrameRecord], loss_fn: DeepMOTLoss
+) -> dict[str, dict[str, float]]:
+    """What each term of a presence-weighted loss sends to the confidences of ``records``
+    (frames scored with ``confidences``), as the terms enter the loss (see the module doc):
+    ``{"norm": {term: gradient norm}, "mean": {term: mean gradient per track}}``; the graph is
+    kept. A negative mean raises the confidences (gradient descent), a positive one lowers
+    them."""
+    inputs = [c for r in records for c in (r.confidences or []) if c.requires_grad]
+    empty = {
+        "norm": dict.fromkeys(CONFIDENCE_TERMS, 0.0),
+        "mean": dict.fromkeys(CONFIDENCE_TERMS, 0.0),
+    }
+    if not inputs:
+        return empty
+    cfg = loss_fn.config
+    count = sum(len(r.predictions) for r in records)
+    tracks = max(1, sum(len(c) for c in inputs))
+    outs = [r.output for r in records]
+    objects = [o.num_objects.clamp(min=1) for o in outs]
+
+    def mean(values: list[Tensor]) -> Tensor:
+        return torch.stack([v.sum() for v in values]).sum() / count
+
+    terms = {
+        "fp": mean([o.fp / m for o, m in zip(outs, objects, strict=True)]),
+        "fn": mean([o.fn / m for o, m in zip(outs, objects, strict=True)]),
+        "ids": mean([cfg.gamma * o.ids / m for o, m in zip(outs, objects, strict=True)]),
+        "dmotp": mean([cfg.lam * (1 - o.dmotp) for o in outs]),
+    }
+    result = {"norm": {}, "mean": {}}
+    for name, term in terms.items():
+        if not term.requires_grad:
+            result["norm"][name] = result["mean"][name] = 0.0
+            continue
+        grads = torch.autograd.grad(term, inputs, retain_graph=True, allow_unused=True)
+        grads = [g.detach() for g in grads if g is not None]
+        result["norm"][name] = float(torch.sqrt(sum((g**2).sum() for g in grads)))
+        result["mean"][name] = float(sum(g.sum() for g in grads)) / tracks
+    return result

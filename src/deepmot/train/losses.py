@@ -14,6 +14,11 @@ it over the run) is an argument of the call, not a setting rewritten in the loss
 * ``vanilla`` (:class:`VanillaTraining`): a single-object tracker's own objective on frame
   pairs (:mod:`deepmot.train.sot`).
 
+A per-track confidence (the predictor's ``scores``, ``TrackerTrainConfig.confidence``) trains
+either inside the DeepMOT loss (``"presence"``: each track's part of its terms weighted by its
+confidence) or by binary cross-entropy added to a clip loss (``"bce"``,
+:class:`ConfidenceBCE`: the baseline, labels "matched to an object at IoU >= 0.5").
+
 A clip loss (:class:`ClipLoss`) scores one :class:`~deepmot.train.rollout.RolledFrame` of the
 step's clips at a time; the rollout adds the focal term and averages over the frames.
 """
@@ -27,10 +32,12 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from deepmot.assign.matcher import build_matcher
-from deepmot.boxes import cosine_distance, distance_matrix
+from deepmot.boxes import box_iou, cosine_distance, distance_matrix
 from deepmot.data.sequence import Sequence
 from deepmot.errors import DeepMOTError
 from deepmot.loss.deepmot import DeepMOTLoss, DeepMOTLossOutput
@@ -52,6 +59,7 @@ from deepmot.train.sot import single_object_step
 
 __all__ = [
     "ClipLoss",
+    "ConfidenceBCE",
     "DeepMOTTraining",
     "SmoothL1Training",
     "TrainingLoss",
@@ -150,19 +158,25 @@ class DeepMOTTraining(ClipLoss):
         appearance: the ReID head's appearance term (``TrackerTrainConfig.appearance``):
             ``"joint"`` in D, ``"branch"`` a second DeepMOT loss on the cosine distances with
             its own memory, ``"none"``.
+        presence: weight each track's part of the loss by the predictor's confidence in it
+            (``TrackerTrainConfig.confidence == "presence"``), so that dMOTA trains it.
     """
 
     name = "deepmot"
     terms = SOFT_TERMS
 
     def __init__(
-        self, loss: DeepMOTLoss, appearance: Literal["none", "joint", "branch"] = "none"
+        self,
+        loss: DeepMOTLoss,
+        appearance: Literal["none", "joint", "branch"] = "none",
+        presence: bool = False,
     ) -> None:
         if appearance not in ("none", "joint", "branch"):
             raise ValueError(f"appearance must be 'none', 'joint' or 'branch', got {appearance!r}")
         self.loss = loss
         self.appearance = appearance
         self.uses_appearance = appearance != "none"
+        self.presence = presence
 
     def check(self, predictor: Predictor, tracker: str) -> None:
         """The appearance term trains a ReID head: it needs a predictor that has one."""
@@ -194,8 +208,11 @@ class DeepMOTTraining(ClipLoss):
         track_ids = [np.asarray(s.track_ids, np.int64) for s in clips]
         gt_ids = [g.ids for g in frame.objects]
         before = [s.loss_memory for s in clips]
-        out, memories = self.loss.forward_batch(distances, track_ids, gt_ids, before, scale=scale)
-        kept = FrameRecord(frame.boxes, distances, track_ids, gt_ids, before, out)
+        confidences = _confidences(frame) if self.presence else None
+        out, memories = self.loss.forward_batch(
+            distances, track_ids, gt_ids, before, scale=scale, confidences=confidences
+        )
+        kept = FrameRecord(frame.boxes, distances, track_ids, gt_ids, before, out, confidences)
         for state, memory in zip(clips, memories, strict=True):
             state.loss_memory = memory
         if self.appearance == "branch":
@@ -230,6 +247,25 @@ class DeepMOTTraining(ClipLoss):
     def gradient_norms(self, result: StepResult, scale: float) -> dict[str, float]:
         """:func:`~deepmot.train.diagnostics.gradient_norms` of the recorded frames."""
         return gradient_norms(result.records, self.loss, scale)
+
+
+def _confidences(frame: RolledFrame) -> list[Tensor]:
+    """Each clip's track confidences ``(T_i,)`` (a clip without tracks: an empty tensor).
+
+    Raises:
+        DeepMOTError: the predictor gives no confidence.
+    """
+    out = []
+    for scores, boxes in zip(frame.confidences, frame.boxes, strict=True):
+        if scores is None:
+            if len(boxes):
+                raise DeepMOTError(
+                    "--confidence: this tracker predicts no confidence (the motion tracker "
+                    "has one with the model setting confidence=true)"
+                )
+            scores = boxes.new_zeros((0,))
+        out.append(scores)
+    return out
 
 
 def _distance(
@@ -268,6 +304,75 @@ class SmoothL1Training(ClipLoss):
                 ]
             )
         )
+
+
+def confidence_labels(boxes: Tensor, objects: Tensor, min_iou: float = 0.5) -> Tensor:
+    """``(T,)`` float: 1 for each box ``(T, 4)`` matched one-to-one (Hungarian on IoU) to an
+    object ``(M, 4)`` at IoU >= ``min_iou`` (CLEAR MOT's true positive), else 0."""
+    labels = boxes.new_zeros((len(boxes),))
+    if len(boxes) == 0 or len(objects) == 0:
+        return labels
+    iou = box_iou(boxes.detach().float().cpu(), objects.detach().float().cpu()).numpy()
+    rows, cols = linear_sum_assignment(-iou)
+    hit = rows[iou[rows, cols] >= min_iou]
+    labels[torch.as_tensor(hit, dtype=torch.long, device=boxes.device)] = 1.0
+    return labels
+
+
+class ConfidenceBCE(ClipLoss):
+    """A clip loss plus ``weight`` times the binary cross-entropy of each track's confidence
+    against :func:`confidence_labels` of the box the loss scores (mean over a clip's tracks):
+    the baseline that trains the confidence without the DeepMOT loss.
+
+    Args:
+        inner: the clip loss of the boxes (DeepMOT or Smooth-L1).
+        weight: the BCE term's weight.
+    """
+
+    def __init__(self, inner: ClipLoss, weight: float = 1.0) -> None:
+        self.inner = inner
+        self.weight = weight
+        self.name = inner.name  # type: ignore[misc]
+        self.terms = inner.terms  # type: ignore[misc]
+        self.uses_appearance = inner.uses_appearance
+
+    def check(self, predictor: Predictor, tracker: str) -> None:
+        """As the inner loss."""
+        self.inner.check(predictor, tracker)
+
+    def step(
+        self,
+        starts: list[ClipStart],
+        rngs: list[np.random.Generator],
+        rollout: Rollout,
+        scale: float,
+        record: bool = False,
+    ) -> StepResult:
+        """As :meth:`ClipLoss.step`, naming the scale the way the inner loss does."""
+        result = super().step(starts, rngs, rollout, scale, record)
+        return replace(result, scale=scale) if isinstance(self.inner, DeepMOTTraining) else result
+
+    def score(self, frame: RolledFrame, scale: float | None, record: bool) -> FrameLoss:
+        """The inner loss of the frame plus the BCE term of each clip."""
+        scored = self.inner.score(frame, scale, record)
+        bce = []
+        for scores, boxes, objects in zip(
+            _confidences(frame), frame.boxes, frame.object_boxes, strict=True
+        ):
+            if len(scores) == 0:
+                bce.append(boxes.new_zeros(()))
+                continue
+            labels = confidence_labels(boxes, objects)
+            probability = scores.clamp(_EPS, 1 - _EPS)
+            bce.append(F.binary_cross_entropy(probability, labels.to(probability)))
+        return replace(scored, loss=scored.loss + self.weight * torch.stack(bce))
+
+    def gradient_norms(self, result: StepResult, scale: float) -> dict[str, float]:
+        """The inner loss's."""
+        return self.inner.gradient_norms(result, scale)
+
+
+_EPS = 1e-6  # confidences are clamped to [_EPS, 1 - _EPS] inside the BCE
 
 
 class VanillaTraining(TrainingLoss):
@@ -331,13 +436,22 @@ def create_training_loss(config: TrackerTrainConfig, device: torch.device) -> Tr
             f"unknown training loss {config.loss!r}; choose one of "
             f"{', '.join(list_training_losses())}"
         ) from None
-    return builder(config, device)
+    loss = builder(config, device)
+    if config.confidence == "bce":
+        if not isinstance(loss, ClipLoss):
+            raise ValueError(f"confidence 'bce' adds to a clip loss, not to {config.loss!r}")
+        return ConfidenceBCE(loss, config.confidence_weight)
+    return loss
 
 
 @register_training_loss("deepmot")
 def _deepmot(config: TrackerTrainConfig, device: torch.device) -> TrainingLoss:
     matcher = build_matcher(config.matcher).to(device)
-    return DeepMOTTraining(DeepMOTLoss(matcher, config.deepmot), config.appearance)
+    return DeepMOTTraining(
+        DeepMOTLoss(matcher, config.deepmot),
+        config.appearance,
+        presence=config.confidence == "presence",
+    )
 
 
 @register_training_loss("smoothl1")

@@ -74,6 +74,9 @@ class ClipState:
     next_id: int
     appearance_memory: dict[int, int] = field(default_factory=dict)
     born: set[int] = field(default_factory=set)  # ids the predictor's on_birth has seen
+    # per track, whether a detection verified it at the last frame (all True unless the run
+    # trains a confidence: TrackerTrainConfig.confidence)
+    verified: list[bool] = field(default_factory=list)
 
     @classmethod
     def begin(cls, start: ClipStart, rng: np.random.Generator) -> ClipState:
@@ -89,6 +92,7 @@ class ClipState:
             dict(start.memory),
             max(ids, default=0) + 1,
             dict(start.memory),
+            verified=[True] * len(ids),
         )
 
 
@@ -116,6 +120,8 @@ class RolledFrame:
         object_boxes: the same boxes as tensors ``(M_i, 4)`` on the predictions' device.
         appearances: with a loss that uses appearance, ``(track embeddings (T_i, E) or None
             without tracks, object embeddings (M_i, E))`` per clip; else empty.
+        confidences: the predictor's scores ``(T_i,)`` per clip (differentiable; None for a
+            predictor without scores).
     """
 
     clips: list[ClipState]
@@ -123,6 +129,7 @@ class RolledFrame:
     objects: list[FrameGT]
     object_boxes: list[Tensor]
     appearances: list[tuple[Tensor | None, Tensor]]
+    confidences: list[Tensor | None] = field(default_factory=list)
 
 
 @dataclass
@@ -189,7 +196,7 @@ def _predict(
         state.histories,
         history_len,
         ids=state.track_ids,
-        verified=[True] * len(state.histories),
+        verified=state.verified,
         extras=state.extras,
     ).to(device)
     new = [i for i, tid in enumerate(state.track_ids) if tid not in state.born]
@@ -253,6 +260,19 @@ def _refine(boxes: Tensor, detections: Tensor | None, refine_iou: float | None) 
     return refined
 
 
+def _verified(boxes: Tensor, detections: Tensor | None, min_iou: float) -> np.ndarray:
+    """Which predicted ``boxes (T, 4)`` a detection ``(K, 4+)`` verifies, as the track
+    management does: matched one-to-one (Hungarian on IoU) at IoU >= ``min_iou``; ``(T,)``
+    bool."""
+    verified = np.zeros(len(boxes), dtype=bool)
+    if detections is None or len(boxes) == 0 or len(detections) == 0:
+        return verified
+    iou = box_iou(boxes.detach().float().cpu(), detections[:, :4].float().cpu()).numpy()
+    rows, cols = linear_sum_assignment(-iou)
+    verified[rows[iou[rows, cols] >= min_iou]] = True
+    return verified
+
+
 def _advance(
     state: ClipState,
     predicted: Tensor,
@@ -262,11 +282,13 @@ def _advance(
     history_len: int,
     counts: dict[str, float],
     detections: Tensor | None,
+    verified: np.ndarray | None = None,
 ) -> None:
     """After a frame: count it as the evaluator would, end unmatched tracks, birth objects.
 
     Matched tracks keep their id and append the predicted box (with its gradient) to their
-    history; unmatched objects get new tracks starting at their (perturbed) box.
+    history; unmatched objects get new tracks starting at their (perturbed) box. ``verified
+    (T,)``: whether a detection verified each track this frame (None: all).
     """
     boxes = predicted.detach().cpu().float()
     iou = (
@@ -293,6 +315,7 @@ def _advance(
     # a surviving track follows the object it matched from now on (Smooth-L1's target)
     state.targets = [int(gt_ids[j]) for j in matches[:, 1]]
     state.extras = [state.extras[i] for i in alive]
+    state.verified = [True if verified is None else bool(verified[i]) for i in alive]
     unmatched = np.setdiff1d(np.arange(len(gt_ids)), matches[:, 1])
     if len(unmatched):
         born = perturb_some(gt_boxes[unmatched], state.rng, config.augment)
@@ -301,6 +324,7 @@ def _advance(
             state.track_ids.append(state.next_id)
             state.targets.append(int(gid))
             state.extras.append({})
+            state.verified.append(True)
             state.next_id += 1
 
 
@@ -358,10 +382,15 @@ def run_clips(
         for name, value in scored.terms.items():
             soft[name] += value
         losses.append(scored.loss if focal is None else scored.loss + config.focal_weight * focal)
-        for state, pred, gt, det in zip(states, frame.boxes, frame.objects, dets, strict=True):
+        for state, pred, raw, gt, det in zip(
+            states, frame.boxes, predictions, frame.objects, dets, strict=True
+        ):
+            verified = (
+                _verified(raw, det, config.verify_iou) if config.confidence != "none" else None
+            )
             # boxes scored after refinement are not refined a second time
             det = None if config.score_refined else det
-            _advance(state, pred, gt.boxes, gt.ids, config, history_len, counts, det)
+            _advance(state, pred, gt.boxes, gt.ids, config, history_len, counts, det, verified)
     frames = max(1, (length - 1) * len(states))
     soft = {k: v / frames for k, v in soft.items()}
     soft.update({k: float("nan") for k in SOFT_TERMS if k not in loss.terms})
@@ -394,7 +423,8 @@ def _roll_frame(
             appearances.append((memory, found))
     gt_tensors = [torch.from_numpy(g.boxes).to(device) for g in gts]
     boxes = [o.boxes for o in outputs]
-    return outputs, RolledFrame(states, boxes, gts, gt_tensors, appearances)
+    confidences = [o.scores for o in outputs]
+    return outputs, RolledFrame(states, boxes, gts, gt_tensors, appearances, confidences)
 
 
 def placeholder_loss(
