@@ -152,3 +152,28 @@ def test_trained_confidence_is_used_by_the_tracker(tmp_path, sequence) -> None:
     for frame in range(1, 6):
         out = tracker.update(torch.from_numpy(sequence.detections_at(frame)))
         assert out.shape[1] == 6 and torch.isfinite(out).all()
+
+
+def test_unverified_unmatched_track_lives_on_while_training_a_confidence(sequence) -> None:
+    """Track 2 misses its object (IoU 0) and no detection verifies it: with a confidence to
+    train it lives on (as the management keeps it invisible) beside the birth of its object;
+    without, it ends."""
+    from deepmot.train.clips import ClipStart
+    from deepmot.train.rollout import COUNTS, ClipState, _advance
+
+    objects = np.array([[0, 0, 10, 20], [50, 0, 60, 20]], np.float32)
+    predicted = torch.tensor([[0.0, 0.0, 10.0, 20.0], [80.0, 0.0, 90.0, 20.0]])
+    for verified, ids, flags in (
+        (np.array([True, False]), [1, 2, 3], [True, False, True]),
+        (None, [1, 3], [True, True]),
+    ):
+        start = ClipStart(
+            sequence, 1, 3, [objects[:1], objects[1:]], np.array([1, 2]), np.array([10, 11]),
+            {10: 1, 11: 2},
+        )  # fmt: skip
+        state = ClipState.begin(start, np.random.default_rng(0))
+        counts = dict.fromkeys(COUNTS, 0.0)
+        config = _config()
+        _advance(state, predicted, objects, np.array([10, 11]), config, 5, counts, None, verified)
+        assert state.track_ids == ids and state.verified == flags
+        assert counts["fp"] == 1 and counts["fn"] == 1

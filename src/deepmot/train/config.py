@@ -144,7 +144,10 @@ class TrackerTrainConfig:
             ``smoothl1``); ``"none"``: not trained. With either of the first two, the clips
             mark a track unverified, as the track management does at test time, when no
             detection of its frame matches it at IoU >= ``verify_iou`` (so the predictor sees,
-            as when tracking, which tracks are unverified); without, every track is verified.
+            as when tracking, which tracks are unverified), and a track that no object matches
+            lives on while it is unverified (the management keeps it, invisible), so that a
+            drifting unverified track is scored again; without, every track is verified and
+            an unmatched one ends.
         confidence_weight: weight of the BCE term.
         verify_iou: the least IoU of that verification (the management's ``match_iou``).
     """

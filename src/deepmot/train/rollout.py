@@ -288,7 +288,8 @@ def _advance(
 
     Matched tracks keep their id and append the predicted box (with its gradient) to their
     history; unmatched objects get new tracks starting at their (perturbed) box. ``verified
-    (T,)``: whether a detection verified each track this frame (None: all).
+    (T,)``: whether a detection verified each track this frame (None: all, and unmatched
+    tracks end); given, an unmatched track that no detection verified lives on too.
     """
     boxes = predicted.detach().cpu().float()
     iou = (
@@ -306,14 +307,21 @@ def _advance(
     counts["iou_sum"] += float(iou[matches[:, 0], matches[:, 1]].sum()) if len(matches) else 0.0
 
     alive = matches[:, 0].tolist()
+    # a surviving track follows the object it matched from now on (Smooth-L1's target)
+    targets = [int(gt_ids[j]) for j in matches[:, 1]]
+    if verified is not None:
+        # training a confidence: an unmatched track lives on while no detection verifies it,
+        # as the management keeps it invisible, so that one that drifts is scored again
+        lost = [i for i in range(len(ids)) if i not in set(alive) and not verified[i]]
+        alive += lost
+        targets += [state.targets[i] for i in lost]
     kept = _refine(predicted[alive], detections, config.refine_iou)
     state.histories = [
         torch.cat([state.histories[i].to(predicted.device), kept[k : k + 1]])[-history_len:]
         for k, i in enumerate(alive)
     ]
     state.track_ids = [state.track_ids[i] for i in alive]
-    # a surviving track follows the object it matched from now on (Smooth-L1's target)
-    state.targets = [int(gt_ids[j]) for j in matches[:, 1]]
+    state.targets = targets
     state.extras = [state.extras[i] for i in alive]
     state.verified = [True if verified is None else bool(verified[i]) for i in alive]
     unmatched = np.setdiff1d(np.arange(len(gt_ids)), matches[:, 1])
