@@ -63,9 +63,12 @@ DIAGNOSTICS = (
 )
 
 
-def variants(base: TrackerTrainConfig) -> list[tuple[str, TrackerTrainConfig | None, str]]:
-    """(row, training settings or None, tracker)."""
-    head = replace(base, model={"confidence": True})
+def variants(
+    base: TrackerTrainConfig, head_changes: dict[str, Any]
+) -> list[tuple[str, TrackerTrainConfig | None, str]]:
+    """(row, training settings or None, tracker); ``head_changes`` apply to the rows that
+    train a confidence."""
+    head = replace(base, model={"confidence": True}, **head_changes)
     return [
         ("Vanilla", None, "motion"),
         ("Kalman", None, "kalman"),
@@ -129,7 +132,11 @@ def one_seed(
     seed: int,
 ) -> list[dict[str, Any]]:
     rows = []
-    for name, train, tracker_name in variants(replace(base, seed=seed)):
+    head_changes = {}
+    if args.confidence_clips:
+        length, batch = args.confidence_clips
+        head_changes = {"clip_length": length, "batch_size": batch}
+    for name, train, tracker_name in variants(replace(base, seed=seed), head_changes):
         if args.variants and name not in args.variants:
             continue
         weights = None
@@ -167,6 +174,14 @@ def main() -> None:
     parser.add_argument("--report", type=float, nargs="+", default=[0.5])
     parser.add_argument("--end", type=float, default=None)
     parser.add_argument("--lr", type=float, default=TrackerTrainConfig().lr)
+    parser.add_argument(
+        "--confidence-clips",
+        type=int,
+        nargs=2,
+        metavar=("LENGTH", "BATCH"),
+        help="clip length and clips per step of the rows that train a confidence (default: "
+        "the box rows')",
+    )
     parser.add_argument("--variants", nargs="+", metavar="NAME", help="only these rows")
     parser.add_argument("--sequences", nargs="+", metavar="NAME", help="only these sequences")
     parser.add_argument("--tune", action="store_true", help="train 0-35%%, score 35-50%%")
@@ -196,7 +211,8 @@ def main() -> None:
     split = "tuning frames 35-50%" if args.tune else "validation split (last 25%)"
     caption = (
         f"MOT17 {split} of {', '.join(s.name for s in sequences)}, {DET_FILE}, "
-        f"{args.iterations} iterations of {args.batch_size} clips of 5 frames, seeds "
+        f"{args.iterations} iterations of {args.batch_size} clips of 5 frames (confidence rows: "
+        f"{args.confidence_clips or 'the same'}), seeds "
         f"{args.seeds}, report_confidence {args.report}, end_confidence {args.end}, "
         f"{time.perf_counter() - start:.0f} s"
     )

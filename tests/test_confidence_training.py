@@ -176,4 +176,5 @@ def test_unverified_unmatched_track_lives_on_while_training_a_confidence(sequenc
         config = _config()
         _advance(state, predicted, objects, np.array([10, 11]), config, 5, counts, None, verified)
         assert state.track_ids == ids and state.verified == flags
+        assert len(set(state.targets)) == len(state.targets)  # Smooth-L1 pairs by target
         assert counts["fp"] == 1 and counts["fn"] == 1

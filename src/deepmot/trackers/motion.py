@@ -210,6 +210,9 @@ class LearnedMotionConfig:
             ``end_confidence``. Off by default (no scores: every existing number unchanged).
             Its last layer starts at zero: an untrained head says 0.5 for every track.
         confidence_hidden: width of its hidden layers.
+        confidence_max_unverified: the count of unverified frames the head sees is capped
+            here: training clips show it short gaps only, and a track unverified for longer
+            looks to it like one unverified this long (train on clips longer than this).
     """
 
     history_len: int = 5
@@ -224,6 +227,7 @@ class LearnedMotionConfig:
     correct_unverified: bool = False
     confidence: bool = False
     confidence_hidden: int = 32
+    confidence_max_unverified: int = 10
 
     def __post_init__(self) -> None:
         if self.history_len < 2:
@@ -238,6 +242,7 @@ class LearnedMotionConfig:
             "num_neighbours",
             "base_velocity_steps",
             "confidence_hidden",
+            "confidence_max_unverified",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -470,7 +475,7 @@ class LearnedMotionPredictor(MotionPredictor):
         counts = []
         for extra, verified in zip(tracks.extras, tracks.verified.tolist(), strict=True):
             extra[UNVERIFIED_KEY] = 0 if verified else int(extra.get(UNVERIFIED_KEY, 0)) + 1
-            counts.append(extra[UNVERIFIED_KEY])
+            counts.append(min(extra[UNVERIFIED_KEY], self.model.config.confidence_max_unverified))
         device = module_device(self.model)
         return self.model.confidence(
             tracks.history.to(device),

@@ -314,7 +314,10 @@ def _advance(
         # as the management keeps it invisible, so that one that drifts is scored again
         lost = [i for i in range(len(ids)) if i not in set(alive) and not verified[i]]
         alive += lost
-        targets += [state.targets[i] for i in lost]
+        # it follows no object any more (its object is born again): a negative target, as a
+        # false track's, unique in the clip
+        lowest = min([0, *state.targets])
+        targets += [lowest - 1 - k for k in range(len(lost))]
     kept = _refine(predicted[alive], detections, config.refine_iou)
     state.histories = [
         torch.cat([state.histories[i].to(predicted.device), kept[k : k + 1]])[-history_len:]
