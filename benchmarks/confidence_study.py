@@ -136,6 +136,8 @@ def one_seed(
     if args.confidence_clips:
         length, batch = args.confidence_clips
         head_changes = {"clip_length": length, "batch_size": batch}
+    if args.confidence_lr is not None:
+        head_changes["confidence_lr"] = args.confidence_lr
     for name, train, tracker_name in variants(replace(base, seed=seed), head_changes):
         if args.variants and name not in args.variants:
             continue
@@ -174,6 +176,7 @@ def main() -> None:
     parser.add_argument("--report", type=float, nargs="+", default=[0.5])
     parser.add_argument("--end", type=float, default=None)
     parser.add_argument("--lr", type=float, default=TrackerTrainConfig().lr)
+    parser.add_argument("--confidence-lr", type=float, default=None)
     parser.add_argument(
         "--confidence-clips",
         type=int,
@@ -212,7 +215,7 @@ def main() -> None:
     caption = (
         f"MOT17 {split} of {', '.join(s.name for s in sequences)}, {DET_FILE}, "
         f"{args.iterations} iterations of {args.batch_size} clips of 5 frames (confidence rows: "
-        f"{args.confidence_clips or 'the same'}), seeds "
+        f"{args.confidence_clips or 'the same'}, head lr {args.confidence_lr}), seeds "
         f"{args.seeds}, report_confidence {args.report}, end_confidence {args.end}, "
         f"{time.perf_counter() - start:.0f} s"
     )

@@ -178,3 +178,26 @@ def test_unverified_unmatched_track_lives_on_while_training_a_confidence(sequenc
         assert state.track_ids == ids and state.verified == flags
         assert len(set(state.targets)) == len(state.targets)  # Smooth-L1 pairs by target
         assert counts["fp"] == 1 and counts["fn"] == 1
+
+
+def test_train_command_maps_the_confidence_options(tmp_path) -> None:
+    from deepmot.cli import build_parser
+    from deepmot.commands.train import _config
+
+    args = build_parser().parse_args(
+        [
+            "train",
+            str(tmp_path),
+            "--out",
+            "y",
+            "--confidence",
+            "presence",
+            "--confidence-lr",
+            "0.02",
+        ]
+    )
+    config = _config(args)
+    assert config.confidence == "presence" and config.confidence_lr == 0.02
+    assert config.model == {"confidence": True}  # the motion tracker's head, switched on
+    plain = _config(build_parser().parse_args(["train", str(tmp_path), "--out", "y"]))
+    assert plain.confidence == "none" and plain.model == {} and plain.confidence_lr is None

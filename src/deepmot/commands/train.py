@@ -170,6 +170,12 @@ def _loss_options(parser: argparse.ArgumentParser) -> None:
         default=_TRAIN.confidence_weight,
         help="weight of the bce confidence term",
     )
+    loss.add_argument(
+        "--confidence-lr",
+        type=positive_float,
+        default=_TRAIN.confidence_lr,
+        help="learning rate of the confidence head (default: --lr)",
+    )
 
 
 def _augmentation_options(parser: argparse.ArgumentParser) -> None:
@@ -352,6 +358,7 @@ _SETTINGS = {
     "freeze": "freeze",
     "confidence": "confidence",
     "confidence_weight": "confidence_weight",
+    "confidence_lr": "confidence_lr",
 }
 _DEFAULTS: dict = {}
 
@@ -475,6 +482,7 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
             appearance=args.appearance,
             confidence=args.confidence,
             confidence_weight=args.confidence_weight,
+            confidence_lr=args.confidence_lr,
         )
     except ValueError as error:  # the parser's types catch most; this names the rest
         raise DeepMOTError(str(error)) from None

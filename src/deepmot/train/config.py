@@ -149,6 +149,10 @@ class TrackerTrainConfig:
             drifting unverified track is scored again; without, every track is verified and
             an unmatched one ends.
         confidence_weight: weight of the BCE term.
+        confidence_lr: Adam's learning rate of the confidence head's parameters (names
+            starting with ``confidence_``); None: ``lr``. The head starts from 0.5 everywhere
+            and its per-track gradient is about 1/M of a frame's objects, so at ``lr`` it
+            barely leaves 0.5 in a short run.
         verify_iou: the least IoU of that verification (the management's ``match_iou``).
     """
 
@@ -179,6 +183,7 @@ class TrackerTrainConfig:
     appearance: Literal["none", "joint", "branch"] = "none"
     confidence: Literal["none", "presence", "bce"] = "none"
     confidence_weight: float = 1.0
+    confidence_lr: float | None = None
     verify_iou: float = 0.3  # TrackManagementConfig.match_iou
 
     def __post_init__(self) -> None:
@@ -223,6 +228,8 @@ class TrackerTrainConfig:
             raise ValueError(
                 "confidence 'bce' adds to the deepmot or smoothl1 loss, not to vanilla"
             )
+        if self.confidence_lr is not None and not self.confidence_lr > 0:
+            raise ValueError(f"confidence_lr must be > 0, got {self.confidence_lr}")
         if self.confidence_weight < 0:
             raise ValueError(f"confidence_weight must be >= 0, got {self.confidence_weight}")
         if not 0 <= self.verify_iou <= 1:

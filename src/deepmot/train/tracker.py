@@ -54,7 +54,11 @@ from deepmot.train.diagnostics import GRADIENT_TERMS
 from deepmot.train.losses import TrainingLoss, create_training_loss
 from deepmot.train.rollout import COUNTS, TERMS, Rollout, StepResult, placeholder_loss
 
-__all__ = ["LOG_FIELDS", "train_tracker"]
+__all__ = ["CONFIDENCE_PARAMETERS", "LOG_FIELDS", "train_tracker"]
+
+CONFIDENCE_PARAMETERS = "confidence_"
+"""The name prefix of a model's confidence-head parameters (``TrackerTrainConfig.confidence_lr``
+applies to them)."""
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +250,14 @@ def _model_and_optimizer(
                 f"{config.init_weights}: weights do not fit the model's settings ({error})"
             ) from None
     _freeze(model, config.freeze)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
-    return model, optimizer
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if config.confidence_lr is None:
+        return model, torch.optim.Adam([p for _, p in trained], lr=config.lr)
+    # a confidence head learns at its own rate (CONFIDENCE_PARAMETERS names it)
+    head = [p for n, p in trained if n.startswith(CONFIDENCE_PARAMETERS)]
+    rest = [p for n, p in trained if not n.startswith(CONFIDENCE_PARAMETERS)]
+    groups = [{"params": rest}, {"params": head, "lr": config.confidence_lr}]
+    return model, torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr)
 
 
 def _clip_sampler(
