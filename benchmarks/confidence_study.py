@@ -58,8 +58,10 @@ DET_FILE = "deepmot_clean_FRCNN.txt"
 BOX_PARAMETERS = ("mlp", "head")  # the learned motion model's box regressor
 DIAGNOSTICS = (
     Column("reported", True, 1),  # % of unverified track-frames reported
-    Column("grad_fp", False, 4),  # mean gradient of FP~/M per confidence (> 0: pushes down)
-    Column("grad_fn", False, 4),  # the same for FN~/M (< 0: pushes up)
+    # mean gradient per confidence, times 1000, of FP~/M (> 0: pushes it down) and of FN~/M
+    # (< 0: pushes it up), as they enter the loss
+    Column("grad_fp", False, 3),
+    Column("grad_fn", False, 3),
 )
 
 
@@ -105,7 +107,7 @@ def gradient_diagnostic(
     sequences: list[Sequence], config: TrackerTrainConfig, weights: str, seed: int
 ) -> dict[str, float]:
     """What the presence-weighted DeepMOT loss's FP~ and FN~ send to the trained model's
-    confidences on one step of 16 training clips (mean per track)."""
+    confidences on one step of 16 training clips (mean per track, times 1000)."""
     from deepmot.trackers.motion import LearnedMotionPredictor, load_motion_model
 
     model = load_motion_model(weights)
@@ -121,7 +123,7 @@ def gradient_diagnostic(
     rngs = [np.random.default_rng([seed, 10_000, i]) for i in range(len(starts))]
     result = loss.step(starts, rngs, rollout, probe.deepmot.scale, record=True)
     grads = confidence_gradients(result.records, loss.loss)["mean"]
-    return {"grad_fp": grads["fp"], "grad_fn": grads["fn"]}
+    return {"grad_fp": 1000 * grads["fp"], "grad_fn": 1000 * grads["fn"]}
 
 
 def one_seed(
