@@ -133,6 +133,7 @@ class ClipLoss(TrainingLoss):
             rollout.device,
             record,
             scale,
+            rollout.management,
         )
 
     @abstractmethod

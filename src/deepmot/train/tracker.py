@@ -179,7 +179,8 @@ def _train(
         restore_training_state(run.state, model, optimizer, scaler)
     trained = dist.wrap(model)  # DDP with several processes; the frozen matcher stays out
     predictor = trainable.predictor(trained)
-    rollout = Rollout(predictor, config, max(2, int(predictor.history_len)), dist.device)
+    history_len = max(2, int(predictor.history_len))
+    rollout = Rollout(predictor, config, history_len, dist.device, trainable.management)
     sampler, read_ahead = _clip_sampler(
         sequences, rollout, trainable.needs_images(model_config), dist, run, workers
     )
