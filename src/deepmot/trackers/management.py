@@ -629,6 +629,14 @@ class ManagedTracker(Tracker):
         return bool(self.predictor.needs_images)
 
     @property
+    def has_detector(self) -> bool:  # type: ignore[override]
+        return bool(self.predictor.has_detector)
+
+    def use_own_detector(self, min_score: float | None = None) -> None:
+        """Births from the predictor's own detections (see :attr:`Predictor.has_detector`)."""
+        self.predictor.use_own_detector(min_score)
+
+    @property
     def config(self) -> TrackManagementConfig:
         return self.manager.config
 

@@ -65,7 +65,7 @@ LOG_FIELDS = (
 
 
 def _check_inputs(sequences: list[Sequence], trainable: Trainable, model_config: Any) -> None:
-    if trainable.needs_images(model_config):
+    if trainable.needs_images:
         missing = [s.name for s in sequences if not s.has_images]
         if missing:
             raise DeepMOTError(
@@ -182,7 +182,7 @@ def _train(
     history_len = max(2, int(predictor.history_len))
     rollout = Rollout(predictor, config, history_len, dist.device, trainable.management)
     sampler, read_ahead = _clip_sampler(
-        sequences, rollout, trainable.needs_images(model_config), dist, run, workers
+        sequences, rollout, trainable.needs_images, dist, run, workers
     )
     training_loss = create_training_loss(config, dist.device)
     training_loss.check(predictor, config.tracker)
