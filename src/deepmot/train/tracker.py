@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from deepmot.data.sequence import Sequence
-from deepmot.engine.checkpoint import restore_training_state, training_state
+from deepmot.engine.checkpoint import restore_training_state
 from deepmot.engine.distributed import (
     Distributed,
     DistributedModule,
@@ -200,9 +200,7 @@ def _train(
         run,
     )
 
-    def checkpoint(iteration: int) -> None:
-        run.save_checkpoint(training_state(config, model, optimizer, iteration, scaler))
-
+    checkpoint = run.checkpointer(config, model, optimizer, scaler)
     run.start(config.to_dict())
     model.train()
     iteration = fit(
