@@ -187,8 +187,9 @@ def _clip_options(parser: argparse.ArgumentParser) -> None:
         "--refine-iou",
         type=probability,
         default=None,
-        help="in clips, average a track's box with a detection overlapping it by more than "
-        "this, as tracking does (default: keep the raw prediction)",
+        help="in clips, refine a track's box with a detection overlapping it by more than "
+        "this, by the tracker's own management rule (its pairing and refine_weight; the "
+        "motion tracker averages), as tracking does (default: keep the raw prediction)",
     )
     parser.add_argument(
         "--score-refined",

@@ -94,11 +94,13 @@ class TrackerTrainConfig:
             ``"clips"`` (``clip_length`` frames in which the tracker runs on its own outputs).
         clip_length: frames per clip (the authors trained Tracktor on 10-frame clips).
         refine_iou: in clips, a track's box that overlaps a detection of its frame by more
-            than this is averaged with it before the next frame, as the track management does
-            at test time (supp. A.2: "higher than 0.6, we output their average"); None keeps
-            the raw prediction.
+            than this is refined with it before the next frame by the track management's own
+            rule (supp. A.2: "higher than 0.6, we output their average"):
+            :func:`~deepmot.trackers.management.match_and_refine` with the ``match_iou`` and
+            ``refine_weight`` of the tracker's default management (``Trainable.management``;
+            the paper's plain average for the motion tracker); None keeps the raw prediction.
         score_refined: the loss (DeepMOT or Smooth-L1) scores each predicted box after that
-            refinement (the average with its detection, what tracking reports) instead of the
+            refinement (moved towards its detection, what tracking reports) instead of the
             raw prediction, so that a model which copies the detections gains nothing; needs
             ``refine_iou``. False: the paper's loss on the regressor's output.
         augment: :class:`AugmentationConfig`.
