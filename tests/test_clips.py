@@ -41,7 +41,13 @@ def walkers(frames: int = 8, speed: float = 10.0) -> Sequence:
     for f in range(1, frames + 1):
         for gid, y in ((1, 10.0), (2, 60.0)):
             rows.append((f, gid, 20.0 + speed * (f - 1), y, 20.0, 30.0))
-    table = np.asarray(rows)
+    return from_rows("WALK", frames, rows)
+
+
+def from_rows(name: str, frames: int, rows: list[tuple[float, ...]]) -> Sequence:
+    """A 400x200 sequence of ``frames`` frames whose ground truth is ``rows`` of (frame, id,
+    x, y, w, h)."""
+    table = np.asarray(rows, dtype=np.float64)
     n = len(rows)
     gt = mot.GroundTruth(
         frames=table[:, 0].astype(np.int64),
@@ -51,7 +57,7 @@ def walkers(frames: int = 8, speed: float = 10.0) -> Sequence:
         classes=np.ones(n, np.int64),
         visibility=np.ones(n),
     )
-    return Sequence("WALK", frames, 400, 200, 30.0, gt)
+    return Sequence(name, frames, 400, 200, 30.0, gt)
 
 
 def run(starts, predictor, loss=None, config=None):
@@ -314,17 +320,7 @@ def standing(boxes: list[tuple[float, float, float, float]], frames: int = 2) ->
         for f in range(1, frames + 1)
         for gid, (x0, y0, x1, y1) in enumerate(boxes, start=1)
     ]
-    table = np.asarray(rows, dtype=np.float64)
-    n = len(rows)
-    gt = mot.GroundTruth(
-        frames=table[:, 0].astype(np.int64),
-        ids=table[:, 1].astype(np.int64),
-        boxes_xywh=table[:, 2:6],
-        flags=np.ones(n, np.int64),
-        classes=np.ones(n, np.int64),
-        visibility=np.ones(n),
-    )
-    return Sequence("STAND", frames, 400, 200, 30.0, gt)
+    return from_rows("STAND", frames, rows)
 
 
 @pytest.mark.parametrize(
