@@ -22,6 +22,7 @@ TABLES = (
     "loss-ablation-goturn",
     "loss-ablation-siamrpn",
     "loss-ablation-tracktor",
+    "real",
     "sot",
     "tracktor",
 )
@@ -55,8 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="MOT_ROOT",
         help="folder of MOTChallenge sequences (MOT17 with the DeepMOT authors' cleaned "
         "detections, det/deepmot_clean_FRCNN.txt; tracktor, sot and loss-ablation-<tracker> "
-        "make their own scenes); "
-        "default: ../shared/data/mot",
+        "make their own scenes; real reads sequence folders with img1/, gt and det, e.g. "
+        "PETS09-S2L1 made by 'deepmot frames'); default: ../shared/data/mot",
     )
     parser.add_argument(
         "--set",

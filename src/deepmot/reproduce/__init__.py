@@ -8,7 +8,8 @@ Registered tables: ``comparison`` (Table 3 layout), ``loss-ablation`` (Table 2 l
 ``train.dhn_eval.run_ablation``), ``tracktor`` (Table 3 layout, Tracktor on synthetic scenes),
 ``sot`` (Table 3 layout, GOTURN and SiamRPN on synthetic scenes), ``loss-ablation-tracktor``,
 ``loss-ablation-goturn``, ``loss-ablation-siamrpn`` (Table 2 layout for the image trackers, on
-synthetic scenes). A table module is imported
+synthetic scenes), ``real`` (Tables 1 and 3 layout for Tracktor, GOTURN and SiamRPN on real
+frames). A table module is imported
 here so that it registers: a new table is ``tables/<name>.py`` plus one entry in
 ``_TABLE_MODULES``.
 """
@@ -37,7 +38,7 @@ __all__ = [
     "register_table",
 ]
 
-_TABLE_MODULES = ("motion", "correlation", "dhn", "tracktor", "sot", "ablation")
+_TABLE_MODULES = ("motion", "correlation", "dhn", "tracktor", "sot", "ablation", "real")
 
 for _module in _TABLE_MODULES:
     importlib.import_module(f"deepmot.reproduce.tables.{_module}")

@@ -98,12 +98,16 @@ class TableResult:
         per_seed: seed (as text) -> the rows of that seed alone.
         plot: the figure the run wrote (inside ``context.out``), or None.
         notes: one line about what was measured (data, split, iterations).
+        differences: paired comparisons, one dict per pair: ``"row"`` (``"Δ A − B"``), then
+            per column the mean over seeds of A's value minus B's in the same seed and
+            ``<column>_std``; shown as a table of their own below the rows.
     """
 
     rows: list[dict[str, Any]]
     per_seed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     plot: Path | None = None
     notes: str = ""
+    differences: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,27 @@ def format_rows(record: Mapping[str, Any]) -> str:
                 value = theirs.get(column.name)
                 cells.append("–" if value is None else f"*{value:.{column.decimals}f}*")
             lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + _format_differences(record, columns, seeds)
+
+
+def _format_differences(record: Mapping[str, Any], columns: list[Column], seeds: int) -> str:
+    """The record's paired differences as a table of their own (empty text without any)."""
+    differences = record.get("differences") or []
+    if not differences:
+        return ""
+    lines = [
+        "",
+        "",
+        f"Paired differences: row A minus row B in the same seed, mean ± std over {seeds} "
+        "seed(s); above 0 is better where ↑, below 0 where ↓.",
+        "",
+        "| " + " | ".join(["", *(c.name for c in columns)]) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for row in differences:
+        cells = [str(row["row"])]
+        cells += [_cell(row.get(c.name), row.get(f"{c.name}_std"), c, seeds) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -259,6 +280,7 @@ def reproduce_table(
         per_seed=result.per_seed,
         seeds=list(settings.get("seeds", [])),
         notes=result.notes,
+        differences=result.differences,
         plot=result.plot.name if result.plot is not None else None,
         finished=True,
     )

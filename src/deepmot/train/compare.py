@@ -53,12 +53,14 @@ TABLE_COLUMNS = (
 
 @dataclass(frozen=True)
 class Variant:
-    """A row of the comparison: ``train`` None means an untrained tracker, ``tracker`` (by
-    default the trained rows' tracker untrained, for ``motion`` exactly constant velocity)."""
+    """A row of the comparison: ``train`` None means a tracker that trains nothing,
+    ``tracker`` (by default the trained rows' tracker untrained, for ``motion`` exactly
+    constant velocity), with its shipped weights where ``pretrained``."""
 
     name: str
     train: TrackerTrainConfig | None
     tracker: str | None = None
+    pretrained: bool = False
 
 
 def paper_variants(base: TrackerTrainConfig) -> list[Variant]:
@@ -145,7 +147,7 @@ def compare_variants(
             name = variant.tracker or next(
                 (v.train.tracker for v in variants if v.train is not None), "motion"
             )
-            tracker = create_tracker(name, pretrained=False, **(tracker_options or {}))
+            tracker = create_tracker(name, pretrained=variant.pretrained, **(tracker_options or {}))
         else:
             summary = train_tracker(
                 list(train_sequences), out / _slug(variant.name), variant.train, progress=progress
