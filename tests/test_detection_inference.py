@@ -109,6 +109,32 @@ def test_the_openvino_runtime_gives_the_torch_features_for_each_input_size():
     assert len(compiled._copy.compiled) == 2
 
 
+def test_backbones_with_the_same_weights_share_one_compiled_model(monkeypatch):
+    """A second backbone built with the same weights (another tracker of the same detector)
+    reuses the process's compiled model; other weights compile their own, and the process
+    keeps only the last ``COMPILED_KEPT``."""
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    from deepmot.detection import inference
+
+    monkeypatch.setattr(inference, "_COMPILED", inference.OrderedDict())
+    monkeypatch.setattr(inference, "COMPILED_KEPT", 2)
+    first, same, other = (build_detector(TINY).backbone for _ in range(3))
+    _randomise_norms(first, seed=5)
+    same.load_state_dict(first.state_dict())
+    _randomise_norms(other, seed=6)
+    x = torch.rand(1, 3, 96, 128)
+    features = [InferenceBackbone(b, runtime="openvino") for b in (first, same, other)]
+    outputs = [f(x) for f in features]
+    requests = [f._copy.compiled[tuple(x.shape)][0] for f in features]
+    assert requests[0] is requests[1] and requests[2] is not requests[0]
+    assert len(inference._COMPILED) == 2
+    for level in outputs[0]:
+        torch.testing.assert_close(outputs[1][level], outputs[0][level], rtol=0, atol=0)
+        assert not torch.allclose(outputs[2][level], outputs[0][level])
+    InferenceBackbone(first, runtime="openvino")(torch.rand(1, 3, 64, 96))  # a third model
+    assert len(inference._COMPILED) == 2  # the oldest dropped
+
+
 def test_runtimes_resolve_or_say_why_not(monkeypatch):
     cpu = torch.device("cpu")
     assert resolve_runtime("torch", cpu) == "torch"

@@ -16,7 +16,7 @@ from deepmot.errors import DeepMOTError
 from deepmot.reproduce import get_table
 from deepmot.reproduce.registry import TableContext
 from deepmot.reproduce.run import format_rows
-from deepmot.reproduce.tables.real import paired_differences
+from deepmot.reproduce.tables.real import paired_differences, synthetic_weights
 
 
 def _row(name: str, mota: float, fp: int) -> dict:
@@ -89,27 +89,31 @@ def _validation(root: Path) -> list:
 @pytest.mark.data
 def test_real_table_sot_and_baseline_rows_are_the_evaluators(tmp_path: Path, tud_frames) -> None:
     """Two seeds of one GOTURN step each: the rows that train nothing equal tracking again
-    (the shipped weights; each tracker's own defaults) and repeat in both seeds, the fine-tuned
-    rows start from the seed's Vanilla weights, and the Δ rows are the seeds' differences."""
+    (the synthetic-scene weights; each tracker's own defaults) and repeat in both seeds, the
+    fine-tuned rows start from the seed's Vanilla weights, and the Δ rows are the seeds'
+    differences."""
     from deepmot.trackers import create_tracker
 
     result = get_table("real").run(TableContext(tmp_path / "run", _tiny(), tud_frames, False))
     names = [r["row"] for r in result.rows]
-    assert names == ["GOTURN shipped", "GOTURN Vanilla", "GOTURN Smooth L1", "GOTURN DeepMOT",
+    assert names == ["GOTURN synthetic", "GOTURN Vanilla", "GOTURN Smooth L1", "GOTURN DeepMOT",
                      "Constant velocity", "Kalman"]  # fmt: skip
     rows = {r["row"]: r for r in result.rows}
     val = _validation(tud_frames)
-    again = {"GOTURN shipped": "goturn", "Constant velocity": "constant_velocity",
-             "Kalman": "kalman"}  # fmt: skip
+    again = {
+        "GOTURN synthetic": create_tracker("goturn", weights=synthetic_weights("goturn")),
+        "Constant velocity": create_tracker("constant_velocity"),
+        "Kalman": create_tracker("kalman"),
+    }
     for name, tracker in again.items():
-        _same_row(rows[name], _rescored(name, create_tracker(tracker), val, tmp_path / name))
+        _same_row(rows[name], _rescored(name, tracker, val, tmp_path / name))
         assert rows[name]["MOTA_std"] == 0.0 and rows[name]["FN_std"] == 0.0  # both seeds
     for seed in (0, 1):
         sot = tmp_path / "run" / f"seed{seed}" / "sot"
         config = json.loads((sot / "goturn_deepmot" / "config.json").read_text())
         assert config["init_weights"] == str(sot / "goturn_vanilla" / "goturn.safetensors")
         vanilla = json.loads((sot / "goturn_vanilla" / "config.json").read_text())
-        assert Path(vanilla["init_weights"]).name == "goturn.safetensors"
+        assert vanilla["init_weights"] == str(synthetic_weights("goturn"))
         assert vanilla["seed"] == seed and vanilla["loss"] == "vanilla"
     seeds = [{r["row"]: r for r in rows} for rows in result.per_seed.values()]
     diff = {d["row"]: d for d in result.differences}["Δ GOTURN DeepMOT − GOTURN Vanilla"]

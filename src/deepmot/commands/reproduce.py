@@ -38,8 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "machine, the wall time), table.md and plot.png; results.json is written after "
             "every seed, and each finished seed's rows are kept in OUT/TABLE/seed<N>/rows.json, "
             "so a stopped run continues with --resume. --scale cpu finishes in under 30 "
-            "minutes on a 2-core CPU; --scale full is what a GPU user runs. 'deepmot results "
-            "OUT' turns the folders into the results page."
+            "minutes on a 2-core CPU (real: about 50); --scale full is what a GPU user runs. "
+            "'deepmot results OUT' turns the folders into the results page."
         ),
         formatter_class=HelpFormatter,
     )

@@ -13,7 +13,10 @@ Two runtimes, the same features (relative differences about 2e-6 on ``mobilenet_
   (``pip install 'deepmot[openvino]'``).
 
 ``"auto"`` (the default) takes OpenVINO where it is installed and the backbone is on the CPU,
-else torch. :class:`InferenceBackbone` keeps the copy beside the trainable backbone and rebuilds
+else torch. A process compiles each backbone once per input size: the compiled models are
+kept by a fingerprint of the folded weights (the last :data:`COMPILED_KEPT`), so trackers
+built one after another on the same frozen backbone (a table's rows, a tuning study's trials)
+share one. :class:`InferenceBackbone` keeps the copy beside the trainable backbone and rebuilds
 it when the original's weights are loaded again or it moves to another device or dtype.
 """
 
@@ -21,9 +24,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import importlib.util
 import logging
 import time
+import weakref
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -135,12 +141,43 @@ class _TorchBackbone:
         return self.module(images.contiguous(memory_format=torch.channels_last))
 
 
+COMPILED_KEPT = 8
+"""How many compiled backbones (weights and input size) a process keeps for reuse."""
+
+_COMPILED: OrderedDict[tuple[str, tuple[int, ...], int], tuple[Any, list[str]]] = OrderedDict()
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """A digest of ``module``'s state (names, shapes, dtypes and values): equal for two
+    modules that compute the same function with the same weights."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in module.state_dict().items():
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}{tuple(value.shape)}{value.dtype}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 class _OpenVINOBackbone:
-    """A backbone compiled by OpenVINO, once per input size; returns the torch copy's dict."""
+    """A backbone compiled by OpenVINO, once per input size and process (the compiled
+    models are shared through ``_COMPILED`` by weights fingerprint); returns the torch
+    copy's dict."""
 
     def __init__(self, module: nn.Module) -> None:
         self.module = module
+        self.fingerprint = weights_fingerprint(module)
         self.compiled: dict[tuple[int, ...], tuple[Any, list[str]]] = {}
+
+    def _shared(self, images: Tensor) -> tuple[Any, list[str]]:
+        """The compiled model for ``images``' size: the process's, else compiled now."""
+        key = (self.fingerprint, tuple(images.shape), torch.get_num_threads())
+        if key in _COMPILED:
+            _COMPILED.move_to_end(key)
+        else:
+            _COMPILED[key] = self._compile(images)
+            while len(_COMPILED) > COMPILED_KEPT:
+                _COMPILED.popitem(last=False)
+        return _COMPILED[key]
 
     def _compile(self, images: Tensor) -> tuple[Any, list[str]]:
         import openvino as ov
@@ -169,12 +206,26 @@ class _OpenVINOBackbone:
         images = images.float()
         key = tuple(images.shape)
         if key not in self.compiled:
-            self.compiled[key] = self._compile(images)
+            self.compiled[key] = self._shared(images)
         request, names = self.compiled[key]
         outputs = request.infer({0: images.contiguous().numpy()})
         # the request reuses its buffers: copy, as the features outlive the next call
         values = [torch.from_numpy(outputs[i].copy()) for i in range(len(names))]
         return dict(zip(names, values, strict=True))
+
+
+def _dropper(owner: InferenceBackbone) -> Any:
+    """The backbone's load hook that drops ``owner``'s copy: a plain function holding
+    ``owner`` weakly, so that copying the backbone (:func:`inference_copy`) copies neither
+    ``owner`` nor its compiled models."""
+    ref = weakref.ref(owner)
+
+    def drop(module: nn.Module, incompatible: object) -> None:
+        alive = ref()
+        if alive is not None:
+            alive._copy = None
+
+    return drop
 
 
 class InferenceBackbone:
@@ -193,10 +244,7 @@ class InferenceBackbone:
         self.runtime = runtime
         self._copy: Any = None
         self._made_for: tuple[torch.device, torch.dtype] | None = None
-        backbone.register_load_state_dict_post_hook(self._drop)
-
-    def _drop(self, module: nn.Module, incompatible: object) -> None:
-        self._copy = None
+        backbone.register_load_state_dict_post_hook(_dropper(self))
 
     def __call__(self, images: Tensor) -> dict[str, Tensor]:
         parameter = next(self.backbone.parameters())

@@ -1,7 +1,8 @@
 """The table registry of ``deepmot reproduce``: one function and one registration per table.
 
 A table is a :class:`TableSpec`: a ``run(context) -> TableResult`` function, its settings per
-scale (``cpu``: under 30 minutes on a 2-core CPU; ``full``: what a GPU user runs), the paper's
+scale (``cpu``: under 30 minutes on a 2-core CPU, ``real`` about 50; ``full``: what a GPU user
+runs), the paper's
 rows it compares with, and the text that explains the differences (shown on the results page
 beside the numbers). Registering is one call in the table's module::
 

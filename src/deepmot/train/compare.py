@@ -55,12 +55,12 @@ TABLE_COLUMNS = (
 class Variant:
     """A row of the comparison: ``train`` None means a tracker that trains nothing,
     ``tracker`` (by default the trained rows' tracker untrained, for ``motion`` exactly
-    constant velocity), with its shipped weights where ``pretrained``."""
+    constant velocity), with the weights file ``weights`` where given."""
 
     name: str
     train: TrackerTrainConfig | None
     tracker: str | None = None
-    pretrained: bool = False
+    weights: str | None = None
 
 
 def paper_variants(base: TrackerTrainConfig) -> list[Variant]:
@@ -147,7 +147,8 @@ def compare_variants(
             name = variant.tracker or next(
                 (v.train.tracker for v in variants if v.train is not None), "motion"
             )
-            tracker = create_tracker(name, pretrained=variant.pretrained, **(tracker_options or {}))
+            weights = variant.weights
+            tracker = create_tracker(name, weights, pretrained=False, **(tracker_options or {}))
         else:
             summary = train_tracker(
                 list(train_sequences), out / _slug(variant.name), variant.train, progress=progress
