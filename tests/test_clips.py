@@ -19,14 +19,20 @@ from deepmot.trackers import (
     MotionPredictor,
     Prediction,
     Predictor,
+    Track,
     TrackBatch,
+    TrackManagementConfig,
+    TrackManager,
+    TrackState,
 )
+from deepmot.trackers.management import match_and_refine
 from deepmot.train.clips import ClipSampler
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
 from deepmot.train.losses import DeepMOTTraining, SmoothL1Training
 from deepmot.train.rollout import run_clips
 
 NO_AUG = AugmentationConfig(perturb=0.0, jitter=0.0)
+CPU = torch.device("cpu")
 
 
 def walkers(frames: int = 8, speed: float = 10.0) -> Sequence:
@@ -35,7 +41,13 @@ def walkers(frames: int = 8, speed: float = 10.0) -> Sequence:
     for f in range(1, frames + 1):
         for gid, y in ((1, 10.0), (2, 60.0)):
             rows.append((f, gid, 20.0 + speed * (f - 1), y, 20.0, 30.0))
-    table = np.asarray(rows)
+    return from_rows("WALK", frames, rows)
+
+
+def from_rows(name: str, frames: int, rows: list[tuple[float, ...]]) -> Sequence:
+    """A 400x200 sequence of ``frames`` frames whose ground truth is ``rows`` of (frame, id,
+    x, y, w, h)."""
+    table = np.asarray(rows, dtype=np.float64)
     n = len(rows)
     gt = mot.GroundTruth(
         frames=table[:, 0].astype(np.int64),
@@ -45,7 +57,7 @@ def walkers(frames: int = 8, speed: float = 10.0) -> Sequence:
         classes=np.ones(n, np.int64),
         visibility=np.ones(n),
     )
-    return Sequence("WALK", frames, 400, 200, 30.0, gt)
+    return Sequence(name, frames, 400, 200, 30.0, gt)
 
 
 def run(starts, predictor, loss=None, config=None):
@@ -287,3 +299,75 @@ def test_score_refined_scores_the_average_with_the_detection(loss):
 def test_score_refined_needs_refine_iou():
     with pytest.raises(ValueError, match="refine_iou"):
         TrackerTrainConfig(score_refined=True)
+
+
+class RecordingL1(SmoothL1Training):
+    """The Smooth-L1 loss, keeping the boxes of every frame it scores."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scored: list[torch.Tensor] = []
+
+    def score(self, frame, scale, record):
+        self.scored.extend(b.detach().clone() for b in frame.boxes)
+        return super().score(frame, scale, record)
+
+
+def standing(boxes: list[tuple[float, float, float, float]], frames: int = 2) -> Sequence:
+    """People standing still at ``boxes`` (xyxy; ids 1, 2, ...), no detections."""
+    rows = [
+        (f, gid, x0, y0, x1 - x0, y1 - y0)
+        for f in range(1, frames + 1)
+        for gid, (x0, y0, x1, y1) in enumerate(boxes, start=1)
+    ]
+    return from_rows("STAND", frames, rows)
+
+
+@pytest.mark.parametrize(
+    "management",
+    [TrackManagementConfig(), TrackManagementConfig(refine_weight=0.8, match_iou=0.5)],
+    ids=["paper", "weight-0.8"],
+)
+def test_the_rollout_refines_as_the_track_manager_does(management):
+    # two tracks near one detection (IoU 0.90 and 0.74, 0.67 with each other), one far
+    detection = (50.0, 10.0, 70.0, 50.0)
+    tracks = [(51.0, 10.0, 71.0, 50.0), (47.0, 10.0, 67.0, 50.0), (250.0, 100.0, 270.0, 140.0)]
+    seq = standing(tracks)
+    dets = mot.Detections(np.array([2]), np.array([[50.0, 10.0, 20.0, 40.0]]), -np.ones(1))
+    seq = Sequence(seq.name, 2, 400, 200, 30.0, seq.gt, dets)
+    start = ClipSampler([seq], 2, 2, 1.0, NO_AUG)._start(0, 1, np.random.default_rng(0))
+    config = TrackerTrainConfig(loss="smoothl1", augment=NO_AUG, refine_iou=0.6, score_refined=True)
+    loss = RecordingL1()
+    predictor = MotionPredictor(ConstantVelocityModel())  # still people: boxes stay
+    run_clips(
+        [start], predictor, loss, config, np.random.default_rng(0), 2, CPU, management=management
+    )
+    (rolled,) = loss.scored
+
+    manager = TrackManager(ConstantVelocityModel(), management)
+    manager.tracks = [
+        Track(i + 1, TrackState.ACTIVE, torch.tensor([box]), 1.0, 1) for i, box in enumerate(tracks)
+    ]
+    manager.next_id = len(tracks) + 1
+    out = manager.update(torch.tensor([[*detection, -1.0]]))
+    managed = torch.stack([t.box for t in manager.tracks])
+    torch.testing.assert_close(rolled, managed, rtol=0, atol=0)
+    # the first track takes the detection (refined), the second and the far one keep their box
+    w = management.refine_weight
+    expected = torch.tensor(tracks)
+    expected[0] = (1 - w) * expected[0] + w * torch.tensor(detection)
+    torch.testing.assert_close(rolled, expected)
+    torch.testing.assert_close(out[0, :4], expected[0])  # what the tracker reports
+
+
+def test_refinement_is_differentiable_in_the_boxes():
+    boxes = torch.tensor([[51.0, 10.0, 71.0, 50.0], [250.0, 100.0, 270.0, 140.0]])
+    boxes.requires_grad_()
+    config = TrackManagementConfig(refine_weight=0.8)
+    matches, refined = match_and_refine(
+        boxes, torch.tensor([[50.0, 10.0, 70.0, 50.0, 1.0]]), config
+    )
+    assert matches.tolist() == [[0, 0]]
+    refined.sum().backward()
+    # d refined / d box: 1 - w for the refined box, 1 for the one left alone
+    torch.testing.assert_close(boxes.grad[:, 0], torch.tensor([0.2, 1.0]))

@@ -158,11 +158,14 @@ def test_unverified_unmatched_track_lives_on_while_training_a_confidence(sequenc
     """Track 2 misses its object (IoU 0) and no detection verifies it: with a confidence to
     train it lives on (as the management keeps it invisible) beside the birth of its object;
     without, it ends."""
+    from deepmot.data.sequence import FrameGT
     from deepmot.train.clips import ClipStart
     from deepmot.train.rollout import COUNTS, ClipState, _advance
 
     objects = np.array([[0, 0, 10, 20], [50, 0, 60, 20]], np.float32)
     predicted = torch.tensor([[0.0, 0.0, 10.0, 20.0], [80.0, 0.0, 90.0, 20.0]])
+    ones = np.ones(2, np.int64)
+    gt = FrameGT(np.array([10, 11]), objects, ones, ones, np.ones(2, np.float32))
     for verified, ids, flags in (
         (np.array([True, False]), [1, 2, 3], [True, False, True]),
         (None, [1, 3], [True, True]),
@@ -174,7 +177,7 @@ def test_unverified_unmatched_track_lives_on_while_training_a_confidence(sequenc
         state = ClipState.begin(start, np.random.default_rng(0))
         counts = dict.fromkeys(COUNTS, 0.0)
         config = _config()
-        _advance(state, predicted, objects, np.array([10, 11]), config, 5, counts, None, verified)
+        _advance(state, predicted, predicted, gt, config, 5, counts, verified)
         assert state.track_ids == ids and state.verified == flags
         assert len(set(state.targets)) == len(state.targets)  # Smooth-L1 pairs by target
         assert counts["fp"] == 1 and counts["fn"] == 1

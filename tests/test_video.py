@@ -367,6 +367,17 @@ def test_tracktor_tracks_a_video_with_its_own_detector(
     assert len(results) == 0 or results.frames.max() <= 5
 
 
+def test_a_tracker_without_a_detector_tracks_a_video_with_the_shipped_one(
+    street: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # SORT has its own management and no detector: the shipped detector finds the people
+    video, _ = street
+    argv = ["track", str(video), "--tracker", "sort", "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    results = read_results(tmp_path / "street.txt")
+    assert len(results) == 0 or results.frames.max() <= 5
+
+
 def test_video_options_do_not_go_with_a_folder(
     street: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -18,35 +18,12 @@ from typing import NoReturn
 
 from deepmot import __version__
 from deepmot.commands import COMMANDS
+from deepmot.commands._args import missing_extra_message
 from deepmot.errors import DeepMOTError
 
-# Which extra of pyproject.toml brings each optional module a command may import.
-_EXTRAS = {
-    "torch": "train",
-    "torchvision": "train",
-    "optuna": "train",
-    "torchmetrics": "train",
-    "pycocotools": "train",
-    "safetensors": "train",
-    "cv2": "images",
-    "matplotlib": "plots",
-}
 # Commands that run on the core install (NumPy, SciPy, tqdm): no torch pair to check.
 _CORE_COMMANDS = {"eval", "results", "synth"}
 _CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
-
-
-def missing_extra_message(error: ModuleNotFoundError) -> str | None:
-    """One line saying which extra to install for a module a plain ``pip install`` leaves out,
-    or None when the missing module is not one of them (a real bug: let it surface)."""
-    module = (error.name or "").partition(".")[0]
-    extra = _EXTRAS.get(module)
-    if extra is None:
-        return None
-    return (
-        f"needs {module}, which the core install leaves out: pip install 'deepmot[{extra}]' "
-        f"(from a checkout: pip install '.[{extra}]')"
-    )
 
 
 def torch_pair_message() -> str | None:

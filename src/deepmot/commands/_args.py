@@ -19,6 +19,18 @@ from pathlib import Path
 
 from deepmot.errors import DeepMOTError
 
+# Which extra of pyproject.toml brings each optional module a command may import.
+_EXTRAS = {
+    "torch": "train",
+    "torchvision": "train",
+    "optuna": "train",
+    "torchmetrics": "train",
+    "pycocotools": "train",
+    "safetensors": "train",
+    "cv2": "images",
+    "matplotlib": "plots",
+}
+
 __all__ = [
     "DET_FILE_HELP",
     "ListAction",
@@ -31,6 +43,7 @@ __all__ = [
     "existing_path",
     "float_at_least",
     "int_at_least",
+    "missing_extra_message",
     "key_value",
     "output_dir",
     "output_file",
@@ -61,6 +74,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def missing_extra_message(error: ModuleNotFoundError) -> str | None:
+    """One line saying which extra to install for a module a plain ``pip install`` leaves out,
+    or None when the missing module is not one of them (a real bug: let it surface)."""
+    module = (error.name or "").partition(".")[0]
+    extra = _EXTRAS.get(module)
+    if extra is None:
+        return None
+    return (
+        f"needs {module}, which the core install leaves out: pip install 'deepmot[{extra}]' "
+        f"(from a checkout: pip install '.[{extra}]')"
+    )
+
+
 class ListAction(argparse.Action):
     """A flag that prints a listing and exits, whatever else the command requires (as
     ``--version`` does): ``add_argument("--list-trackers", action=ListAction, lister=f)``
@@ -74,8 +100,6 @@ class ListAction(argparse.Action):
         try:
             lines = self.lister()
         except ModuleNotFoundError as error:
-            from deepmot.cli import missing_extra_message
-
             message = missing_extra_message(error)
             if message is None:
                 raise

@@ -47,7 +47,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Deep Hungarian Net (paper Sec. 4.1 and supplementary).",
     )
     sub = parser.add_subparsers(dest="dhn_command", metavar="STEP", required=True)
+    _data_parser(sub)
+    _train_parser(sub)
+    _eval_parser(sub)
+    _ablation_parser(sub)
 
+
+def _data_parser(sub: argparse._SubParsersAction) -> None:
+    """'deepmot dhn data': the (D, A*) sets from MOTChallenge folders."""
     data = sub.add_parser(
         "data",
         help="build (D, A*) train/test sets from MOTChallenge folders",
@@ -101,6 +108,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--no-progress", action="store_true", help="no progress bar")
     data.set_defaults(run=run_data)
 
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    """'deepmot dhn train': one DHN variant."""
     train = sub.add_parser(
         "train",
         help="train a DHN variant",
@@ -126,6 +136,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(run=run_train)
     _TRAIN_DEFAULTS.update({dest: train.get_default(dest) for dest in _SETTINGS})
 
+
+def _eval_parser(sub: argparse._SubParsersAction) -> None:
+    """'deepmot dhn eval': a DHN's accuracies on a split, the size study."""
     ev = sub.add_parser(
         "eval",
         help="WA/MA/SA/exact match of weights on a split, size study",
@@ -161,6 +174,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(run=run_eval)
 
+
+def _ablation_parser(sub: argparse._SubParsersAction) -> None:
+    """'deepmot dhn ablation': every variant trained and evaluated (Table 5)."""
     ab = sub.add_parser(
         "ablation",
         help="train and evaluate every variant (Table 5)",

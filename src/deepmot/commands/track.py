@@ -186,15 +186,11 @@ def _check_options(args: argparse.Namespace, video: bool) -> None:
 
 
 def _own_detector(tracker, min_score: float | None) -> bool:
-    """Let a tracker that has a detector of its own (Tracktor) start tracks from its detections
-    (``private``), scored at least ``min_score`` where given; False for a tracker without one."""
-    from dataclasses import replace
-
-    config = getattr(tracker.predictor, "config", None)
-    if config is None or not hasattr(config, "private"):
+    """Let a tracker that has a detector of its own (Tracktor) start tracks from its detections,
+    scored at least ``min_score`` where given; False for a tracker without one."""
+    if not tracker.has_detector:
         return False
-    threshold = config.detection_thresh if min_score is None else min_score
-    tracker.predictor.config = replace(config, private=True, detection_thresh=threshold)
+    tracker.use_own_detector(min_score)
     return True
 
 

@@ -208,8 +208,9 @@ def _clip_options(parser: argparse.ArgumentParser) -> None:
         "--refine-iou",
         type=probability,
         default=None,
-        help="in clips, average a track's box with a detection overlapping it by more than "
-        "this, as tracking does (default: keep the raw prediction)",
+        help="in clips, refine a track's box with a detection overlapping it by more than "
+        "this, by the tracker's own management rule (its pairing and refine_weight; the "
+        "motion tracker averages), as tracking does (default: keep the raw prediction)",
     )
     parser.add_argument(
         "--score-refined",
@@ -489,22 +490,24 @@ def _config(args: argparse.Namespace) -> TrackerTrainConfig:
 
 
 def _backbone(tracker: str, backbone: str | None) -> dict:
-    """The model settings of ``--backbone``: none for the tracker's default; ``alexnet``:
-    its config class's ``alexnet()`` preset (GOTURN's and SiamRPN's: the paper's sizes)."""
+    """The model settings of ``--backbone``: none for the tracker's default; else the
+    tracker's declared preset of that name (``Trainable.backbones``: GOTURN's and SiamRPN's
+    ``light`` default and the paper's ``alexnet`` sizes)."""
     if backbone is None:
         return {}
-    from deepmot.trackers import get_trainable
+    from deepmot.trackers import get_trainable, list_trainable
 
     try:
-        config = get_trainable(tracker).config
+        backbones = get_trainable(tracker).backbones
     except ValueError as error:
         raise DeepMOTError(f"--tracker {tracker}: {error}") from None
-    if not hasattr(config, "alexnet"):
+    if backbone not in backbones:
+        choosing = [n for n in list_trainable() if backbone in get_trainable(n).backbones]
         raise DeepMOTError(
-            f"--backbone {backbone}: tracker {tracker!r} has no backbone to choose (goturn and "
-            "siamrpn have light and alexnet)"
+            f"--backbone {backbone}: tracker {tracker!r} has no backbone to choose "
+            f"({' and '.join(choosing)} have {backbone})"
         )
-    return (config.alexnet() if backbone == "alexnet" else config()).to_dict()
+    return backbones[backbone]().to_dict()
 
 
 RUN_FILES = ("config.json", "checkpoint.pt", "log.csv")

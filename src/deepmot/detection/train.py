@@ -39,7 +39,7 @@ from deepmot.data.sequence import Sequence
 from deepmot.detection.config import DetectorTrainConfig
 from deepmot.detection.data import StepFrames, sampling_weights
 from deepmot.detection.model import build_detector, init_detector, save_detector
-from deepmot.engine.checkpoint import restore_training_state, training_state
+from deepmot.engine.checkpoint import restore_training_state
 from deepmot.engine.distributed import Distributed, precision_and_seed, setup
 from deepmot.engine.loop import StepReport, fit
 from deepmot.engine.prefetch import step_loader
@@ -232,9 +232,7 @@ def _train(
         sampling_weights(sequences, config.synthetic_share),
     )
 
-    def checkpoint(iteration: int) -> None:
-        run.save_checkpoint(training_state(config, model, optimizer, iteration, scaler))
-
+    checkpoint = run.checkpointer(config, model, optimizer, scaler)
     run.start(config.to_dict())
     model.train()
     step = _DetectorStep(

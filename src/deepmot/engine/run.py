@@ -21,11 +21,11 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from deepmot.engine.checkpoint import atomic_torch_save, load_checkpoint, trim_log
+from deepmot.engine.checkpoint import atomic_torch_save, load_checkpoint, training_state, trim_log
 from deepmot.errors import DeepMOTError
 from deepmot.io.atomic import atomic_write_text
 
@@ -184,6 +184,26 @@ class TrainingRun:
         """Write ``checkpoint.pt`` atomically (main process only)."""
         if self.main:
             atomic_torch_save(state, self.checkpoint_path)
+
+    def checkpointer(
+        self,
+        config: Any,
+        model: Any,
+        optimizer: Any,
+        scaler: Any,
+        extra: Callable[[], dict[str, Any]] | None = None,
+    ) -> Callable[[int], None]:
+        """The ``checkpoint(iteration)`` a trainer hands to :func:`~deepmot.engine.loop.fit`:
+        saves :func:`~deepmot.engine.checkpoint.training_state` of ``config``, ``model``,
+        ``optimizer`` and ``scaler`` (a GradScaler) at that iteration, with what ``extra()``
+        returns at that moment (the DHN trainer's random-generator states)."""
+
+        def checkpoint(iteration: int) -> None:
+            more = extra() if extra is not None else {}
+            state = training_state(config, model, optimizer, iteration, scaler, **more)
+            self.save_checkpoint(state)
+
+        return checkpoint
 
     def close(self) -> None:
         if self._log_file is not None:

@@ -91,6 +91,14 @@ class Tracker(abc.ABC):
 
     #: Whether :meth:`update` needs the image; :func:`track_sequence` loads frames only then.
     needs_images: bool = False
+    #: Whether it can find people with a detector of its own (:meth:`use_own_detector`).
+    has_detector: bool = False
+
+    def use_own_detector(self, min_score: float | None = None) -> None:
+        """Start tracks from the tracker's own detections (scored at least ``min_score``;
+        None: its own threshold) instead of those given to :meth:`update`. Only where
+        :attr:`has_detector`."""
+        raise NotImplementedError(f"{type(self).__name__} has no detector of its own")
 
     @abc.abstractmethod
     def reset(self, image_size: tuple[int, int] | None = None) -> None:

@@ -199,7 +199,8 @@ GOTURN = register_trainable(
         load=load_goturn,
         weights_file="goturn.safetensors",
         management=SOT_MANAGEMENT,
-        needs_images=lambda config: True,
+        needs_images=True,
+        backbones={"light": GoturnConfig, "alexnet": GoturnConfig.alexnet},
     )
 )
 """GOTURN, trainable; untrained, it keeps each box where it was."""

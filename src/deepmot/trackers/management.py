@@ -82,6 +82,7 @@ __all__ = [
     "TrackManagementConfig",
     "TrackManager",
     "TrackState",
+    "match_and_refine",
     "stack_histories",
 ]
 
@@ -307,6 +308,37 @@ def _match(boxes_a: Tensor, boxes_b: Tensor, min_iou: float) -> tuple[Tensor, Te
     return torch.from_numpy(matches), iou
 
 
+def match_and_refine(
+    boxes: Tensor, detections: Tensor, config: TrackManagementConfig
+) -> tuple[Tensor, Tensor]:
+    """Verification and refinement (step 2), the one rule tracking and training follow.
+
+    ``boxes (T, 4)`` are matched one-to-one to ``detections (K, 4+)`` xyxy (Hungarian on
+    ``1 - IoU``, pairs below ``config.match_iou`` forbidden); a matched box whose IoU with its
+    detection is above ``config.refine_iou`` becomes ``(1 - w) * box + w * detection`` with
+    ``w = config.refine_weight``. :meth:`TrackManager.update` calls it on the predicted boxes
+    of the active tracks; the training rollout (:mod:`deepmot.train.rollout`) on the
+    predictions it keeps, so that what the loss sees is what the tracker does.
+
+    Returns ``matches (P, 2)`` int64 (row of ``boxes``, row of ``detections``) on the CPU and
+    the boxes ``(T, 4)``, refined where the rule says: differentiable in ``boxes`` (the
+    pairing and the detections carry no gradient), ``boxes`` itself where nothing is refined.
+    """
+    dets = detections[:, :4].to(boxes)
+    matches, iou = _match(boxes.detach(), dets.detach(), config.match_iou)
+    if config.refine_iou is None or len(matches) == 0:
+        return matches, boxes
+    rows, cols = matches[:, 0], matches[:, 1]
+    good = iou[rows, cols].double().cpu() > config.refine_iou  # in float64, as Python compares
+    if not bool(good.any()):
+        return matches, boxes
+    rows, cols = rows[good].to(boxes.device), cols[good].to(boxes.device)
+    w = config.refine_weight
+    refined = boxes.clone()
+    refined[rows] = (1 - w) * boxes[rows] + w * dets[cols]
+    return matches, refined
+
+
 def _clip(boxes: Tensor, image_size: tuple[int, int] | None) -> Tensor:
     if image_size is None:
         return boxes
@@ -451,7 +483,7 @@ class TrackManager:
         if not active:
             return set()
         boxes = torch.stack([t.box for t in active])
-        matches, iou = _match(boxes, det_boxes, cfg.match_iou)
+        matches, refined = match_and_refine(boxes, det_boxes, cfg)
         matched = dict(matches.tolist())
         for row, track in enumerate(active):
             col = matched.get(row)
@@ -463,9 +495,7 @@ class TrackManager:
             track.frames_invisible = 0
             track.score = float(det_scores[col])
             track.extra[DETECTION_KEY] = det_boxes[col].clone()
-            if cfg.refine_iou is not None and float(iou[row, col]) > cfg.refine_iou:
-                w = cfg.refine_weight
-                track.history[-1] = (1 - w) * track.history[-1] + w * det_boxes[col]
+            track.history[-1] = refined[row]
         return set(matched.values())
 
     def _suppress_tracks(self) -> None:
@@ -649,6 +679,14 @@ class ManagedTracker(Tracker):
     @property
     def needs_images(self) -> bool:  # type: ignore[override]
         return bool(self.predictor.needs_images)
+
+    @property
+    def has_detector(self) -> bool:  # type: ignore[override]
+        return bool(self.predictor.has_detector)
+
+    def use_own_detector(self, min_score: float | None = None) -> None:
+        """Births from the predictor's own detections (see :attr:`Predictor.has_detector`)."""
+        self.predictor.use_own_detector(min_score)
 
     @property
     def config(self) -> TrackManagementConfig:

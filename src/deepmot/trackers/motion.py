@@ -525,7 +525,7 @@ MOTION = register_trainable(
         save=save_motion_model,
         load=load_motion_model,
         weights_file="motion.safetensors",
-        uses_detections=lambda config: config.use_detections,
+        detections_switch="use_detections",
     )
 )
 """The learned motion tracker; untrained, it behaves as ``constant_velocity``."""

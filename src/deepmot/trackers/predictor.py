@@ -34,7 +34,7 @@ when each is called and with what):
   ``has_single_object_loss``).
 
 Capabilities are class attributes: ``history_len``, ``needs_images``, ``has_reid_head``,
-``has_single_object_loss``.
+``has_single_object_loss``, ``has_detector`` (with its switch ``use_own_detector``).
 
 :class:`MotionPredictor` adapts a history-only :class:`MotionModel` (constant velocity, the
 learned motion model) to this contract without changing it.
@@ -206,12 +206,16 @@ class Predictor(ABC):
             ``reid="head"``).
         has_single_object_loss: :meth:`single_object_loss` exists (``--loss vanilla``:
             GOTURN, SiamRPN).
+        has_detector: it can find people with a detector of its own, and
+            :meth:`use_own_detector` makes its births come from there (Tracktor); ``deepmot
+            track VIDEO`` without ``--det`` then runs no separate detector.
     """
 
     history_len: int = 1
     needs_images: bool = False
     has_reid_head: bool = False
     has_single_object_loss: bool = False
+    has_detector: bool = False
 
     @abstractmethod
     def predict(
@@ -270,6 +274,12 @@ class Predictor(ABC):
         ``cache``, a :class:`~deepmot.trackers.frame_cache.FrameCache` shared with other
         predictors of the same model (Tracktor's backbone features). Default: nothing."""
         return None
+
+    def use_own_detector(self, min_score: float | None = None) -> None:
+        """From now on, start tracks from the predictor's own detections (scored at least
+        ``min_score``; None: its own threshold) instead of the detections given to the
+        management. Only where ``has_detector``."""
+        raise NotImplementedError(f"{type(self).__name__} has no detector of its own")
 
     def embed(self, frame: Frame, boxes: Tensor) -> Tensor:
         """The appearance embeddings ``(K, E)`` of ``boxes (K, 4)`` xyxy in ``frame``

@@ -70,11 +70,15 @@ class Trainable:
         save: ``(module, path, card) -> None``, writes weights (atomically) with their card.
         load: ``path -> module``, reads them back (in eval mode).
         weights_file: the file name the trainer writes into its run folder.
-        management: the track management it tracks with by default.
-        needs_images: ``config -> bool``, whether the predictor regresses from the frame (the
+        management: the track management it tracks with by default (its refinement rule is
+            also the training clips', :mod:`deepmot.train.rollout`).
+        needs_images: its predictor regresses from the frame, whatever its settings (the
             trainer then insists on sequences with frames).
-        uses_detections: ``config -> bool``, whether the model looks at the detections (the
-            trainer then insists on sequences with detections; tracking gives them the same).
+        detections_switch: the name of the model config's boolean field that makes the model
+            look at the detections (the learned motion model's ``use_detections``); None: it
+            never looks at them. See :meth:`uses_detections`.
+        backbones: the model configs ``deepmot train --backbone NAME`` starts from, by name
+            (GOTURN's and SiamRPN's ``light`` and ``alexnet``); empty: no backbone to choose.
     """
 
     name: str
@@ -85,8 +89,20 @@ class Trainable:
     load: Callable[[str | Path], nn.Module]
     weights_file: str
     management: TrackManagementConfig = TrackManagementConfig()
-    needs_images: Callable[[Any], bool] = field(default=lambda config: False)
-    uses_detections: Callable[[Any], bool] = field(default=lambda config: False)
+    needs_images: bool = False
+    detections_switch: str | None = None
+    backbones: dict[str, Callable[[], Any]] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        switch = self.detections_switch
+        if switch is not None and switch not in {f.name for f in fields(self.config)}:
+            raise ValueError(f"{self.config.__name__} has no field {switch!r} (detections_switch)")
+
+    def uses_detections(self, model_config: Any) -> bool:
+        """Whether the model of ``model_config`` looks at the detections (the trainer then
+        insists on sequences with detections; tracking gives them the same)."""
+        switch = self.detections_switch
+        return switch is not None and bool(getattr(model_config, switch))
 
     def config_from_dict(self, values: dict[str, Any] | None) -> Any:
         """The model config from stored settings (None: the defaults)."""

@@ -426,7 +426,8 @@ SIAMRPN = register_trainable(
         load=load_siamrpn,
         weights_file="siamrpn.safetensors",
         management=SOT_MANAGEMENT,
-        needs_images=lambda config: True,
+        needs_images=True,
+        backbones={"light": SiamRPNConfig, "alexnet": SiamRPNConfig.alexnet},
     )
 )
 """SiamRPN, trainable; untrained, it keeps each box's centre (its size drifts towards the

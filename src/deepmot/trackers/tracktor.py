@@ -325,6 +325,7 @@ class TracktorPredictor(Predictor):
     """
 
     needs_images = True
+    has_detector = True
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model  # the TracktorModel, or it in DDP (training on several processes)
@@ -336,6 +337,12 @@ class TracktorPredictor(Predictor):
         self._warp: tuple[Frame, np.ndarray] | None = None
         self._external: nn.Module | None = None
         self._shared: FrameCache | None = None
+
+    def use_own_detector(self, min_score: float | None = None) -> None:
+        """Births from the detector's own detections (``private``), scored at least
+        ``min_score`` (None: ``detection_thresh``)."""
+        threshold = self.config.detection_thresh if min_score is None else min_score
+        self.config = replace(self.config, private=True, detection_thresh=threshold)
 
     def use_frame_cache(self, cache: FrameCache) -> None:
         """Read and keep in ``cache`` what depends on the frames alone: the backbone
@@ -621,7 +628,7 @@ TRACKTOR = register_trainable(
         load=load_tracktor,
         weights_file="tracktor.safetensors",
         management=TRACKTOR_MANAGEMENT,
-        needs_images=lambda config: True,
+        needs_images=True,
     )
 )
 """Tracktor: ``create_tracker("tracktor", weights=...)``, ``deepmot train --tracker tracktor``."""

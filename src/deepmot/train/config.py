@@ -94,11 +94,13 @@ class TrackerTrainConfig:
             ``"clips"`` (``clip_length`` frames in which the tracker runs on its own outputs).
         clip_length: frames per clip (the authors trained Tracktor on 10-frame clips).
         refine_iou: in clips, a track's box that overlaps a detection of its frame by more
-            than this is averaged with it before the next frame, as the track management does
-            at test time (supp. A.2: "higher than 0.6, we output their average"); None keeps
-            the raw prediction.
+            than this is refined with it before the next frame by the track management's own
+            rule (supp. A.2: "higher than 0.6, we output their average"):
+            :func:`~deepmot.trackers.management.match_and_refine` with the ``match_iou`` and
+            ``refine_weight`` of the tracker's default management (``Trainable.management``;
+            the paper's plain average for the motion tracker); None keeps the raw prediction.
         score_refined: the loss (DeepMOT or Smooth-L1) scores each predicted box after that
-            refinement (the average with its detection, what tracking reports) instead of the
+            refinement (moved towards its detection, what tracking reports) instead of the
             raw prediction, so that a model which copies the detections gains nothing; needs
             ``refine_iou``. False: the paper's loss on the regressor's output.
         augment: :class:`AugmentationConfig`.
@@ -287,10 +289,13 @@ MOTION_TRAINING: dict[str, Any] = {"sampling": "clips", "clip_length": 5, "refin
 """:class:`TrackerTrainConfig` fields with which the MOT17 motion tables (``deepmot reproduce
 comparison`` / ``loss-ablation``) train the learned motion tracker, with either loss: clips of 5
 frames where it runs on its own outputs, each kept box averaged with a detection overlapping it
-by more than 0.6 (supp. A.2's test-time refinement), the loss on the raw prediction. Chosen on
+by more than 0.6 (supp. A.2's test-time refinement, by the motion tracker's management rule:
+0.6 and the plain average are its defaults), the loss on the raw prediction. Chosen on
 MOT17 tuning frames only (train on the first 35% of each sequence, score frames 35-50%,
 ``benchmarks/table_motion.py --tune``, 100 steps, seeds 0-2), by the largest smaller margin over
 the untrained model on MOTA and IDF1 among pairs, pairs without detections, pairs or clips
 scoring the refined box, and lower learning rates: DeepMOT MOTA 49.14 ± 0.18, IDF1 62.54 ± 0.36
-against 48.96 / 62.29 untrained (pairs: 49.05 / 61.69). ``deepmot demo`` keeps frame pairs,
+against 48.96 / 62.29 untrained (pairs: 49.05 / 61.69), measured while the rollout paired each
+box with its highest-IoU detection without the management's ``match_iou`` gate and refined
+only the tracks left alive. ``deepmot demo`` keeps frame pairs,
 which trained the better model on the synthetic scenes' own tuning frames."""

@@ -32,7 +32,7 @@ from deepmot.data.dhn_dataset import (
     size_grouped_batches,
     uniform_training_matrices,
 )
-from deepmot.engine.checkpoint import restore_training_state, training_state
+from deepmot.engine.checkpoint import restore_training_state
 from deepmot.engine.distributed import Distributed, precision_and_seed, setup, zero_term
 from deepmot.engine.loop import StepReport, fit
 from deepmot.engine.run import TrainingRun, resolve_resumed_config
@@ -286,19 +286,11 @@ def _train(
     if run.state is not None:
         _restore(run.state, model, optimizer, scaler, device)
 
-    def checkpoint(iteration: int) -> None:
+    def rng_states() -> dict[str, Any]:
         cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-        run.save_checkpoint(
-            training_state(
-                config,
-                model,
-                optimizer,
-                iteration,
-                scaler,
-                torch_rng=torch.get_rng_state(),
-                cuda_rng=cuda_rng,
-            )
-        )
+        return {"torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng}
+
+    checkpoint = run.checkpointer(config, model, optimizer, scaler, rng_states)
 
     trained = dist.wrap(model, "logits")  # DDP with several processes
     run.start(config.to_dict())

@@ -141,6 +141,7 @@ class ClipLoss(TrainingLoss):
             rollout.device,
             record,
             scale,
+            rollout.management,
         )
 
     @abstractmethod

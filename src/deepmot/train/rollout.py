@@ -10,11 +10,16 @@ so each frame of the batch is one call of the training loss
 (:class:`~deepmot.train.losses.ClipLoss`: one matcher call for the DeepMOT loss), whose
 track-to-object memory lives in each clip's :class:`ClipState` across the clip.
 
-With ``refine_iou`` each kept box is refined with its detection, as the track management does
-at test time, after the loss has scored the raw prediction; with ``score_refined`` the loss
-scores the refined box instead. The focal term (:mod:`deepmot.train.focal`) adds to any clip
-loss. Besides the loss, :func:`run_clips` counts each frame as the evaluator would (the true
-MOTA and MOTP of the same clips).
+With ``refine_iou`` each kept box is refined with its detection by the track management's own
+rule (:func:`~deepmot.trackers.management.match_and_refine`: the predictions matched one-to-one
+to the frame's detections above ``match_iou``, those overlapping theirs by more than
+``refine_iou`` moved towards it by ``refine_weight``), after the loss has scored the raw
+prediction; with ``score_refined`` the loss scores the refined box instead. ``refine_iou`` comes
+from :class:`~deepmot.train.config.TrackerTrainConfig` (None: no refinement), ``match_iou`` and
+``refine_weight`` from the management the trained tracker tracks with by default
+(:attr:`Rollout.management`, the registration's ``Trainable.management``). The focal term
+(:mod:`deepmot.train.focal`) adds to any clip loss. Besides the loss, :func:`run_clips` counts
+each frame as the evaluator would (the true MOTA and MOTP of the same clips).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from deepmot.boxes import box_iou
 from deepmot.data.sequence import FrameGT, Sequence
 from deepmot.errors import DeepMOTError
 from deepmot.metrics.clear import clear_matches
+from deepmot.trackers.management import TrackManagementConfig, match_and_refine
 from deepmot.trackers.predictor import Prediction, Predictor, TrackBatch
 from deepmot.train.clips import ClipStart, perturb_some
 from deepmot.train.config import TrackerTrainConfig
@@ -50,6 +56,7 @@ __all__ = [
     "RolledFrame",
     "StepResult",
     "placeholder_loss",
+    "refinement_rule",
     "run_clips",
 ]
 
@@ -99,12 +106,15 @@ class ClipState:
 @dataclass(frozen=True)
 class Rollout:
     """What a step's rollout runs with: the trained tracker's predictor, the run's settings,
-    the boxes of history each track keeps (``history_len``) and the device."""
+    the boxes of history each track keeps (``history_len``), the device, and the track
+    management the tracker tracks with by default, whose refinement rule the clips follow
+    (:func:`refinement_rule`)."""
 
     predictor: Predictor
     config: TrackerTrainConfig
     history_len: int
     device: torch.device
+    management: TrackManagementConfig = TrackManagementConfig()
 
 
 @dataclass
@@ -241,23 +251,24 @@ def _focal(prediction: Prediction, state: ClipState, gt: FrameGT, gamma: float) 
     return focal_classification_loss(proposals.logits, labels, gamma).mean()
 
 
-def _refine(boxes: Tensor, detections: Tensor | None, refine_iou: float | None) -> Tensor:
-    """The test-time refinement (supp. A.2): each box matched one-to-one to a detection it
-    overlaps by more than ``refine_iou`` becomes their average (the detection has no
-    gradient); the others stay. ``boxes (T, 4)``, ``detections (K, 4+)`` -> ``(T, 4)``."""
-    if refine_iou is None or detections is None or len(boxes) == 0 or len(detections) == 0:
+def refinement_rule(
+    config: TrackerTrainConfig, management: TrackManagementConfig
+) -> TrackManagementConfig | None:
+    """The refinement the clips follow: ``management`` (the trained tracker's) with the run's
+    ``refine_iou``; None where the run refines nothing (``refine_iou`` None)."""
+    if config.refine_iou is None:
+        return None
+    return replace(management, refine_iou=config.refine_iou)
+
+
+def _refine(boxes: Tensor, detections: Tensor | None, rule: TrackManagementConfig | None) -> Tensor:
+    """The test-time refinement (supp. A.2) of the predictions ``boxes (T, 4)`` with the
+    frame's ``detections (K, 4+)`` by the management's ``rule``
+    (:func:`~deepmot.trackers.management.match_and_refine`) -> ``(T, 4)``, differentiable in
+    ``boxes``; ``boxes`` itself without a rule or detections."""
+    if rule is None or detections is None or len(boxes) == 0 or len(detections) == 0:
         return boxes
-    dets = detections[:, :4].to(boxes)
-    iou = box_iou(boxes.detach(), dets).cpu().numpy()
-    rows, cols = linear_sum_assignment(-iou)
-    good = iou[rows, cols] > refine_iou
-    if not good.any():
-        return boxes
-    rows_t = torch.as_tensor(rows[good], device=boxes.device)
-    cols_t = torch.as_tensor(cols[good], device=boxes.device)
-    refined = boxes.clone()
-    refined[rows_t] = 0.5 * boxes[rows_t] + 0.5 * dets[cols_t]
-    return refined
+    return match_and_refine(boxes, detections, rule)[1]
 
 
 def _verified(boxes: Tensor, detections: Tensor | None, min_iou: float) -> np.ndarray:
@@ -276,21 +287,23 @@ def _verified(boxes: Tensor, detections: Tensor | None, min_iou: float) -> np.nd
 def _advance(
     state: ClipState,
     predicted: Tensor,
-    gt_boxes: np.ndarray,
-    gt_ids: np.ndarray,
+    kept: Tensor,
+    gt: FrameGT,
     config: TrackerTrainConfig,
     history_len: int,
     counts: dict[str, float],
-    detections: Tensor | None,
     verified: np.ndarray | None = None,
 ) -> None:
     """After a frame: count it as the evaluator would, end unmatched tracks, birth objects.
 
-    Matched tracks keep their id and append the predicted box (with its gradient) to their
-    history; unmatched objects get new tracks starting at their (perturbed) box. ``verified
-    (T,)``: whether a detection verified each track this frame (None: all, and unmatched
-    tracks end); given, an unmatched track that no detection verified lives on too.
+    ``predicted (T, 4)`` are the boxes the loss scored, ``kept (T, 4)`` the same boxes as the
+    tracks keep them (refined). Matched tracks keep their id and append their kept box (with
+    its gradient) to their history; unmatched objects get new tracks starting at their
+    (perturbed) box. ``verified (T,)``: whether a detection verified each track this frame
+    (None: all, and unmatched tracks end); given, an unmatched track that no detection
+    verified lives on too.
     """
+    gt_boxes, gt_ids = gt.boxes, gt.ids
     boxes = predicted.detach().cpu().float()
     iou = (
         box_iou(boxes, torch.from_numpy(gt_boxes)).numpy().astype(np.float64)
@@ -318,10 +331,9 @@ def _advance(
         # false track's, unique in the clip
         lowest = min([0, *state.targets])
         targets += [lowest - 1 - k for k in range(len(lost))]
-    kept = _refine(predicted[alive], detections, config.refine_iou)
     state.histories = [
-        torch.cat([state.histories[i].to(predicted.device), kept[k : k + 1]])[-history_len:]
-        for k, i in enumerate(alive)
+        torch.cat([state.histories[i].to(predicted.device), kept[i : i + 1]])[-history_len:]
+        for i in alive
     ]
     state.track_ids = [state.track_ids[i] for i in alive]
     state.targets = targets
@@ -349,6 +361,7 @@ def run_clips(
     device: torch.device,
     record: bool = False,
     scale: float | None = None,
+    management: TrackManagementConfig | None = None,
 ) -> StepResult:
     """Roll ``starts`` out through their clips (see the module doc) and score every frame.
 
@@ -357,12 +370,15 @@ def run_clips(
     trainer's choice, so that a clip rolls out the same whichever process runs it). With
     ``record``, the loss keeps what the gradient diagnostics need of every frame in
     ``records`` (:func:`~deepmot.train.diagnostics.gradient_norms`). ``scale`` is the softmax
-    scale of a loss that has one (None: its configured one).
+    scale of a loss that has one (None: its configured one). ``management``: the trained
+    tracker's default track management, whose refinement rule the clips follow (None: the
+    paper's defaults, :class:`~deepmot.trackers.management.TrackManagementConfig`).
     """
     rngs = rng if isinstance(rng, list) else [rng] * len(starts)
     if len(rngs) != len(starts):
         raise ValueError(f"{len(rngs)} generators for {len(starts)} clips")
     states = [ClipState.begin(s, r) for s, r in zip(starts, rngs, strict=True)]
+    rule = refinement_rule(config, management or TrackManagementConfig())
     length = min(s.length for s in starts)
     losses: list[Tensor] = []
     records: list[FrameRecord] = []
@@ -374,10 +390,9 @@ def run_clips(
         )
         dets = [_detections(s.start.sequence, s.start.start + step, device) for s in states]
         predictions = frame.boxes
+        kept = [_refine(p, d, rule) for p, d in zip(predictions, dets, strict=True)]
         if config.score_refined:  # the loss scores what tracking reports
-            frame.boxes = [
-                _refine(p, d, config.refine_iou) for p, d in zip(predictions, dets, strict=True)
-            ]
+            frame.boxes = kept
         focal = None
         if config.focal_weight > 0:
             focal = torch.stack(
@@ -393,15 +408,13 @@ def run_clips(
         for name, value in scored.terms.items():
             soft[name] += value
         losses.append(scored.loss if focal is None else scored.loss + config.focal_weight * focal)
-        for state, pred, raw, gt, det in zip(
-            states, frame.boxes, predictions, frame.objects, dets, strict=True
+        for state, pred, keep, raw, gt, det in zip(
+            states, frame.boxes, kept, predictions, frame.objects, dets, strict=True
         ):
             verified = (
                 _verified(raw, det, config.verify_iou) if config.confidence != "none" else None
             )
-            # boxes scored after refinement are not refined a second time
-            det = None if config.score_refined else det
-            _advance(state, pred, gt.boxes, gt.ids, config, history_len, counts, det, verified)
+            _advance(state, pred, keep, gt, config, history_len, counts, verified)
     frames = max(1, (length - 1) * len(states))
     soft = {k: v / frames for k, v in soft.items()}
     soft.update({k: float("nan") for k in SOFT_TERMS if k not in loss.terms})

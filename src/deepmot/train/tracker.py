@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from deepmot.data.sequence import Sequence
-from deepmot.engine.checkpoint import restore_training_state, training_state
+from deepmot.engine.checkpoint import restore_training_state
 from deepmot.engine.distributed import (
     Distributed,
     DistributedModule,
@@ -69,7 +69,7 @@ LOG_FIELDS = (
 
 
 def _check_inputs(sequences: list[Sequence], trainable: Trainable, model_config: Any) -> None:
-    if trainable.needs_images(model_config):
+    if trainable.needs_images:
         missing = [s.name for s in sequences if not s.has_images]
         if missing:
             raise DeepMOTError(
@@ -183,9 +183,10 @@ def _train(
         restore_training_state(run.state, model, optimizer, scaler)
     trained = dist.wrap(model)  # DDP with several processes; the frozen matcher stays out
     predictor = trainable.predictor(trained)
-    rollout = Rollout(predictor, config, max(2, int(predictor.history_len)), dist.device)
+    history_len = max(2, int(predictor.history_len))
+    rollout = Rollout(predictor, config, history_len, dist.device, trainable.management)
     sampler, read_ahead = _clip_sampler(
-        sequences, rollout, trainable.needs_images(model_config), dist, run, workers
+        sequences, rollout, trainable.needs_images, dist, run, workers
     )
     training_loss = create_training_loss(config, dist.device)
     training_loss.check(predictor, config.tracker)
@@ -203,9 +204,7 @@ def _train(
         run,
     )
 
-    def checkpoint(iteration: int) -> None:
-        run.save_checkpoint(training_state(config, model, optimizer, iteration, scaler))
-
+    checkpoint = run.checkpointer(config, model, optimizer, scaler)
     run.start(config.to_dict())
     model.train()
     iteration = fit(
