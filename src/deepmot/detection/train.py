@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from deepmot.detection.data import StepFrames, sampling_weights
 from deepmot.detection.model import build_detector, init_detector, save_detector
 from deepmot.engine.checkpoint import restore_training_state
 from deepmot.engine.distributed import Distributed, precision_and_seed, setup
-from deepmot.engine.loop import StepReport, fit
+from deepmot.engine.loop import Optimization, StepReport, fit
 from deepmot.engine.prefetch import step_loader
 from deepmot.engine.run import TrainingRun, resolve_resumed_config
 from deepmot.errors import DeepMOTError
@@ -237,13 +236,7 @@ def _train(
     model.train()
     step = _DetectorStep(
         config,
-        model,
-        trained,
-        optimizer,
-        scaler,
-        precision,
-        dist,
-        run,
+        Optimization(model, trained, optimizer, scaler, precision, dist, run),
         (rpn_sampler, head_sampler),
         synced,
         step_loader(steps, iteration, config.iterations, workers),
@@ -299,33 +292,27 @@ class _DetectorStep:
     :func:`~deepmot.engine.loop.fit`); ``figures`` holds the last step's loss."""
 
     config: DetectorTrainConfig
-    model: nn.Module
-    trained: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    precision: AbstractContextManager
-    dist: Distributed
-    run: TrainingRun
+    parts: Optimization
     samplers: tuple[SeededSampler, SeededSampler]  # the RPN's and the box head's
     synced: bool
     batches: Iterator[Any]
     figures: dict[str, float] = field(default_factory=lambda: {"loss": float("nan")})
 
     def __call__(self, iteration: int) -> StepReport:
-        dist, device = self.dist, self.dist.device
+        dist, device = self.parts.dist, self.parts.dist.device
         rpn_sampler, head_sampler = self.samplers
         images, targets, seeds = next(self.batches)
         images = [image.to(device) for image in images]
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
         rpn_sampler.seeds = seeds[:, 0].tolist()
         head_sampler.seeds = seeds[:, 1].tolist()
-        with self.precision:
-            losses = self.trained(images, targets)
+        with self.parts.precision:
+            losses = self.parts.trained(images, targets)
         counts = (rpn_sampler.drawn,) * 2 + (head_sampler.drawn,) * 2
         # the whole batch's samples, and each term summed over its samples
         sums = dist.sum_named(
             {
-                "stop": float(self.run.stop_requested is not None),
+                "stop": float(self.parts.run.stop_requested is not None),
                 "rpn_samples": rpn_sampler.drawn,
                 "head_samples": head_sampler.drawn,
                 **{k: n * float(losses[k].detach()) for k, n in zip(LOSSES, counts, strict=True)},
@@ -333,12 +320,12 @@ class _DetectorStep:
         )
         totals = (sums["rpn_samples"],) * 2 + (sums["head_samples"],) * 2
         loss = share_of_loss(losses, counts, totals, dist.world_size)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        self.parts.optimizer.zero_grad(set_to_none=True)
+        self.parts.scaler.scale(loss).backward()
+        self.parts.scaler.step(self.parts.optimizer)
+        self.parts.scaler.update()
         if self.config.norm == "batch" and not self.synced:
-            dist.average_buffers(self.model)
+            dist.average_buffers(self.parts.model)
         means = [sums[k] / max(t, 1.0) for k, t in zip(LOSSES, totals, strict=True)]
         self.figures["loss"] = sum(means)
         return StepReport(

@@ -12,12 +12,43 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deepmot.engine.run import TrainingRun, progress_bar
 
-__all__ = ["StepReport", "fit"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from deepmot.engine.distributed import Distributed
+
+__all__ = ["Optimization", "StepReport", "fit"]
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """What every trainer's step trains with.
+
+    Attributes:
+        model: the whole model (what checkpoints and weights files hold).
+        trained: what computes the step: ``model``, or its DDP wrapper when several processes
+            train.
+        optimizer: the optimiser of the trained parameters.
+        scaler: the gradient scaler of fp16 autocast (disabled otherwise).
+        precision: the autocast context of the forward pass (a null context in float32).
+        dist: the process group (rank, world size, device).
+        run: the run folder (log, checkpoints, interruption).
+    """
+
+    model: nn.Module
+    trained: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    precision: AbstractContextManager
+    dist: Distributed
+    run: TrainingRun
 
 
 @dataclass

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from deepmot.data.dhn_dataset import (
 )
 from deepmot.engine.checkpoint import restore_training_state
 from deepmot.engine.distributed import Distributed, precision_and_seed, setup, zero_term
-from deepmot.engine.loop import StepReport, fit
+from deepmot.engine.loop import Optimization, StepReport, fit
 from deepmot.engine.run import TrainingRun, resolve_resumed_config
 from deepmot.errors import DeepMOTError
 
@@ -294,9 +293,8 @@ def _train(
 
     trained = dist.wrap(model, "logits")  # DDP with several processes
     run.start(config.to_dict())
-    step = _DHNStep(
-        dataset, config, model, trained, optimizer, scaler, precision, dist, run, batches_per_epoch
-    )
+    parts = Optimization(model, trained, optimizer, scaler, precision, dist, run)
+    step = _DHNStep(dataset, config, parts, batches_per_epoch)
     model.train()
     iteration = fit(
         run,
@@ -351,13 +349,7 @@ class _DHNStep:
 
     dataset: DHNDataset
     config: DHNTrainConfig
-    model: nn.Module
-    trained: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    precision: AbstractContextManager
-    dist: Distributed
-    run: TrainingRun
+    parts: Optimization
     batches_per_epoch: int
     figures: dict[str, float] = field(
         default_factory=lambda: {"loss": float("nan"), "wa": float("nan")}
@@ -374,7 +366,7 @@ class _DHNStep:
         return epoch, self.epoch_cache[1][index]
 
     def __call__(self, iteration: int) -> StepReport:
-        config, dist, device = self.config, self.dist, self.dist.device
+        config, dist, device = self.config, self.parts.dist, self.parts.dist.device
         epoch, batch = self.batch(iteration)
         # this process's share; with none (an epoch's last batch smaller than the world), one
         # matrix weighted 0 keeps it in step with the others
@@ -384,28 +376,30 @@ class _DHNStep:
         d, a, mask = (t.to(device) for t in collate([self.dataset[int(i)] for i in share]))
         totals = _batch_totals(self.dataset, batch, device) if dist.enabled else None
         lr = config.lr * config.lr_decay ** (iteration // config.lr_decay_every)
-        for group in self.optimizer.param_groups:
+        for group in self.parts.optimizer.param_groups:
             group["lr"] = lr
-        with self.precision:
-            logits = self.trained(d, mask)
+        with self.parts.precision:
+            logits = self.parts.trained(d, mask)
             loss = weighted_focal_loss(
                 logits.float(), a, mask, config.gamma, config.weighting, totals
             )
-        self.optimizer.zero_grad(set_to_none=True)
+        self.parts.optimizer.zero_grad(set_to_none=True)
         if dist.enabled:
             # DDP averages the processes' gradients; their losses add up to the batch's
-            self.scaler.scale(weight * dist.world_size * loss + zero_term(self.model)).backward()
+            self.parts.scaler.scale(
+                weight * dist.world_size * loss + zero_term(self.parts.model)
+            ).backward()
         else:
-            self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+            self.parts.scaler.scale(loss).backward()
+        self.parts.scaler.step(self.parts.optimizer)
+        self.parts.scaler.update()
         wa = batch_wa(torch.sigmoid(logits.detach().float()), a, mask)
         elapsed = time.monotonic() - self.start
         sums = dist.sum_named(
             {
                 "loss": weight * float(loss.detach()),
                 "wa": weight * wa * len(share),
-                "stop": float(self.run.stop_requested is not None),
+                "stop": float(self.parts.run.stop_requested is not None),
                 "budget": float(
                     config.max_minutes is not None and elapsed > 60 * config.max_minutes
                 ),

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from deepmot.engine.distributed import (
     setup,
     zero_term,
 )
-from deepmot.engine.loop import StepReport, fit
+from deepmot.engine.loop import Optimization, StepReport, fit
 from deepmot.engine.prefetch import prefetching, step_loader
 from deepmot.engine.run import TrainingRun, resolve_resumed_config
 from deepmot.errors import DeepMOTError
@@ -195,13 +194,7 @@ def _train(
         training_loss,
         sampler,
         read_ahead,
-        model,
-        trained,
-        optimizer,
-        scaler,
-        precision,
-        dist,
-        run,
+        Optimization(model, trained, optimizer, scaler, precision, dist, run),
     )
 
     checkpoint = run.checkpointer(config, model, optimizer, scaler)
@@ -307,13 +300,7 @@ class _TrainingStep:
     loss: TrainingLoss
     sampler: ClipSampler
     read_ahead: Iterator[Any] | None
-    model: torch.nn.Module
-    trained: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    precision: AbstractContextManager
-    dist: Distributed
-    run: TrainingRun
+    parts: Optimization
     last: dict[str, float] = field(default_factory=dict)
 
     def __call__(self, iteration: int) -> StepReport:
@@ -321,9 +308,9 @@ class _TrainingStep:
         scale = config.scale_at(iteration)
         mine = self._samples(iteration)
         diagnose = iteration % config.diagnose_every == 0
-        if isinstance(self.trained, DistributedModule):
-            self.trained.forward_calls = 0
-        with self.precision:
+        if isinstance(self.parts.trained, DistributedModule):
+            self.parts.trained.forward_calls = 0
+        with self.parts.precision:
             starts, rngs = [s for s, _ in mine], [r for _, r in mine]
             result = self.loss.step(starts, rngs, self.rollout, scale, diagnose)
         grads = dict.fromkeys(GRADIENT_TERMS, float("nan"))
@@ -332,11 +319,11 @@ class _TrainingStep:
         learns = self._backward(result, mine[0][0])
         # the step is skipped when no clip of the global batch had a track (as with one
         # process); the figures are the global batch's
-        world = self.dist.world_size
-        sums = self.dist.sum_named(
+        world = self.parts.dist.world_size
+        sums = self.parts.dist.sum_named(
             {
                 "learns": float(learns),
-                "stop": float(self.run.stop_requested is not None),
+                "stop": float(self.parts.run.stop_requested is not None),
                 "loss": float(result.loss.detach()),
                 **{f"soft_{k}": result.soft[k] for k in TERMS},
                 # norms of gradients of means over all clips: squares add up
@@ -345,9 +332,9 @@ class _TrainingStep:
             }
         )
         if sums["learns"] > 0:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        if self.dist.enabled:
+            self.parts.scaler.step(self.parts.optimizer)
+            self.parts.scaler.update()
+        if self.parts.dist.enabled:
             grads = {k: math.sqrt(sums[f"grad_{k}"]) for k in GRADIENT_TERMS}
         return self._report(result, sums, grads)
 
@@ -361,31 +348,31 @@ class _TrainingStep:
                 sequence.frame_source.frames = frames.get(index, {})
         rng = np.random.default_rng([config.seed, iteration])
         starts = self.sampler.sample(rng, config.batch_size)
-        return self.dist.shard(list(zip(starts, rng.spawn(len(starts)), strict=True)))
+        return self.parts.dist.shard(list(zip(starts, rng.spawn(len(starts)), strict=True)))
 
     def _backward(self, result: StepResult, start: ClipStart) -> bool:
         """Back-propagate the step's loss; whether it had a gradient. Under DDP every process
         joins the gradient reduction, with or without tracks."""
         learns = result.loss.requires_grad
-        self.optimizer.zero_grad(set_to_none=True)
-        if isinstance(self.trained, DistributedModule):
+        self.parts.optimizer.zero_grad(set_to_none=True)
+        if isinstance(self.parts.trained, DistributedModule):
             loss = result.loss if learns else result.loss.detach()
-            if self.trained.forward_calls == 0:
+            if self.parts.trained.forward_calls == 0:
                 rollout = self.rollout
-                with self.precision:
+                with self.parts.precision:
                     loss = loss + placeholder_loss(
                         rollout.predictor, start, rollout.history_len, rollout.device
                     )
-            self.scaler.scale(loss + zero_term(self.model)).backward()
+            self.parts.scaler.scale(loss + zero_term(self.parts.model)).backward()
         elif learns:
-            self.scaler.scale(result.loss).backward()
+            self.parts.scaler.scale(result.loss).backward()
         return learns
 
     def _report(
         self, result: StepResult, sums: dict[str, float], grads: dict[str, float]
     ) -> StepReport:
         """The step's log row and progress figures, from the processes' sums."""
-        world = self.dist.world_size
+        world = self.parts.dist.world_size
         totals = StepResult(result.loss, {}, {k: sums[f"count_{k}"] for k in COUNTS})
         self.last.clear()
         self.last.update(
