@@ -38,7 +38,8 @@ def main() -> None:
     from deepmot.trackers.siamrpn import SiamRPNPredictor, load_siamrpn
     from deepmot.train.clips import ClipSampler
     from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
-    from deepmot.train.tracker import run_clips
+    from deepmot.train.losses import DeepMOTTraining
+    from deepmot.train.rollout import run_clips
 
     torch.set_num_threads(1)
     settings = dict(get_table("sot").scales["cpu"])
@@ -55,7 +56,7 @@ def main() -> None:
             result = run_clips(
                 sampler.sample(rng, args.clips),
                 SiamRPNPredictor(model),
-                DeepMOTLoss(Sinkhorn()),
+                DeepMOTTraining(DeepMOTLoss(Sinkhorn())),
                 config,
                 rng,
                 2,
