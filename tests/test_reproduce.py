@@ -433,8 +433,9 @@ def test_siamrpn_loss_ablation_runs_its_rows_without_the_focal_term(tmp_path: Pa
 @pytest.mark.slow
 def test_tracktor_loss_ablation_rows_are_the_evaluators(tmp_path: Path) -> None:
     """Tiny Tracktor ablation: Table 2's rows; each trained row equals its saved weights
-    tracked again (require_verification) and scored from files."""
-    from deepmot.demos.tracktor import demo_sequences
+    tracked again (require_verification, the published management) and scored from files,
+    and Vanilla the untrained model they start from (the light detector, not the default)."""
+    from deepmot.demos.tracktor import PUBLISHED_MANAGEMENT, demo_sequences, tracktor_train_config
     from deepmot.trackers import create_tracker
 
     spec = get_table("loss-ablation-tracktor")
@@ -442,12 +443,17 @@ def test_tracktor_loss_ablation_rows_are_the_evaluators(tmp_path: Path) -> None:
     result = spec.run(TableContext(tmp_path / "run", settings, tmp_path, False))
     assert [r["row"] for r in result.rows] == ABLATION_ROWS
     _, val = demo_sequences(1, 16, 0)
+    options = {"require_verification": True, **PUBLISHED_MANAGEMENT}
     for row in result.rows:
         slug = {"Vanilla": None, "Smooth L1": "smooth_l1"}.get(
             row["row"], row["row"].lower().replace("+", "_").replace("-", "_")
         )
-        weights = slug and tmp_path / "run" / "seed0" / slug / "tracktor.safetensors"
-        tracker = create_tracker("tracktor", weights=weights, require_verification=True)
+        if slug is None:  # the untrained model the other rows start from
+            model = tracktor_train_config(1, 0).model
+            tracker = create_tracker("tracktor", pretrained=False, **model, **options)
+        else:
+            weights = tmp_path / "run" / "seed0" / slug / "tracktor.safetensors"
+            tracker = create_tracker("tracktor", weights=weights, **options)
         _same_row(row, _rescored(row["row"], tracker, val, tmp_path / row["row"]))
 
 

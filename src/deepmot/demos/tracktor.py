@@ -86,10 +86,10 @@ def demo_sequences(sequences: int, frames: int, seed: int) -> tuple[list, list]:
 
 
 def tracktor_variants(config: TrackerTrainConfig) -> list[Variant]:
-    """The rows: Vanilla (the detector as trained), Smooth-L1 and DeepMOT fine-tuning with
-    ``config``'s other settings."""
+    """The rows: Vanilla (the detector as trained, built with ``config``'s model settings),
+    Smooth-L1 and DeepMOT fine-tuning with ``config``'s other settings."""
     return [
-        Variant("Vanilla", None, "tracktor"),
+        Variant("Vanilla", None, "tracktor", model=config.model),
         Variant("Smooth L1", replace(config, loss="smoothl1")),
         Variant("DeepMOT", replace(config, loss="deepmot")),
     ]

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Callable
 from collections.abc import Sequence as SequenceOf
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +55,15 @@ TABLE_COLUMNS = (
 class Variant:
     """A row of the comparison: ``train`` None means a tracker that trains nothing,
     ``tracker`` (by default the trained rows' tracker untrained, for ``motion`` exactly
-    constant velocity), with the weights file ``weights`` where given."""
+    constant velocity), with the weights file ``weights`` where given, else built with the
+    model settings ``model`` (e.g. the trained rows' ``TrackerTrainConfig.model``, so that
+    the untrained row is the model they start from)."""
 
     name: str
     train: TrackerTrainConfig | None
     tracker: str | None = None
     weights: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
 
 
 def paper_variants(base: TrackerTrainConfig) -> list[Variant]:
@@ -110,8 +113,8 @@ def evaluate_tracker(
 def _row(name: str, evaluation: Evaluation) -> dict[str, Any]:
     combined = evaluation.combined
     row: dict[str, Any] = {"variant": name}
-    for column, family, field, percent in TABLE_COLUMNS:
-        value = float(combined[family][field])
+    for column, family, key, percent in TABLE_COLUMNS:
+        value = float(combined[family][key])
         row[column] = round(100 * value, 2) if percent else int(value)
     return row
 
@@ -147,8 +150,8 @@ def compare_variants(
             name = variant.tracker or next(
                 (v.train.tracker for v in variants if v.train is not None), "motion"
             )
-            weights = variant.weights
-            tracker = create_tracker(name, weights, pretrained=False, **(tracker_options or {}))
+            settings = {**variant.model, **(tracker_options or {})}
+            tracker = create_tracker(name, variant.weights, pretrained=False, **settings)
         else:
             summary = train_tracker(
                 list(train_sequences), out / _slug(variant.name), variant.train, progress=progress

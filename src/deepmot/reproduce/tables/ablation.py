@@ -78,7 +78,8 @@ def run_tracktor_ablation(context: TableContext) -> TableResult:
             config = tracktor_train_config(
                 settings["iterations"], seed, "light", settings["matcher"]
             )
-            variants = [Variant("Vanilla", None, "tracktor"), *paper_variants(config)[1:]]
+            vanilla = Variant("Vanilla", None, "tracktor", model=config.model)
+            variants = [vanilla, *paper_variants(config)[1:]]
             return compare_variants(
                 train,
                 val,
