@@ -68,27 +68,14 @@ def real_management_options() -> dict[str, Any]:
 
 
 def real_tracktor_config(settings: dict[str, Any], seed: int) -> Any:
-    """Tracktor's DeepMOT fine-tuning on real frames: the shipped detector and Tracktor's
-    defaults (the ReID head built so that +ReIDhead can train it), the box regression layer
-    only, Adam 1e-4 (supp. A.2), frame pairs whose starting boxes are perturbed (p 0.5)."""
-    from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
+    """Tracktor's DeepMOT fine-tuning on real frames: the synthetic tables' recipe
+    (:func:`~deepmot.demos.tracktor.tracktor_train_config`: the box regression layer only,
+    Adam 1e-4, perturbed frame pairs) with the shipped detector and Tracktor's defaults (the
+    ReID head built so that +ReIDhead can train it)."""
+    from deepmot.demos.tracktor import tracktor_train_config
 
-    iterations = settings["iterations"]
-    return TrackerTrainConfig(
-        tracker="tracktor",
-        model={"feature_cache": settings["feature_cache"], "reid": "head"},
-        loss="deepmot",
-        matcher=settings["matcher"],
-        sampling="pairs",
-        augment=AugmentationConfig(perturb=0.5),
-        lr=1e-4,
-        iterations=iterations,
-        batch_size=4,
-        det_file="det.txt",
-        checkpoint_every=iterations,
-        diagnose_every=iterations,
-        seed=seed,
-    )
+    base = tracktor_train_config(settings["iterations"], seed, matcher=settings["matcher"])
+    return replace(base, model={"feature_cache": settings["feature_cache"], "reid": "head"})
 
 
 def synthetic_weights(tracker: str) -> Path:
