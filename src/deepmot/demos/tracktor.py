@@ -10,11 +10,12 @@ is new to the detector too. Sized to finish in minutes on a 2-core CPU.
 from __future__ import annotations
 
 import logging
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from deepmot.data.synthetic import SceneConfig, dataset_configs, generate_scene
+from deepmot.trackers.management import management_overrides
 from deepmot.trackers.tracktor import TRACKTOR_MANAGEMENT, TRACKTOR_PAPER_MANAGEMENT
 from deepmot.train.compare import Variant, compare_variants, format_table, validation_clips
 from deepmot.train.config import AugmentationConfig, TrackerTrainConfig
@@ -34,11 +35,7 @@ log = logging.getLogger(__name__)
 SCENE_SEED_OFFSET = 2000
 """Added to ``seed`` for the demo's scenes (the shipped detector trained on seed 0's)."""
 
-PUBLISHED_MANAGEMENT = {
-    f.name: getattr(TRACKTOR_PAPER_MANAGEMENT, f.name)
-    for f in fields(TRACKTOR_PAPER_MANAGEMENT)
-    if getattr(TRACKTOR_PAPER_MANAGEMENT, f.name) != getattr(TRACKTOR_MANAGEMENT, f.name)
-}
+PUBLISHED_MANAGEMENT = management_overrides(TRACKTOR_PAPER_MANAGEMENT, TRACKTOR_MANAGEMENT)
 """The management overrides that turn Tracktor's defaults (tuned on real frames) back into the
 published management (``TRACKTOR_PAPER_MANAGEMENT``), with which the synthetic-scene tables
 were measured."""

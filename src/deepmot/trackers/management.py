@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,7 @@ __all__ = [
     "TrackManager",
     "TrackState",
     "match_and_refine",
+    "management_overrides",
     "stack_histories",
 ]
 
@@ -306,6 +307,18 @@ def _match(boxes_a: Tensor, boxes_b: Tensor, min_iou: float) -> tuple[Tensor, Te
     cost[iou < min_iou] = float("inf")
     matches, _, _ = linear_assignment(cost)
     return torch.from_numpy(matches), iou
+
+
+def management_overrides(
+    target: TrackManagementConfig, base: TrackManagementConfig
+) -> dict[str, Any]:
+    """The fields of ``target`` that differ from ``base``: the overrides (for
+    ``create_tracker`` or ``replace``) that turn ``base`` into ``target``."""
+    return {
+        f.name: getattr(target, f.name)
+        for f in fields(target)
+        if getattr(target, f.name) != getattr(base, f.name)
+    }
 
 
 def match_and_refine(

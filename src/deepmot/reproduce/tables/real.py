@@ -24,7 +24,7 @@ and Smooth-L1.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +58,10 @@ def real_management_options() -> dict[str, Any]:
     """Tracktor's default management (chosen on the training halves of PETS09-S2L1 and
     TUD-Campus, ``TRACKTOR_MANAGEMENT``) as overrides of the published one, which the ReID
     rows' trackers start from."""
+    from deepmot.trackers.management import management_overrides
     from deepmot.trackers.tracktor import TRACKTOR_MANAGEMENT, TRACKTOR_PAPER_MANAGEMENT
 
-    return {
-        f.name: getattr(TRACKTOR_MANAGEMENT, f.name)
-        for f in fields(TRACKTOR_MANAGEMENT)
-        if getattr(TRACKTOR_MANAGEMENT, f.name) != getattr(TRACKTOR_PAPER_MANAGEMENT, f.name)
-    }
+    return management_overrides(TRACKTOR_MANAGEMENT, TRACKTOR_PAPER_MANAGEMENT)
 
 
 def real_tracktor_config(settings: dict[str, Any], seed: int) -> Any:
